@@ -1,0 +1,19 @@
+"""fairbinn: fairness-aware deep learning with FairBiNN's Stackelberg (bilevel) training.
+
+Quick start::
+
+    import fairbinn
+    data = fairbinn.load_adult()                      # reads $FAIRBINN_DATA/adult/
+    model = fairbinn.paper_mlp(data)                  # 2 FC -> 1 fairness layer -> output
+    result = fairbinn.Trainer(strategy="bilevel", eta=100).fit(model, data.train, data.val, data.test)
+    print(result.test)                                # accuracy, auc, ap, dp, eo, ...
+"""
+
+from .core import *  # noqa: F401,F403
+from .core import __all__ as _core_all
+from .tabular import *  # noqa: F401,F403
+from .tabular import __all__ as _tabular_all
+from . import core, metrics, tabular  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["core", "metrics", "tabular", "__version__", *_core_all, *_tabular_all]

@@ -1,0 +1,55 @@
+"""The modality-independent core: model, fairness layers, constraints, strategies, trainer, metrics."""
+
+from . import metrics
+from .config import TrainConfig
+from .constraints import (
+    DemographicParity,
+    EqualizedOdds,
+    EqualOpportunity,
+    FairnessConstraint,
+    create_constraint,
+    list_constraints,
+)
+from .data import Batch, Split, TensorLoader
+from .datadir import DataFilesNotFoundError, resolve_data_dir
+from .fairness_layers import (
+    LinearStack,
+    ResidualStack,
+    create_fairness_layer,
+    list_fairness_layers,
+    register_fairness_layer,
+)
+from .model import FairModel
+from .runtime import resolve_device, seed_everything
+from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy
+from .trainer import Trainer, TrainResult
+
+__all__ = [
+    "TrainConfig",
+    "FairnessConstraint",
+    "DemographicParity",
+    "EqualizedOdds",
+    "EqualOpportunity",
+    "create_constraint",
+    "list_constraints",
+    "Batch",
+    "Split",
+    "TensorLoader",
+    "DataFilesNotFoundError",
+    "resolve_data_dir",
+    "LinearStack",
+    "ResidualStack",
+    "create_fairness_layer",
+    "list_fairness_layers",
+    "register_fairness_layer",
+    "FairModel",
+    "resolve_device",
+    "seed_everything",
+    "Strategy",
+    "ERM",
+    "Lagrangian",
+    "Bilevel",
+    "create_strategy",
+    "Trainer",
+    "TrainResult",
+]

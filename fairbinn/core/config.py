@@ -1,0 +1,150 @@
+"""Training configuration shared by the trainer and the strategies."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .constraints import NORMS, FairnessConstraint, create_constraint
+
+__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "FAIRNESS_GAP_METRICS"]
+
+STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
+ORDERS = ("follower_first", "leader_first")
+FAIRNESS_GAP_METRICS = ("dp", "eo", "eopp", "soft_dp", "soft_eo")
+"""Validation metrics that model selection minimises; every other one is maximised."""
+_SELECTABLE = ("accuracy", "auc", "ap") + FAIRNESS_GAP_METRICS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained.
+
+    Attributes
+    ----------
+    strategy : {"erm", "lagrangian", "bilevel"}, default "bilevel"
+        ``erm``: all parameters minimise BCE. ``lagrangian``: all parameters
+        minimise BCE + eta * fairness loss. ``bilevel`` (FairBiNN): the
+        follower (fairness layers) steps on eta * fairness loss with its own
+        optimizer, the leader (everything else) steps on BCE.
+    eta : float, default 100.0
+        Weight of the fairness loss (>= 0). Ignored by ``erm``.
+    constraint : str or FairnessConstraint, default "dp"
+        Fairness constraint: a name ("dp", "eo", "eopp"; see
+        ``fairbinn.core.constraints``) or a constraint object.
+    constraint_norm : {"squared", "absolute"}, default "squared"
+        Squared or absolute group gap as the fairness loss.
+    epochs : int, default 50
+    batch_size : int, default 100
+        Used when the trainer builds loaders from :class:`~fairbinn.core.data.Split` objects.
+    lr : float, default 1e-3
+        Adam learning rate of the leader (of all parameters for erm / lagrangian).
+    fairness_lr : float, default 1e-5
+        Adam learning rate of the follower (bilevel only).
+    lr_decay, fairness_lr_decay : float, default 1.0
+        Per-epoch exponential decay factors (``ExponentialLR`` gamma); 1.0 is none.
+    order : {"follower_first", "leader_first"}, default "follower_first"
+        Bilevel update order in a step: follower first as the authors' released
+        code does, or leader first as the paper's Algorithm 1 writes it.
+    leader_penalty : bool, default False
+        Bilevel only: the leader minimises BCE + eta * fairness loss instead of
+        BCE alone. This is what the authors' released code effectively runs:
+        it does not clear the gradients of the follower's fairness loss before
+        the leader's backward pass, so they add up. The paper's algorithm (and
+        the default) gives the leader BCE alone.
+    separate_batches : bool, default False
+        Bilevel only: the follower draws its own minibatches from an
+        independent shuffle of the training data instead of sharing the
+        leader's.
+    selection_metric : str or None, default "accuracy"
+        Validation metric that picks the reported epoch: "accuracy", "auc",
+        "ap" (maximised) or "dp", "eo", "eopp", "soft_dp", "soft_eo"
+        (minimised). ``None`` keeps the last epoch. Without a validation split
+        the last epoch is kept.
+    threshold : float, default 0.5
+        Probability threshold for hard predictions in the metrics.
+    seed : int, default 0
+    device : str, default "cpu"
+        "cpu", "cuda", "cuda:N", "mps" or "auto" (cuda, then mps, then cpu).
+    progress : bool, default True
+        Show a progress bar over epochs.
+    """
+
+    strategy: str = "bilevel"
+    eta: float = 100.0
+    constraint: str | FairnessConstraint = "dp"
+    constraint_norm: str = "squared"
+    epochs: int = 50
+    batch_size: int = 100
+    lr: float = 1e-3
+    fairness_lr: float = 1e-5
+    lr_decay: float = 1.0
+    fairness_lr_decay: float = 1.0
+    order: str = "follower_first"
+    leader_penalty: bool = False
+    separate_batches: bool = False
+    selection_metric: str | None = "accuracy"
+    threshold: float = 0.5
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.strategy not in STRATEGY_NAMES:
+            problems.append(f"strategy must be one of {STRATEGY_NAMES}, got {self.strategy!r}")
+        if self.constraint_norm not in NORMS:
+            problems.append(f"constraint_norm must be one of {NORMS}, got {self.constraint_norm!r}")
+        else:
+            try:
+                self.build_constraint()
+            except ValueError as error:
+                problems.append(str(error))
+        if not _is_number(self.eta) or not math.isfinite(self.eta) or self.eta < 0:
+            problems.append(f"eta must be a finite number >= 0, got {self.eta!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "fairness_lr"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                problems.append(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("lr_decay", "fairness_lr_decay"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 < value <= 1:
+                problems.append(f"{name} must be in (0, 1], got {value!r}")
+        if self.order not in ORDERS:
+            problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.selection_metric is not None and self.selection_metric not in _SELECTABLE:
+            problems.append(
+                f"selection_metric must be None or one of {_SELECTABLE}, got {self.selection_metric!r}"
+            )
+        if not _is_number(self.threshold) or not 0 < self.threshold < 1:
+            problems.append(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return replace(self, **changes)
+
+    def build_constraint(self) -> FairnessConstraint:
+        """The configured constraint object."""
+        return create_constraint(self.constraint, self.constraint_norm)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (a constraint object becomes its repr), ready for JSON."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if isinstance(self.constraint, FairnessConstraint):
+            values["constraint"] = repr(self.constraint)
+        return values
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

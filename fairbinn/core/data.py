@@ -1,0 +1,205 @@
+"""Batches, in-memory splits and the checks run on them before training.
+
+A batch is ``(inputs, y, s, mask)``: ``inputs`` is whatever the encoder
+takes (the trainer never looks inside), ``y`` the 0/1 labels ``(n,)``, ``s``
+the integer group of each example ``(n,)`` and ``mask`` an optional boolean
+``(n,)`` selecting the examples that count (e.g. a graph's training nodes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Batch",
+    "as_batch",
+    "move_to",
+    "Split",
+    "TensorLoader",
+    "check_targets",
+]
+
+
+class Batch(NamedTuple):
+    """One training or evaluation batch; see the module docstring."""
+
+    inputs: Any
+    y: Tensor
+    s: Tensor
+    mask: Tensor | None = None
+
+    def selected(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(values, y, s)`` restricted to the masked examples (all if no mask)."""
+        if self.mask is None:
+            return values, self.y, self.s
+        return values[self.mask], self.y[self.mask], self.s[self.mask]
+
+
+def as_batch(item: Any) -> Batch:
+    """Accept a :class:`Batch` or a tuple ``(inputs, y, s)`` / ``(inputs, y, s, mask)``."""
+    if isinstance(item, Batch):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) in (3, 4):
+        return Batch(*item)
+    raise TypeError(
+        "a batch must be a fairbinn.Batch or a tuple (inputs, y, s[, mask]); "
+        f"got {type(item).__name__}"
+        + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
+    )
+
+
+def move_to(obj: Any, device: torch.device) -> Any:
+    """Move tensors (and objects with ``.to``, such as PyG ``Data``) in nested tuples/lists/dicts."""
+    if isinstance(obj, Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Batch):
+        return Batch(*(move_to(v, device) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(move_to(v, device) for v in obj)
+    if isinstance(obj, dict):
+        return {k: move_to(v, device) for k, v in obj.items()}
+    if hasattr(obj, "to"):
+        return obj.to(device)
+    return obj
+
+
+def check_targets(y: Tensor, s: Tensor, *, name: str = "data", min_groups: int = 1) -> None:
+    """Raise ``ValueError`` unless ``y`` is binary 0/1 and ``s`` holds integer groups >= 0.
+
+    ``min_groups`` is the number of distinct groups ``s`` must contain.
+    """
+    if y.dim() != 1 or s.dim() != 1:
+        raise ValueError(f"{name}: labels and groups must be 1-D, got shapes {tuple(y.shape)} and {tuple(s.shape)}")
+    if y.numel() != s.numel():
+        raise ValueError(f"{name}: {y.numel()} labels but {s.numel()} group values")
+    if y.numel() == 0:
+        raise ValueError(f"{name} is empty")
+    labels = torch.unique(y)
+    if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
+        raise ValueError(
+            f"{name}: labels must be binary 0/1, found values {labels[:6].tolist()}; "
+            "binarise the target first (e.g. y = (target > threshold))"
+        )
+    if s.is_floating_point() or s.dtype == torch.bool or s.is_complex():
+        raise ValueError(f"{name}: groups must be an integer tensor, got {s.dtype}")
+    if int(s.min()) < 0:
+        raise ValueError(f"{name}: group indices must be >= 0, found {int(s.min())}")
+    n_groups = int(torch.unique(s).numel())
+    if n_groups < min_groups:
+        raise ValueError(
+            f"{name}: the sensitive attribute has {n_groups} distinct group(s); "
+            f"fairness needs at least {min_groups}"
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """An in-memory split of a tabular-style dataset.
+
+    Attributes
+    ----------
+    x : Tensor, shape (n, d), float32
+        Features; must be finite.
+    y : Tensor, shape (n,), float32
+        0/1 labels.
+    s : Tensor, shape (n,), int64
+        Group index of each row, in ``[0, num_groups)``.
+    name : str
+        Used in error messages ("train", "val", "test").
+
+    Construction validates shapes, finiteness and binary labels.
+    """
+
+    x: Tensor
+    y: Tensor
+    s: Tensor
+    name: str = field(default="data", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.x.dim() != 2:
+            raise ValueError(f"{self.name}: features must be 2-D (n, d), got shape {tuple(self.x.shape)}")
+        if not (len(self.x) == len(self.y) == len(self.s)):
+            raise ValueError(
+                f"{self.name}: mismatched lengths: {len(self.x)} feature rows, "
+                f"{len(self.y)} labels, {len(self.s)} sensitive values"
+            )
+        if self.x.is_floating_point() and not torch.isfinite(self.x).all():
+            bad = (~torch.isfinite(self.x)).nonzero()[0].tolist()
+            raise ValueError(
+                f"{self.name}: features contain NaN or infinite values (first at row {bad[0]}, column {bad[1]})"
+            )
+        check_targets(self.y, self.s, name=self.name)
+
+    @classmethod
+    def from_arrays(cls, x: Any, y: Any, s: Any, name: str = "data") -> "Split":
+        """Build from numpy arrays / sequences, casting to float32, float32 and int64."""
+        x_arr, y_arr, s_arr = np.asarray(x), np.asarray(y), np.asarray(s)
+        if s_arr.dtype.kind not in "iub":
+            raise ValueError(
+                f"{name}: sensitive values must be integer group indices, got dtype {s_arr.dtype}; "
+                "encode labels first, e.g. np.unique(s, return_inverse=True)"
+            )
+        if x_arr.dtype.kind not in "fiub":
+            raise ValueError(f"{name}: features must be numeric, got dtype {x_arr.dtype}")
+        return cls(
+            torch.as_tensor(x_arr, dtype=torch.float32),
+            torch.as_tensor(y_arr, dtype=torch.float32),
+            torch.as_tensor(s_arr, dtype=torch.int64),
+            name=name,
+        )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_features(self) -> int:
+        return self.x.shape[1]
+
+    def targets(self) -> tuple[Tensor, Tensor]:
+        """``(y, s)`` of the whole split, used for checks before training."""
+        return self.y, self.s
+
+    def loader(self, batch_size: int, shuffle: bool = False, seed: int | None = None) -> "TensorLoader":
+        """An iterable of :class:`Batch` over this split; see :class:`TensorLoader`."""
+        return TensorLoader(self, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+class TensorLoader:
+    """Minibatches of a :class:`Split` by slicing, without per-example collation.
+
+    Each iteration is one epoch; with ``shuffle=True`` every iteration draws a
+    fresh permutation from a generator seeded with ``seed``, so two iterators
+    taken at once (the bilevel strategy's separate batches) see different
+    orders, and a run is reproducible. The last batch may be smaller.
+    """
+
+    def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int | None = None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.split = split
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = torch.Generator()
+        self.generator.manual_seed(0 if seed is None else seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def targets(self) -> tuple[Tensor, Tensor]:
+        return self.split.targets()
+
+    def __iter__(self) -> Iterator[Batch]:
+        split, n = self.split, len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                rows: slice | Tensor = slice(start, start + self.batch_size)
+            else:
+                rows = order[start : start + self.batch_size]
+            yield Batch(split.x[rows], split.y[rows], split.s[rows])
+

@@ -1,0 +1,274 @@
+"""Classification and group-fairness metrics for binary classifiers.
+
+Fairness metrics follow fairlearn's signature,
+``metric(y_true, y_pred, *, sensitive_features)``, and return fractions in
+``[0, 1]``: the largest value over groups minus the smallest. As in fairlearn,
+a rate whose denominator is empty in some group (for example a true-positive
+rate in a group without positives) counts as 0 for that group.
+
+Two families are kept apart by name:
+
+* ``demographic_parity_difference``, ``equalized_odds_difference`` and
+  ``equal_opportunity_difference`` take hard 0/1 predictions and agree with
+  fairlearn's functions of the same names.
+* ``soft_demographic_parity_difference`` and
+  ``soft_equalized_odds_difference`` take scores (predicted probabilities) and
+  measure gaps of mean score. The soft DP is the "DP" the FairBiNN paper plots.
+
+All inputs are array-likes of shape ``(n,)``; ``sensitive_features`` may hold
+any hashable labels (strings, integers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "accuracy",
+    "roc_auc",
+    "average_precision",
+    "selection_rates",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "soft_demographic_parity_difference",
+    "soft_equalized_odds_difference",
+    "group_metrics",
+    "binary_fairness_report",
+    "REPORT_KEYS",
+]
+
+
+def _vector(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    return array
+
+
+def _binary(name: str, values: Any) -> np.ndarray:
+    array = _vector(name, values)
+    unique = np.unique(array)
+    if not np.isin(unique, (0, 1)).all():
+        shown = ", ".join(map(str, unique[:5]))
+        raise ValueError(
+            f"{name} must hold binary 0/1 values; found {shown}"
+            + (" ..." if unique.size > 5 else "")
+        )
+    return array.astype(np.int64)
+
+
+def _scores(name: str, values: Any) -> np.ndarray:
+    array = _vector(name, values).astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+def _same_length(**arrays: np.ndarray) -> None:
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"inputs have different lengths: {lengths}")
+
+
+def _groups(sensitive_features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (labels, codes): the distinct group labels and each row's index into them."""
+    array = _vector("sensitive_features", sensitive_features)
+    labels, codes = np.unique(array, return_inverse=True)
+    return labels, codes.reshape(-1)
+
+
+def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of ``values`` within each group; 0 for a group with no rows."""
+    counts = np.bincount(codes, minlength=n_groups)
+    sums = np.bincount(codes, weights=values, minlength=n_groups)
+    return np.divide(sums, counts, out=np.zeros(n_groups), where=counts > 0)
+
+
+def _spread(values: np.ndarray) -> float:
+    return float(values.max() - values.min())
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """Fraction of correct hard predictions."""
+    y, p = _binary("y_true", y_true), _binary("y_pred", y_pred)
+    _same_length(y_true=y, y_pred=p)
+    return float((y == p).mean())
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of the ranks they span."""
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    mean_rank = ends - (counts - 1) / 2.0
+    return mean_rank[inverse.reshape(-1)]
+
+
+def roc_auc(y_true: Any, y_score: Any) -> float:
+    """Area under the ROC curve (Mann-Whitney statistic, ties counted as 1/2).
+
+    Raises ``ValueError`` when ``y_true`` holds a single class, where the area is
+    undefined.
+    """
+    y, s = _binary("y_true", y_true), _scores("y_score", y_score)
+    _same_length(y_true=y, y_score=s)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC AUC is undefined when y_true holds only one class")
+    rank_sum = _average_ranks(s)[y == 1].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def average_precision(y_true: Any, y_score: Any) -> float:
+    """Average precision: sum over score thresholds of (R_k - R_{k-1}) * P_k.
+
+    The same step-wise definition as scikit-learn's
+    ``average_precision_score`` (no interpolation; tied scores form one
+    threshold). Raises ``ValueError`` when there are no positives.
+    """
+    y, s = _binary("y_true", y_true), _scores("y_score", y_score)
+    _same_length(y_true=y, y_score=s)
+    if y.sum() == 0:
+        raise ValueError("average precision is undefined when y_true has no positives")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_threshold = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
+    true_pos = np.cumsum(y)[last_of_threshold]
+    predicted_pos = last_of_threshold + 1
+    precision = true_pos / predicted_pos
+    recall = true_pos / true_pos[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def selection_rates(y_pred: Any, *, sensitive_features: Any) -> pd.Series:
+    """Fraction of positive predictions in each group, indexed by group label."""
+    p = _binary("y_pred", y_pred)
+    labels, codes = _groups(sensitive_features)
+    _same_length(y_pred=p, sensitive_features=codes)
+    return pd.Series(_group_means(p, codes, labels.size), index=labels, name="selection_rate")
+
+
+def _conditional_rate_spreads(
+    y: np.ndarray, values: np.ndarray, codes: np.ndarray, n_groups: int
+) -> tuple[float, float]:
+    """Spread over groups of mean ``values`` among negatives and among positives."""
+    spreads = []
+    for label in (0, 1):
+        rows = y == label
+        spreads.append(_spread(_group_means(values[rows], codes[rows], n_groups)))
+    return spreads[0], spreads[1]
+
+
+def _prepare(y_true: Any, y_pred: Any, sensitive_features: Any, scores: bool):
+    y = _binary("y_true", y_true)
+    p = _scores("y_score", y_pred) if scores else _binary("y_pred", y_pred)
+    labels, codes = _groups(sensitive_features)
+    _same_length(y_true=y, y_pred=p, sensitive_features=codes)
+    return y, p.astype(np.float64), codes, labels.size
+
+
+def demographic_parity_difference(y_true: Any, y_pred: Any, *, sensitive_features: Any) -> float:
+    """Largest minus smallest selection rate (share of positive predictions) over groups.
+
+    ``y_true`` is accepted for signature compatibility with fairlearn and only
+    checked, not used.
+    """
+    _, p, codes, n_groups = _prepare(y_true, y_pred, sensitive_features, scores=False)
+    return _spread(_group_means(p, codes, n_groups))
+
+
+def equalized_odds_difference(y_true: Any, y_pred: Any, *, sensitive_features: Any) -> float:
+    """The larger of the true-positive-rate and false-positive-rate spreads over groups."""
+    y, p, codes, n_groups = _prepare(y_true, y_pred, sensitive_features, scores=False)
+    return max(_conditional_rate_spreads(y, p, codes, n_groups))
+
+
+def equal_opportunity_difference(y_true: Any, y_pred: Any, *, sensitive_features: Any) -> float:
+    """Spread over groups of the true-positive rate (FairGNN's "EO")."""
+    y, p, codes, n_groups = _prepare(y_true, y_pred, sensitive_features, scores=False)
+    return _conditional_rate_spreads(y, p, codes, n_groups)[1]
+
+
+def soft_demographic_parity_difference(
+    y_true: Any, y_score: Any, *, sensitive_features: Any
+) -> float:
+    """Largest minus smallest mean predicted score over groups (the paper's "DP")."""
+    _, s, codes, n_groups = _prepare(y_true, y_score, sensitive_features, scores=True)
+    return _spread(_group_means(s, codes, n_groups))
+
+
+def soft_equalized_odds_difference(
+    y_true: Any, y_score: Any, *, sensitive_features: Any
+) -> float:
+    """The larger over true labels of the spread of mean predicted score over groups."""
+    y, s, codes, n_groups = _prepare(y_true, y_score, sensitive_features, scores=True)
+    return max(_conditional_rate_spreads(y, s, codes, n_groups))
+
+
+def group_metrics(
+    y_true: Any, y_score: Any, *, sensitive_features: Any, threshold: float = 0.5
+) -> pd.DataFrame:
+    """Per-group breakdown, one row per group label.
+
+    Columns: ``count``, ``base_rate`` (share of positives), ``selection_rate``,
+    ``mean_score``, ``true_positive_rate``, ``false_positive_rate`` and
+    ``accuracy``; predictions are ``y_score >= threshold``.
+    """
+    y, s, codes, n_groups = _prepare(y_true, y_score, sensitive_features, scores=True)
+    labels = _groups(sensitive_features)[0]
+    p = (s >= threshold).astype(np.float64)
+    pos, neg = y == 1, y == 0
+    frame = pd.DataFrame(
+        {
+            "count": np.bincount(codes, minlength=n_groups),
+            "base_rate": _group_means(y.astype(np.float64), codes, n_groups),
+            "selection_rate": _group_means(p, codes, n_groups),
+            "mean_score": _group_means(s, codes, n_groups),
+            "true_positive_rate": _group_means(p[pos], codes[pos], n_groups),
+            "false_positive_rate": _group_means(p[neg], codes[neg], n_groups),
+            "accuracy": _group_means((p == y).astype(np.float64), codes, n_groups),
+        },
+        index=pd.Index(labels, name="group"),
+    )
+    return frame
+
+
+REPORT_KEYS = ("accuracy", "auc", "ap", "dp", "eo", "eopp", "soft_dp", "soft_eo")
+"""Keys of :func:`binary_fairness_report`, in display order."""
+
+
+def binary_fairness_report(
+    y_true: Any, y_score: Any, *, sensitive_features: Any, threshold: float = 0.5
+) -> dict[str, float]:
+    """All headline metrics of scores ``y_score`` (probabilities of class 1).
+
+    Returns a dict with keys :data:`REPORT_KEYS`: ``accuracy``, ``auc`` (ROC
+    AUC), ``ap`` (average precision), ``dp`` / ``eo`` / ``eopp`` (demographic
+    parity, equalized odds and equal opportunity differences of the
+    predictions ``y_score >= threshold``) and ``soft_dp`` / ``soft_eo`` (the
+    same gaps on mean scores). ``auc`` and ``ap`` are NaN when ``y_true`` holds
+    a single class.
+    """
+    y = _binary("y_true", y_true)
+    s = _scores("y_score", y_score)
+    p = (s >= threshold).astype(np.int64)
+    both_classes = 0 < y.sum() < y.size
+    kwargs = {"sensitive_features": sensitive_features}
+    return {
+        "accuracy": accuracy(y, p),
+        "auc": roc_auc(y, s) if both_classes else float("nan"),
+        "ap": average_precision(y, s) if both_classes else float("nan"),
+        "dp": demographic_parity_difference(y, p, **kwargs),
+        "eo": equalized_odds_difference(y, p, **kwargs),
+        "eopp": equal_opportunity_difference(y, p, **kwargs),
+        "soft_dp": soft_demographic_parity_difference(y, s, **kwargs),
+        "soft_eo": soft_equalized_odds_difference(y, s, **kwargs),
+    }

@@ -1,0 +1,60 @@
+"""The three-part model every strategy trains: encoder -> fairness -> head."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from torch import Tensor, nn
+
+__all__ = ["FairModel"]
+
+
+class FairModel(nn.Module):
+    """A binary classifier cut into an encoder, a fairness block and a head.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps the batch inputs (a tensor, or whatever the backbone takes) to
+        features of shape ``(n, width)``. Owned by the accuracy player.
+    head : nn.Module
+        Maps ``(n, width)`` features to logits of shape ``(n, 1)`` or ``(n,)``.
+        Owned by the accuracy player.
+    fairness : nn.Module, optional
+        Width-preserving block between encoder and head, owned by the fairness
+        player. ``None`` means no block (an identity); the bilevel strategy
+        then has nothing to train for the follower and refuses to run.
+
+    ``forward(inputs)`` returns logits of shape ``(n,)``; probabilities are
+    ``torch.sigmoid(logits)``.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, fairness: nn.Module | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.fairness = fairness if fairness is not None else nn.Identity()
+        self.head = head
+
+    def decode(self, features: Tensor) -> Tensor:
+        """Logits ``(n,)`` from encoder features ``(n, width)``: head(fairness(features))."""
+        logits = self.head(self.fairness(features))
+        if logits.dim() == 2 and logits.shape[1] == 1:
+            logits = logits.squeeze(1)
+        if logits.dim() != 1:
+            raise ValueError(
+                f"the head must output one logit per example, shape (n,) or (n, 1); "
+                f"got {tuple(logits.shape)}"
+            )
+        return logits
+
+    def forward(self, inputs: Any) -> Tensor:
+        return self.decode(self.encoder(inputs))
+
+    def leader_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the accuracy player (leader): encoder and head."""
+        yield from self.encoder.parameters()
+        yield from self.head.parameters()
+
+    def follower_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the fairness player (follower): the fairness block."""
+        yield from self.fairness.parameters()

@@ -1,0 +1,214 @@
+"""Training strategies: how one step updates the parameters.
+
+``ERM``, ``Lagrangian`` and ``Bilevel`` share everything else (the trainer's
+loop, evaluation and model selection). Each strategy owns its optimizers and
+learning-rate schedulers.
+
+Bilevel step (FairBiNN), follower first, one shared minibatch::
+
+    z = encoder(x)                          # one encoder forward, kept in the graph
+    follower: eta * fairness(head(fairness_block(z.detach())))
+              gradient w.r.t. the fairness block only, Adam step (fairness_lr)
+    leader:   BCE(head(fairness_block(z)))  # block already updated
+              gradient w.r.t. encoder and head only, Adam step (lr)
+
+With ``config.leader_penalty`` the leader's loss is BCE + eta * fairness, as
+in the authors' released code (see :class:`~fairbinn.core.config.TrainConfig`).
+
+The follower's backward never enters the encoder, and neither backward
+computes gradients for the other player's parameters. In leader-first order,
+or with separate minibatches, the follower needs encoder features the leader's
+forward did not produce (the encoder has just changed, or the batch differs),
+so it takes one extra encoder forward without gradient tracking.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.optim.lr_scheduler import ExponentialLR
+
+from .config import TrainConfig
+from .constraints import FairnessConstraint
+from .data import Batch
+from .model import FairModel
+
+__all__ = ["Strategy", "ERM", "Lagrangian", "Bilevel", "create_strategy"]
+
+
+def _adam(params: list[nn.Parameter], lr: float, decay: float):
+    optimizer = torch.optim.Adam(params, lr=lr)
+    return optimizer, ExponentialLR(optimizer, gamma=decay)
+
+
+class Strategy(ABC):
+    """One way of updating a :class:`FairModel` on a batch.
+
+    Parameters
+    ----------
+    model : FairModel
+    config : TrainConfig
+        Supplies eta, learning rates, decay, order and batch options.
+    constraint : FairnessConstraint
+    num_groups : int, optional
+        Number of groups, so the fairness loss needs no per-step inference.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        model: FairModel,
+        config: TrainConfig,
+        constraint: FairnessConstraint,
+        num_groups: int | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.constraint = constraint
+        self.num_groups = num_groups
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.schedulers: list[ExponentialLR] = []
+
+    @property
+    def uses_follower_batches(self) -> bool:
+        """Whether :meth:`step` wants a second, independently drawn batch."""
+        return False
+
+    @abstractmethod
+    def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
+        """Update the parameters on ``batch``; return detached scalar losses by name."""
+
+    def end_epoch(self) -> None:
+        """Advance the learning-rate schedulers."""
+        for scheduler in self.schedulers:
+            scheduler.step()
+
+    def _add_optimizer(self, params: list[nn.Parameter], lr: float, decay: float):
+        optimizer, scheduler = _adam(params, lr, decay)
+        self.optimizers.append(optimizer)
+        self.schedulers.append(scheduler)
+        return optimizer
+
+    def _bce(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
+
+    def _fairness(self, logits: Tensor, y: Tensor, s: Tensor) -> Tensor:
+        return self.constraint(torch.sigmoid(logits), y, s, self.num_groups)
+
+
+class ERM(Strategy):
+    """Empirical risk minimisation: all parameters minimise BCE; no fairness term."""
+
+    name = "erm"
+
+    def __init__(self, model, config, constraint, num_groups=None):
+        super().__init__(model, config, constraint, num_groups)
+        self.optimizer = self._add_optimizer(list(model.parameters()), config.lr, config.lr_decay)
+
+    def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        logits, y, _ = batch.selected(self.model(batch.inputs))
+        loss = self._bce(logits, y)
+        return loss, {"bce": loss.detach()}
+
+    def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
+        loss, record = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return record
+
+
+class Lagrangian(ERM):
+    """Penalty method: all parameters minimise BCE + eta * fairness loss."""
+
+    name = "lagrangian"
+
+    def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        logits, y, s = batch.selected(self.model(batch.inputs))
+        bce = self._bce(logits, y)
+        fairness = self._fairness(logits, y, s)
+        loss = bce + self.config.eta * fairness
+        return loss, {"bce": bce.detach(), "fairness": fairness.detach(), "loss": loss.detach()}
+
+
+class Bilevel(Strategy):
+    """FairBiNN's Stackelberg step: the fairness layers (follower) and the rest (leader) in turn."""
+
+    name = "bilevel"
+
+    def __init__(self, model, config, constraint, num_groups=None):
+        super().__init__(model, config, constraint, num_groups)
+        self.leader_params = list(model.leader_parameters())
+        self.follower_params = list(model.follower_parameters())
+        if not self.follower_params:
+            raise ValueError(
+                "the bilevel strategy needs a fairness block with trainable parameters; "
+                "this model's fairness block has none"
+            )
+        shared = {id(p) for p in self.leader_params} & {id(p) for p in self.follower_params}
+        if shared:
+            raise ValueError(
+                f"{len(shared)} parameter tensor(s) belong to both the leader and the follower; "
+                "the fairness block must not share modules with the encoder or head"
+            )
+        self.leader_optimizer = self._add_optimizer(self.leader_params, config.lr, config.lr_decay)
+        self.follower_optimizer = self._add_optimizer(
+            self.follower_params, config.fairness_lr, config.fairness_lr_decay
+        )
+
+    @property
+    def uses_follower_batches(self) -> bool:
+        return self.config.separate_batches
+
+    def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
+        logits, y, s = batch.selected(self.model.decode(features))
+        fairness = self._fairness(logits, y, s)
+        grads = torch.autograd.grad(self.config.eta * fairness, self.follower_params)
+        for param, grad in zip(self.follower_params, grads):
+            param.grad = grad
+        self.follower_optimizer.step()
+        return fairness.detach()
+
+    def _leader_step(self, features: Tensor, batch: Batch) -> Tensor:
+        logits, y, s = batch.selected(self.model.decode(features))
+        bce = self._bce(logits, y)
+        loss = bce + self.config.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce
+        self.leader_optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss, inputs=self.leader_params)
+        self.leader_optimizer.step()
+        return bce.detach()
+
+    def _fresh_features(self, batch: Batch) -> Tensor:
+        with torch.no_grad():
+            return self.model.encoder(batch.inputs)
+
+    def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
+        shared_batch = follower_batch is None
+        follower_batch = batch if shared_batch else follower_batch
+        features = self.model.encoder(batch.inputs)
+        if self.config.order == "follower_first":
+            follower_features = features.detach() if shared_batch else self._fresh_features(follower_batch)
+            fairness = self._follower_step(follower_features, follower_batch)
+            bce = self._leader_step(features, batch)
+        else:
+            bce = self._leader_step(features, batch)
+            fairness = self._follower_step(self._fresh_features(follower_batch), follower_batch)
+        return {"bce": bce, "fairness": fairness}
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)}
+
+
+def create_strategy(
+    model: FairModel,
+    config: TrainConfig,
+    constraint: FairnessConstraint,
+    num_groups: int | None = None,
+) -> Strategy:
+    """The strategy named by ``config.strategy``, with its optimizers built."""
+    return _STRATEGIES[config.strategy](model, config, constraint, num_groups)

@@ -1,0 +1,229 @@
+"""The training loop shared by every strategy and modality."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .config import FAIRNESS_GAP_METRICS, TrainConfig
+from .data import Split, as_batch, check_targets, move_to
+from .metrics import binary_fairness_report
+from .model import FairModel
+from .runtime import resolve_device, seed_everything
+from .strategies import create_strategy
+
+__all__ = ["Trainer", "TrainResult"]
+
+Loader = Iterable[Any]
+"""Anything iterable yielding batches: a Split (wrapped by the trainer), a
+:class:`~fairbinn.core.data.TensorLoader`, a ``DataLoader`` of
+``(inputs, y, s[, mask])`` tuples, or a list of batches (a full graph)."""
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes
+    ----------
+    config : dict
+        The training configuration, as plain values.
+    history : list of dict
+        One record per epoch: ``epoch``, ``train_time_s``, ``train_<loss>``
+        for each loss the strategy reports (``bce``, and ``fairness`` for
+        lagrangian / bilevel) and ``val_<metric>`` for each metric of
+        :func:`~fairbinn.core.metrics.binary_fairness_report`.
+    selected_epoch : int
+        The epoch whose parameters the model holds after training (1-based).
+    val, test : dict or None
+        Metrics of the selected model on the validation and test splits.
+    """
+
+    config: dict[str, Any]
+    history: list[dict[str, float]]
+    selected_epoch: int
+    val: dict[str, float] | None = None
+    test: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def history_frame(self) -> pd.DataFrame:
+        """The history as a DataFrame indexed by epoch."""
+        return pd.DataFrame(self.history).set_index("epoch")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "selected_epoch": self.selected_epoch,
+            "val": self.val,
+            "test": self.test,
+            "history": self.history,
+            **self.extra,
+        }
+
+
+class Trainer:
+    """Trains a :class:`FairModel` with the strategy a :class:`TrainConfig` names.
+
+    Parameters
+    ----------
+    config : TrainConfig, optional
+        Defaults to ``TrainConfig()`` (bilevel, eta 100, 50 epochs).
+    **overrides
+        Fields of :class:`TrainConfig` to change, e.g. ``Trainer(strategy="erm", epochs=5)``.
+
+    Example
+    -------
+    >>> trainer = Trainer(strategy="bilevel", eta=100, epochs=50)
+    >>> result = trainer.fit(model, data.train, data.val, data.test)
+    >>> result.test["accuracy"], result.test["dp"]
+    """
+
+    def __init__(self, config: TrainConfig | None = None, **overrides: Any) -> None:
+        config = config or TrainConfig()
+        self.config = config.replace(**overrides) if overrides else config
+
+    def _loader(self, data: Split | Loader | None, shuffle: bool) -> Loader | None:
+        if isinstance(data, Split):
+            return data.loader(self.config.batch_size, shuffle=shuffle, seed=self.config.seed)
+        return data
+
+    def _num_groups(self, train: Loader) -> int | None:
+        """Check the training targets (when the loader exposes them) and count the groups."""
+        if not hasattr(train, "targets"):
+            return None
+        y, s = train.targets()
+        check_targets(y, s, name="training data", min_groups=2)
+        return int(s.max()) + 1
+
+    def fit(
+        self,
+        model: FairModel,
+        train: Split | Loader,
+        val: Split | Loader | None = None,
+        test: Split | Loader | None = None,
+    ) -> TrainResult:
+        """Train ``model`` in place and evaluate the selected epoch.
+
+        ``train``, ``val`` and ``test`` are :class:`Split` objects (batched with
+        ``config.batch_size``; training batches shuffled with ``config.seed``)
+        or any iterables of batches. The training targets are checked before
+        the first step (binary labels, at least two groups) when the loader
+        exposes ``targets()``, as :class:`Split` and :class:`TensorLoader` do.
+        After training, the model holds the parameters of the epoch chosen by
+        ``config.selection_metric`` on ``val`` (the last epoch without ``val``).
+        """
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        train_loader = self._loader(train, shuffle=True)
+        val_loader, test_loader = self._loader(val, False), self._loader(test, False)
+        num_groups = self._num_groups(train_loader)
+        seed_everything(cfg.seed)
+        model.to(device)
+        strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
+        select = cfg.selection_metric if val_loader is not None else None
+        minimise = select in FAIRNESS_GAP_METRICS
+        best_score, best_state, selected_epoch = math.nan, None, cfg.epochs
+        history: list[dict[str, float]] = []
+
+        bar = tqdm(
+            range(1, cfg.epochs + 1),
+            desc=f"{cfg.strategy} eta={cfg.eta:g}",
+            disable=not cfg.progress,
+            leave=False,
+        )
+        for epoch in bar:
+            record = {"epoch": epoch, **self._train_epoch(strategy, train_loader, device, epoch)}
+            if val_loader is not None:
+                record.update({f"val_{k}": v for k, v in self.evaluate(model, val_loader).items()})
+            history.append(record)
+            if select is not None:
+                score = record[f"val_{select}"]
+                if _improves(score, best_score, minimise):
+                    best_score, selected_epoch = score, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
+        bar.close()
+
+        if best_state is not None and selected_epoch != cfg.epochs:
+            model.load_state_dict(best_state)
+        val_metrics = _metrics_of(history[selected_epoch - 1], "val_") if val_loader is not None else None
+        test_metrics = self.evaluate(model, test_loader) if test_loader is not None else None
+        return TrainResult(
+            config=cfg.to_dict(),
+            history=history,
+            selected_epoch=selected_epoch,
+            val=val_metrics,
+            test=test_metrics,
+        )
+
+    def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
+        strategy.model.train()
+        start = time.perf_counter()
+        follower_batches = iter(loader) if strategy.uses_follower_batches else None
+        totals: dict[str, torch.Tensor] = {}
+        steps = 0
+        for item in loader:
+            batch = move_to(as_batch(item), device)
+            follower_batch = None
+            if follower_batches is not None:
+                follower_batch = move_to(as_batch(next(follower_batches)), device)
+            for name, value in strategy.step(batch, follower_batch).items():
+                totals[name] = totals[name] + value if name in totals else value
+            steps += 1
+        strategy.end_epoch()
+        if steps == 0:
+            raise ValueError("the training loader yielded no batches")
+        losses = {f"train_{name}": float(total) / steps for name, total in totals.items()}
+        elapsed = time.perf_counter() - start
+        bad = [name for name, value in losses.items() if not math.isfinite(value)]
+        if bad:
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch}: non-finite {', '.join(bad)} "
+                f"({', '.join(f'{k}={losses[k]}' for k in bad)}); lower the learning rate or eta"
+            )
+        return {"train_time_s": elapsed, **losses}
+
+    @torch.inference_mode()
+    def predict(self, model: FairModel, loader: Split | Loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Labels, predicted probabilities and groups of the (masked) examples, as numpy arrays."""
+        loader = self._loader(loader, shuffle=False)
+        device = next(model.parameters()).device
+        model.eval()
+        ys, scores, groups = [], [], []
+        for item in loader:
+            batch = move_to(as_batch(item), device)
+            logits, y, s = batch.selected(model(batch.inputs))
+            scores.append(torch.sigmoid(logits.float()).cpu())
+            ys.append(y.cpu())
+            groups.append(s.cpu())
+        return torch.cat(ys).numpy(), torch.cat(scores).numpy(), torch.cat(groups).numpy()
+
+    def evaluate(self, model: FairModel, loader: Split | Loader) -> dict[str, float]:
+        """:func:`~fairbinn.core.metrics.binary_fairness_report` of ``model`` on ``loader``."""
+        y, scores, groups = self.predict(model, loader)
+        return binary_fairness_report(
+            y, scores, sensitive_features=groups, threshold=self.config.threshold
+        )
+
+
+_SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
+
+
+def _improves(score: float, best: float, minimise: bool) -> bool:
+    if math.isnan(score):
+        return False
+    if math.isnan(best):
+        return True
+    return score < best if minimise else score > best
+
+
+def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
