@@ -1,0 +1,19 @@
+"""Tabular benchmarks: UCI Adult and Heritage Health, and the MLP backbone."""
+
+from .adult import load_adult
+from .experiment import PAPER_FAIRNESS_LAYERS, TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
+from .health import load_health
+from .mlp import build_mlp
+from .preprocess import TabularDataset
+
+__all__ = [
+    "load_adult",
+    "load_health",
+    "load_tabular",
+    "TABULAR_DATASETS",
+    "PAPER_FAIRNESS_LAYERS",
+    "TabularDataset",
+    "build_mlp",
+    "paper_mlp",
+    "run_tabular",
+]
