@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+
+from fairbinn import metrics as fm
+from fairbinn.core.constraints import (
+    DemographicParity,
+    EqualizedOdds,
+    EqualOpportunity,
+    create_constraint,
+    group_gaps,
+)
+
+
+def t(values, dtype=torch.float32):
+    return torch.tensor(values, dtype=dtype)
+
+
+def test_demographic_parity_is_squared_max_minus_min_of_group_means():
+    probs = t([0.9, 0.7, 0.2, 0.4, 0.5, 0.6])
+    groups = t([0, 0, 1, 1, 2, 2], torch.long)
+    y = t([1, 0, 1, 0, 1, 0])
+    # group means 0.8, 0.3, 0.55 -> gap 0.5
+    assert DemographicParity()(probs, y, groups).item() == pytest.approx(0.25)
+    assert DemographicParity(norm="absolute")(probs, y, groups).item() == pytest.approx(0.5)
+
+
+def test_absolute_gap_equals_soft_metric_on_random_data():
+    rng = np.random.default_rng(0)
+    probs, y, s = rng.random(300), rng.integers(0, 2, 300), rng.integers(0, 4, 300)
+    args = (t(probs), t(y), t(s, torch.long))
+    assert DemographicParity(norm="absolute")(*args).item() == pytest.approx(
+        fm.soft_demographic_parity_difference(y, probs, sensitive_features=s), abs=1e-6
+    )
+    assert EqualizedOdds(norm="absolute")(*args).item() == pytest.approx(
+        fm.soft_equalized_odds_difference(y, probs, sensitive_features=s), abs=1e-6
+    )
+
+
+def test_equalized_odds_and_opportunity_hand_computed():
+    probs = t([0.9, 0.5, 0.4, 0.2, 0.6, 0.6, 0.9, 0.3])
+    y = t([1, 1, 0, 0, 1, 1, 0, 0])
+    groups = t([0, 0, 0, 0, 1, 1, 1, 1], torch.long)
+    # positives: group means 0.7 vs 0.6 -> 0.1 ; negatives: 0.3 vs 0.6 -> 0.3
+    assert EqualOpportunity(norm="absolute")(probs, y, groups).item() == pytest.approx(0.1)
+    assert EqualizedOdds(norm="absolute")(probs, y, groups).item() == pytest.approx(0.3)
+
+
+def test_absent_group_contributes_nothing():
+    probs = t([0.9, 0.1, 0.5])
+    y = t([1, 0, 1])
+    groups = t([0, 0, 2], torch.long)  # group 1 of 3 is absent
+    assert DemographicParity(norm="absolute")(probs, y, groups, num_groups=3).item() == pytest.approx(0.0)
+    groups = t([0, 0, 1], torch.long)
+    assert DemographicParity(norm="absolute")(probs, y, groups, num_groups=5).item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("constraint", [DemographicParity(), EqualizedOdds(), EqualOpportunity()])
+def test_fewer_than_two_groups_gives_zero_loss_and_finite_zero_gradient(constraint):
+    probs = t([0.3, 0.8, 0.6]).requires_grad_()
+    y = t([1, 0, 1])
+    groups = t([1, 1, 1], torch.long)
+    loss = constraint(probs, y, groups, num_groups=2)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.equal(probs.grad, torch.zeros(3))
+
+
+def test_gradient_pulls_group_means_together():
+    probs = t([0.9, 0.8, 0.2, 0.1]).requires_grad_()
+    groups = t([0, 0, 1, 1], torch.long)
+    DemographicParity()(probs, t([1, 1, 0, 0]), groups).backward()
+    # d(gap^2)/dp = 2 * gap * (+1/2 for the high group, -1/2 for the low group), gap = 0.7
+    np.testing.assert_allclose(probs.grad.numpy(), [0.7, 0.7, -0.7, -0.7], rtol=1e-6)
+
+
+def test_group_gaps_rows_are_independent():
+    values = t([0.2, 0.4, 1.0, 0.0, 0.5])
+    cells = t([0, 1, 2, 3, 3], torch.long)  # row 0: groups 0, 1 ; row 1: groups 0, 1
+    gaps = group_gaps(values, cells, num_rows=2, num_groups=2)
+    np.testing.assert_allclose(gaps.numpy(), [0.2, 0.75])
+
+
+def test_create_constraint_by_name_and_errors():
+    assert isinstance(create_constraint("DP"), DemographicParity)
+    assert isinstance(create_constraint("equalized_odds", norm="absolute"), EqualizedOdds)
+    custom = EqualOpportunity()
+    assert create_constraint(custom) is custom
+    with pytest.raises(ValueError, match="unknown fairness constraint 'parity'"):
+        create_constraint("parity")
+    with pytest.raises(ValueError, match="norm"):
+        DemographicParity(norm="l3")
+    with pytest.raises(ValueError, match="equal length"):
+        DemographicParity()(t([0.1, 0.2]), t([1.0]), t([0, 1], torch.long))
+
+
+def _reference_gaps(values, cells, num_rows, num_groups):
+    """max - min of cell means per row, written the obvious way."""
+    out = []
+    for row in range(num_rows):
+        means = [values[cells == row * num_groups + g].mean() for g in range(num_groups)
+                 if (cells == row * num_groups + g).any()]
+        out.append(torch.stack(means).max() - torch.stack(means).min() if len(means) >= 2 else values.sum() * 0)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("num_rows, num_groups", [(1, 2), (1, 9), (2, 3)])
+def test_group_gaps_value_and_gradient_match_direct_computation(num_rows, num_groups):
+    g = torch.Generator().manual_seed(num_groups)
+    values = torch.rand(60, dtype=torch.float64, generator=g).requires_grad_()
+    cells = torch.randint(0, num_rows * num_groups, (60,), generator=g)
+    cells[cells == 1] = 0  # leave one cell empty
+    weights = torch.arange(1.0, num_rows + 1, dtype=torch.float64)
+    ours = group_gaps(values, cells, num_rows, num_groups)
+    reference = _reference_gaps(values, cells, num_rows, num_groups)
+    torch.testing.assert_close(ours, reference)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), values)
+    (grad_ref,) = torch.autograd.grad((reference * weights).sum(), values)
+    torch.testing.assert_close(grad_ours, grad_ref)

@@ -1,0 +1,169 @@
+"""Each strategy's step equals a plain, unoptimised PyTorch reference computation."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fairbinn import Batch, DemographicParity, FairModel, TrainConfig
+from fairbinn.core.strategies import create_strategy
+
+ETA = 3.0
+
+
+def make_model():
+    torch.manual_seed(0)
+    return FairModel(
+        encoder=nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU()),
+        fairness=nn.Sequential(nn.Linear(8, 8), nn.ReLU()),
+        head=nn.Linear(8, 1),
+    )
+
+
+def make_batch(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, 5, generator=g)
+    s = torch.randint(0, 3, (32,), generator=g)
+    y = (x[:, 0] + s > 1).float()
+    return Batch(x, y, s)
+
+
+def config(**kw):
+    return TrainConfig(eta=ETA, lr=1e-2, fairness_lr=5e-3, **kw)
+
+
+def reference_optimizers(model, cfg):
+    leader = torch.optim.Adam(list(model.encoder.parameters()) + list(model.head.parameters()), lr=cfg.lr)
+    follower = torch.optim.Adam(model.fairness.parameters(), lr=cfg.fairness_lr)
+    return leader, follower
+
+
+def fairness_loss(model, batch):
+    return DemographicParity()(torch.sigmoid(model(batch.inputs)), batch.y, batch.s, 3)
+
+
+def reference_follower(model, optimizer, batch):
+    model.zero_grad()
+    (ETA * fairness_loss(model, batch)).backward()
+    optimizer.step()  # only the fairness block moves
+    model.zero_grad()
+
+
+def reference_leader(model, optimizer, batch, penalty=False):
+    model.zero_grad()
+    loss = F.binary_cross_entropy_with_logits(model(batch.inputs), batch.y)
+    if penalty:
+        loss = loss + ETA * fairness_loss(model, batch)
+    loss.backward()
+    optimizer.step()
+    model.zero_grad()
+
+
+def assert_same_parameters(a, b):
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def run_steps(cfg, batches, follower_batches=None):
+    model = make_model()
+    strategy = create_strategy(model, cfg, DemographicParity(), num_groups=3)
+    for i, batch in enumerate(batches):
+        strategy.step(batch, None if follower_batches is None else follower_batches[i])
+    return model
+
+
+@pytest.mark.parametrize("penalty", [False, True])
+def test_bilevel_follower_first_matches_reference(penalty):
+    batches = [make_batch(i) for i in range(3)]
+    model = run_steps(config(leader_penalty=penalty), batches)
+    ref = make_model()
+    leader, follower = reference_optimizers(ref, config())
+    for batch in batches:
+        reference_follower(ref, follower, batch)
+        reference_leader(ref, leader, batch, penalty)
+    assert_same_parameters(model, ref)
+
+
+def test_bilevel_leader_first_matches_reference():
+    batches = [make_batch(i) for i in range(3)]
+    model = run_steps(config(order="leader_first"), batches)
+    ref = make_model()
+    leader, follower = reference_optimizers(ref, config())
+    for batch in batches:
+        reference_leader(ref, leader, batch)
+        reference_follower(ref, follower, batch)
+    assert_same_parameters(model, ref)
+
+
+@pytest.mark.parametrize("order", ["follower_first", "leader_first"])
+def test_bilevel_separate_batches_matches_reference(order):
+    batches = [make_batch(i) for i in range(3)]
+    others = [make_batch(10 + i) for i in range(3)]
+    cfg = config(order=order, separate_batches=True)
+    model = run_steps(cfg, batches, others)
+    ref = make_model()
+    leader, follower = reference_optimizers(ref, cfg)
+    for batch, other in zip(batches, others):
+        if order == "follower_first":
+            reference_follower(ref, follower, other)
+            reference_leader(ref, leader, batch)
+        else:
+            reference_leader(ref, leader, batch)
+            reference_follower(ref, follower, other)
+    assert_same_parameters(model, ref)
+
+
+@pytest.mark.parametrize("name", ["erm", "lagrangian"])
+def test_single_player_strategies_match_reference(name):
+    batches = [make_batch(i) for i in range(3)]
+    model = run_steps(config(strategy=name), batches)
+    ref = make_model()
+    optimizer = torch.optim.Adam(ref.parameters(), lr=config().lr)
+    for batch in batches:
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(ref(batch.inputs), batch.y)
+        if name == "lagrangian":
+            loss = loss + ETA * fairness_loss(ref, batch)
+        loss.backward()
+        optimizer.step()
+    assert_same_parameters(model, ref)
+
+
+def test_follower_step_lowers_fairness_loss_and_leaves_leader_alone():
+    model = make_model()
+    before = copy.deepcopy(model)
+    strategy = create_strategy(model, config(), DemographicParity(), 3)
+    batch = make_batch(0)
+    features = model.encoder(batch.inputs).detach()
+    loss_before = fairness_loss(model, batch).item()
+    strategy._follower_step(features, batch)
+    assert fairness_loss(model, batch).item() < loss_before
+    for p, q in zip(model.leader_parameters(), before.leader_parameters()):
+        assert torch.equal(p, q)
+    assert all(p.grad is None for p in model.leader_parameters())
+
+
+def test_step_reports_losses_and_respects_mask():
+    batch = make_batch(0)
+    mask = torch.arange(32) < 20
+    strategy = create_strategy(make_model(), config(strategy="lagrangian"), DemographicParity(), 3)
+    losses = strategy.step(Batch(batch.inputs, batch.y, batch.s, mask))
+    ref = make_model()
+    logits = ref(batch.inputs)[mask]
+    bce = F.binary_cross_entropy_with_logits(logits, batch.y[mask])
+    fair = DemographicParity()(torch.sigmoid(logits), batch.y[mask], batch.s[mask], 3)
+    assert losses["bce"].item() == pytest.approx(bce.item(), rel=1e-6)
+    assert losses["fairness"].item() == pytest.approx(fair.item(), rel=1e-6)
+    assert losses["loss"].item() == pytest.approx((bce + ETA * fair).item(), rel=1e-6)
+
+
+def test_bilevel_needs_a_trainable_fairness_block():
+    model = FairModel(encoder=nn.Linear(5, 4), head=nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="fairness block with trainable parameters"):
+        create_strategy(model, config(), DemographicParity())
+    shared = nn.Linear(4, 4)
+    model = FairModel(encoder=nn.Sequential(nn.Linear(5, 4), shared), fairness=shared, head=nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="both the leader and the follower"):
+        create_strategy(model, config(), DemographicParity())

@@ -1,0 +1,148 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fairbinn import Batch, Split, Trainer, TrainConfig, build_mlp
+from fairbinn.core.metrics import binary_fairness_report
+
+from synthetic import make_biased_split
+
+
+def model_for(split, seed=0):
+    torch.manual_seed(seed)
+    return build_mlp(split.num_features, (16, 16), num_fairness_layers=1)
+
+
+FAST = dict(epochs=4, batch_size=50, progress=False, lr=1e-2, fairness_lr=1e-3)
+
+
+@pytest.mark.parametrize("strategy", ["erm", "lagrangian", "bilevel"])
+def test_fit_records_history_and_selects_best_validation_epoch(biased, strategy):
+    train, val, test = biased
+    model = model_for(train)
+    result = Trainer(strategy=strategy, eta=1.0, **FAST).fit(model, train, val, test)
+    history = result.history_frame()
+    assert list(history.index) == [1, 2, 3, 4]
+    expected_losses = {"erm": ["train_bce"], "lagrangian": ["train_bce", "train_fairness", "train_loss"],
+                       "bilevel": ["train_bce", "train_fairness"]}[strategy]
+    assert [c for c in history.columns if c.startswith("train_") and c != "train_time_s"] == expected_losses
+    assert history["train_bce"].iloc[-1] < history["train_bce"].iloc[0]
+    best = int(history["val_accuracy"].to_numpy().argmax()) + 1
+    assert result.selected_epoch == best
+    # the model holds the selected epoch's parameters: re-evaluating reproduces its validation metrics
+    assert Trainer(**FAST).evaluate(model, val) == pytest.approx(result.val)
+    assert result.val == pytest.approx({k[4:]: v for k, v in result.history[best - 1].items() if k.startswith("val_")})
+    y, score, s = Trainer(**FAST).predict(model, test)
+    assert result.test == pytest.approx(binary_fairness_report(y, score, sensitive_features=s))
+
+
+def test_selection_by_fairness_gap_minimises_it(biased):
+    train, val, _ = biased
+    result = Trainer(strategy="erm", selection_metric="soft_dp", **FAST).fit(model_for(train), train, val)
+    gaps = [r["val_soft_dp"] for r in result.history]
+    assert result.selected_epoch == int(np.argmin(gaps)) + 1
+    assert result.test is None
+
+
+def test_last_epoch_without_validation(biased):
+    train, _, _ = biased
+    result = Trainer(strategy="erm", **FAST).fit(model_for(train), train)
+    assert result.selected_epoch == 4 and result.val is None
+    assert not any(k.startswith("val_") for k in result.history[0])
+
+
+def test_same_seed_same_results_on_cpu(biased):
+    train, val, test = biased
+    runs = []
+    for _ in range(2):
+        result = Trainer(strategy="bilevel", seed=7, **FAST).fit(model_for(train, seed=7), train, val, test)
+        runs.append([{k: v for k, v in r.items() if k != "train_time_s"} for r in result.history] + [result.test])
+    assert runs[0] == runs[1]
+
+
+def test_bilevel_separate_batches_trains(biased):
+    train, val, _ = biased
+    result = Trainer(strategy="bilevel", separate_batches=True, order="leader_first", **FAST).fit(
+        model_for(train), train, val
+    )
+    assert np.isfinite(result.history[-1]["train_fairness"])
+
+
+def test_accepts_dataloaders_and_masked_full_batches(biased):
+    train, val, _ = biased
+    loader = DataLoader(TensorDataset(train.x, train.y, train.s), batch_size=100, shuffle=True)
+    model = model_for(train)
+    Trainer(strategy="lagrangian", **FAST).fit(model, loader)
+    # a single full batch with a mask, as a graph would be given
+    mask = torch.arange(len(train)) % 2 == 0
+    full = [Batch(train.x, train.y, train.s, mask)]
+    result = Trainer(strategy="bilevel", **FAST).fit(model_for(train), full, full)
+    y, _, _ = Trainer(**FAST).predict(model, full)
+    assert len(y) == int(mask.sum())
+    assert result.val["accuracy"] > 0.5
+
+
+def _params(model):
+    return copy.deepcopy([p.detach().clone() for p in model.parameters()])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x, y, s: Split(x, y, torch.zeros_like(s)), "1 distinct group"),
+        (lambda x, y, s: Split(x, y * 2, s), "binary 0/1"),
+        (lambda x, y, s: Split(torch.where(torch.arange(x.numel()).view_as(x) == 7, float("nan"), x), y, s),
+         "NaN or infinite values \\(first at row 1, column 1\\)"),
+        (lambda x, y, s: Split(x[:-1], y, s), "mismatched lengths"),
+    ],
+)
+def test_bad_training_data_fails_before_any_step(biased, make, message):
+    train = biased[0]
+    model = model_for(train)
+    before = _params(model)
+    with pytest.raises(ValueError, match=message):
+        Trainer(**FAST).fit(model, make(train.x.clone(), train.y.clone(), train.s.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(eta=-1.0), "eta must be a finite number >= 0"),
+        (dict(strategy="minimax"), "strategy must be one of"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(order="sideways"), "order must be one of"),
+        (dict(constraint="parity"), "unknown fairness constraint"),
+        (dict(selection_metric="loss"), "selection_metric"),
+        (dict(lr=0.0), "lr must be a finite number > 0"),
+    ],
+)
+def test_bad_configuration_is_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_unavailable_device_is_named(biased):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device exists here")
+    with pytest.raises(RuntimeError, match="'cuda' requested but CUDA is not available"):
+        Trainer(device="cuda", **FAST).fit(model_for(biased[0]), biased[0])
+
+
+def test_divergence_is_reported_with_epoch(biased):
+    train = biased[0]
+    model = model_for(train)
+    with torch.no_grad():
+        model.head[-1].weight.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        Trainer(strategy="erm", **FAST).fit(model, train)
+
+
+def test_multi_group_training(biased):
+    train = make_biased_split(600, 3, groups=4)
+    result = Trainer(strategy="bilevel", **FAST).fit(model_for(train), train, make_biased_split(300, 4, name="val", groups=4))
+    assert result.val is not None and 0 <= result.val["dp"] <= 1

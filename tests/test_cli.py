@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fairbinn.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    return code, capsys.readouterr()
+
+
+def test_train_prints_table_and_writes_json(capsys, tmp_path, data_dir):
+    out = tmp_path / "run.json"
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "2",
+        "--mode", "erm", "bilevel", "--no-progress", "--output", str(out),
+    )
+    assert code == 0
+    table = captured.out
+    assert "adult: test metrics, 15060 rows, groups ['Female', 'Male']" in table
+    assert "accuracy" in table and "DP" in table and "EO" in table and "AUC" in table
+    assert any(line.startswith("erm ") for line in table.splitlines())
+    assert any(line.startswith("bilevel (eta=100)") for line in table.splitlines())
+    payload = json.loads(out.read_text())
+    runs = {run["config"]["strategy"]: run for run in payload["runs"]}
+    assert set(runs) == {"erm", "bilevel"}
+    assert len(runs["bilevel"]["history"]) == 2
+    assert runs["bilevel"]["config"]["eta"] == 100.0 and runs["bilevel"]["config"]["fairness_lr"] == 1e-5
+    assert runs["bilevel"]["model"]["follower_parameters"] == 102 * 102 + 102
+    # the table shows the same test accuracy as the JSON
+    accuracy = runs["erm"]["test"]["accuracy"]
+    assert f"{accuracy:.4f}" in next(line for line in table.splitlines() if line.startswith("erm "))
+
+
+def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
+    out = tmp_path / "run.json"
+    # the authors' command-line style: no sub-command, their mode names and width lists
+    code, _ = run_cli(
+        capsys, "--mode", "reg", "linear", "--data", "Adult", "--data_dir", str(data_dir), "--epochs", "1",
+        "--acc_layers", "102", "64", "32", "1", "--fairness_layers", "64", "64", "64",
+        "--fairness_position", "2", "--batch_size", "256", "--no-progress", "--output", str(out),
+    )
+    assert code == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["config"]["strategy"] for r in runs] == ["lagrangian", "bilevel"]
+    model = runs[1]["model"]
+    assert model["hidden_dims"] == [64, 32] and model["fairness_position"] == 1
+    assert model["num_fairness_layers"] == 2
+    assert model["follower_parameters"] == 2 * (64 * 64 + 64)
+    assert runs[1]["config"]["batch_size"] == 256
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--acc_layers", "10", "1"], "--acc_layers must run from the input width 102 of adult to 1"),
+        (["--fairness_layers", "102", "50"], "--fairness_layers widths must all equal 102"),
+        (["--fairness_position", "5"], "--fairness_position must be from 1 to 3"),
+        (["--eta", "-1"], "eta must be a finite number >= 0"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+    ],
+)
+def test_bad_arguments_exit_with_clear_message(capsys, data_dir, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(data_dir), "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_mode_and_missing_data(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["train", "--mode", "minimax"])
+    assert "unknown mode 'minimax'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"adult: expected adult.data + adult.test in {tmp_path / 'adult'}" in capsys.readouterr().err
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "fairbinn", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--mode", "--eta", "--data", "--fairness_layers", "--acc_layers", "--fairness_position",
+                 "--device", "--epochs", "--batch_size", "--seed", "--data-dir", "--output"):
+        assert flag in result.stdout
