@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .core.config import FAIRNESS_GAP_METRICS, ORDERS, TrainConfig
+from .core.config import FAIRNESS_GAP_METRICS, ORDERS, STRATEGY_NAMES, TrainConfig
 from .core.constraints import list_constraints
 from .core.fairness_layers import list_fairness_layers
 from .core.metrics import REPORT_KEYS
@@ -40,7 +40,7 @@ _COLUMNS = {
 
 def _mode(value: str) -> str:
     name = MODE_ALIASES.get(value.lower(), value.lower())
-    if name not in ("erm", "lagrangian", "bilevel"):
+    if name not in STRATEGY_NAMES:
         raise argparse.ArgumentTypeError(
             f"unknown mode {value!r}; use erm, lagrangian (alias reg) or bilevel (alias linear)"
         )
@@ -79,6 +79,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                       help="bilevel update order (default follower-first, as the authors' code)")
     game.add_argument("--separate-batches", action="store_true",
                       help="bilevel: the follower draws its own minibatches")
+    game.add_argument("--leader-penalty", action="store_true",
+                      help="bilevel: the leader minimises BCE + eta * fairness, as the authors' released code "
+                           "effectively does (default: BCE alone, as the paper)")
     game.add_argument("--select", default=defaults.selection_metric,
                       choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
                       help="validation metric choosing the reported epoch, or 'last' (default accuracy)")
@@ -179,7 +182,7 @@ def train_command(args: argparse.Namespace) -> int:
         eta=args.eta, constraint=args.constraint, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, fairness_lr=args.fairness_lr, lr_decay=args.lr_decay,
         fairness_lr_decay=args.fairness_lr_decay, order=args.order.replace("-", "_"),
-        separate_batches=args.separate_batches,
+        separate_batches=args.separate_batches, leader_penalty=args.leader_penalty,
         selection_metric=None if args.select == "last" else args.select,
         seed=args.seed, device=args.device, progress=not args.no_progress,
     )
@@ -188,7 +191,8 @@ def train_command(args: argparse.Namespace) -> int:
     runs = []
     for mode in dict.fromkeys(args.mode):
         result = run_tabular(data, config.replace(strategy=mode), model_kwargs=kwargs)
-        runs.append((f"{mode} (eta={args.eta:g})" if mode != "erm" else "erm", result))
+        name = "bilevel+penalty" if mode == "bilevel" and args.leader_penalty else mode
+        runs.append((f"{name} (eta={args.eta:g})" if mode != "erm" else "erm", result))
     selection = f"validation {args.select}" if args.select != "last" else "last epoch"
     print(
         f"\n{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
@@ -198,7 +202,7 @@ def train_command(args: argparse.Namespace) -> int:
     print("DP/EO: demographic parity / equalized odds differences of thresholded predictions; "
           "soft: gaps of mean predicted probability.")
     if args.output:
-        payload = {"command": sys.argv, "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
+        payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(_json_safe(payload), indent=2))
         print(f"wrote {args.output}")
@@ -211,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "train")  # the authors' scripts take flags without a sub-command
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return train_command(args)

@@ -25,6 +25,7 @@ def test_train_prints_table_and_writes_json(capsys, tmp_path, data_dir):
     assert any(line.startswith("erm ") for line in table.splitlines())
     assert any(line.startswith("bilevel (eta=100)") for line in table.splitlines())
     payload = json.loads(out.read_text())
+    assert payload["command"][:3] == ["fairbinn", "train", "--data"]
     runs = {run["config"]["strategy"]: run for run in payload["runs"]}
     assert set(runs) == {"erm", "bilevel"}
     assert len(runs["bilevel"]["history"]) == 2
@@ -41,7 +42,8 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
     code, _ = run_cli(
         capsys, "--mode", "reg", "linear", "--data", "Adult", "--data_dir", str(data_dir), "--epochs", "1",
         "--acc_layers", "102", "64", "32", "1", "--fairness_layers", "64", "64", "64",
-        "--fairness_position", "2", "--batch_size", "256", "--no-progress", "--output", str(out),
+        "--fairness_position", "2", "--batch_size", "256", "--leader-penalty", "--eta", "5",
+        "--no-progress", "--output", str(out),
     )
     assert code == 0
     runs = json.loads(out.read_text())["runs"]
@@ -51,6 +53,7 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
     assert model["num_fairness_layers"] == 2
     assert model["follower_parameters"] == 2 * (64 * 64 + 64)
     assert runs[1]["config"]["batch_size"] == 256
+    assert runs[1]["config"]["leader_penalty"] is True and runs[1]["label"] == "bilevel+penalty (eta=5)"
 
 
 @pytest.mark.parametrize(

@@ -141,10 +141,6 @@ class TrainConfig:
             values["constraint"] = repr(self.constraint)
         return values
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

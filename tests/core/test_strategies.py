@@ -74,27 +74,27 @@ def run_steps(cfg, batches, follower_batches=None):
     return model
 
 
+def run_reference(cfg, batches, follower_batches=None):
+    """The bilevel game written out: two Adam optimizers, full backward passes, zeroed gradients."""
+    ref = make_model()
+    leader, follower = reference_optimizers(ref, cfg)
+    for i, batch in enumerate(batches):
+        other = batch if follower_batches is None else follower_batches[i]
+        if cfg.order == "follower_first":
+            reference_follower(ref, follower, other)
+            reference_leader(ref, leader, batch, cfg.leader_penalty)
+        else:
+            reference_leader(ref, leader, batch, cfg.leader_penalty)
+            reference_follower(ref, follower, other)
+    return ref
+
+
+@pytest.mark.parametrize("order", ["follower_first", "leader_first"])
 @pytest.mark.parametrize("penalty", [False, True])
-def test_bilevel_follower_first_matches_reference(penalty):
+def test_bilevel_matches_reference(order, penalty):
     batches = [make_batch(i) for i in range(3)]
-    model = run_steps(config(leader_penalty=penalty), batches)
-    ref = make_model()
-    leader, follower = reference_optimizers(ref, config())
-    for batch in batches:
-        reference_follower(ref, follower, batch)
-        reference_leader(ref, leader, batch, penalty)
-    assert_same_parameters(model, ref)
-
-
-def test_bilevel_leader_first_matches_reference():
-    batches = [make_batch(i) for i in range(3)]
-    model = run_steps(config(order="leader_first"), batches)
-    ref = make_model()
-    leader, follower = reference_optimizers(ref, config())
-    for batch in batches:
-        reference_leader(ref, leader, batch)
-        reference_follower(ref, follower, batch)
-    assert_same_parameters(model, ref)
+    cfg = config(order=order, leader_penalty=penalty)
+    assert_same_parameters(run_steps(cfg, batches), run_reference(cfg, batches))
 
 
 @pytest.mark.parametrize("order", ["follower_first", "leader_first"])
@@ -102,17 +102,7 @@ def test_bilevel_separate_batches_matches_reference(order):
     batches = [make_batch(i) for i in range(3)]
     others = [make_batch(10 + i) for i in range(3)]
     cfg = config(order=order, separate_batches=True)
-    model = run_steps(cfg, batches, others)
-    ref = make_model()
-    leader, follower = reference_optimizers(ref, cfg)
-    for batch, other in zip(batches, others):
-        if order == "follower_first":
-            reference_follower(ref, follower, other)
-            reference_leader(ref, leader, batch)
-        else:
-            reference_leader(ref, leader, batch)
-            reference_follower(ref, follower, other)
-    assert_same_parameters(model, ref)
+    assert_same_parameters(run_steps(cfg, batches, others), run_reference(cfg, batches, others))
 
 
 @pytest.mark.parametrize("name", ["erm", "lagrangian"])
