@@ -51,8 +51,9 @@ class TrainConfig:
         Bilevel only: the leader minimises BCE + eta * fairness loss instead of
         BCE alone. This is what the authors' released code effectively runs:
         it does not clear the gradients of the follower's fairness loss before
-        the leader's backward pass, so they add up. The paper's algorithm (and
-        the default) gives the leader BCE alone.
+        the leader's backward pass, so they add up (there the penalty's
+        gradient is taken before the follower's step, here after it). The
+        paper's algorithm (and the default) gives the leader BCE alone.
     separate_batches : bool, default False
         Bilevel only: the follower draws its own minibatches from an
         independent shuffle of the training data instead of sharing the
