@@ -62,6 +62,7 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
         (["--acc_layers", "10", "1"], "--acc_layers must run from the input width 102 of adult to 1"),
         (["--fairness_layers", "102", "50"], "--fairness_layers widths must all equal 102"),
         (["--fairness_position", "5"], "--fairness_position must be from 1 to 3"),
+        (["--fairness_layers", "0"], "num_layers must be a positive integer, got 0"),
         (["--eta", "-1"], "eta must be a finite number >= 0"),
         (["--epochs", "0"], "epochs must be a positive integer"),
     ],

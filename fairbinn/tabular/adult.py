@@ -122,15 +122,12 @@ def load_adult(
     include_sensitive : bool, default True
         Keep the sensitive attribute among the features.
     """
-    folder, (train_path, test_path) = dataset_dir("adult", data_dir, [["adult.data", "adult.test"]])
+    _, (train_path, test_path) = dataset_dir("adult", data_dir, [["adult.data", "adult.test"]])
     train_rows, train_missing = _read_adult_file(train_path)
     test_rows, test_missing = _read_adult_file(test_path)
     categories = {c: sorted(train_rows[c].unique()) for c in _CATEGORICAL}
-    unseen = {
-        c: int((~test_rows[c].isin(categories[c])).sum())
-        for c in _CATEGORICAL
-        if (~test_rows[c].isin(categories[c])).any()
-    }
+    unseen_counts = {c: int((~test_rows[c].isin(categories[c])).sum()) for c in _CATEGORICAL}
+    unseen = {c: n for c, n in unseen_counts.items() if n}
     val_idx, train_idx = seeded_partition(len(train_rows), [val_fraction], seed)
     frames = {
         "train": train_rows.iloc[train_idx],

@@ -49,7 +49,9 @@ def paper_mlp(
         width,
         (width, width) if hidden_dims is None else hidden_dims,
         fairness_position=fairness_position,
-        num_fairness_layers=num_fairness_layers or PAPER_FAIRNESS_LAYERS.get(data.name, 1),
+        num_fairness_layers=(
+            PAPER_FAIRNESS_LAYERS.get(data.name, 1) if num_fairness_layers is None else num_fairness_layers
+        ),
         **kwargs,
     )
 
