@@ -7,13 +7,18 @@ Quick start::
     model = fairbinn.paper_mlp(data)                  # 2 FC -> 1 fairness layer -> output
     result = fairbinn.Trainer(strategy="bilevel", eta=100).fit(model, data.train, data.val, data.test)
     print(result.test)                                # accuracy, auc, ap, dp, eo, ...
+
+    nba = fairbinn.load_nba()                         # a PyG graph with FairGNN's split
+    result = fairbinn.run_graph(nba, backbone="gat", strategy="bilevel", selection_metric=None)
 """
 
 from .core import *  # noqa: F401,F403
 from .core import __all__ as _core_all
+from .graph import *  # noqa: F401,F403
+from .graph import __all__ as _graph_all
 from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
-from . import core, metrics, tabular  # noqa: E402
+from . import core, graph, metrics, tabular  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["core", "metrics", "tabular", "__version__", *_core_all, *_tabular_all]
+__all__ = ["core", "graph", "metrics", "tabular", "__version__", *_core_all, *_tabular_all, *_graph_all]

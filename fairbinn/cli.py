@@ -5,7 +5,9 @@ Accepts the flags of the FairBiNN authors' ``train_tabular.py`` (``--mode``,
 ``--fairness_position``, ``--device``, ``--epochs``, ``--batch_size``,
 ``--network_learning_rate``, ``--fairness_learning_rate``) with their meaning,
 plus fairbinn's own. ``--mode`` takes several strategies to compare them on the
-same network and data.
+same network and data. ``--data`` picks the modality: Adult and Health train
+the MLP, NBA, Pokec_z and Pokec_n a GNN (``--backbone gcn`` or ``gat``). Flags
+left out take the paper's settings of that dataset.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +28,10 @@ from .core.fairness_layers import list_fairness_layers
 from .core.metrics import REPORT_KEYS
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
+from .graph.backbones import list_gnn_bodies
+from .graph.datasets import GRAPH_DATASETS, load_graph
+from .graph.experiment import PAPER_GRAPH_SETTINGS
+from .graph.experiment import run_graph
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
 
@@ -47,32 +54,44 @@ def _mode(value: str) -> str:
     return name
 
 
+MODALITIES = {**{name: "tabular" for name in TABULAR_DATASETS}, **{name: "graph" for name in GRAPH_DATASETS}}
+"""Dataset name (lower case) -> modality."""
+
+_TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
+"""Training flags whose default depends on the dataset (the paper's settings)."""
+
+
 def _dataset(value: str) -> str:
-    if value.lower() not in TABULAR_DATASETS:
-        raise argparse.ArgumentTypeError(f"unknown dataset {value!r}; use Adult or Health")
-    return value.lower()
+    name = value.lower().replace("-", "_")
+    if name not in MODALITIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown dataset {value!r}; use Adult, Health, NBA, Pokec_z or Pokec_n"
+        )
+    return name
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     data = parser.add_argument_group("data")
-    data.add_argument("-d", "--data", type=_dataset, default="adult", help="Adult or Health (default Adult)")
+    data.add_argument("-d", "--data", type=_dataset, default="adult",
+                      help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph); default Adult")
     data.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
                       help="data directory (default $FAIRBINN_DATA, then ~/.cache/fairbinn)")
 
     game = parser.add_argument_group("training")
     game.add_argument("-m", "--mode", type=_mode, nargs="+", default=["bilevel"],
                       help="one or more of bilevel (alias linear), lagrangian (alias reg), erm; default bilevel")
-    game.add_argument("-e", "--eta", type=float, default=defaults.eta, help="fairness weight (default 100)")
+    game.add_argument("-e", "--eta", type=float,
+                      help="fairness weight (default: the paper's, 100 tabular, 1000 graph)")
     game.add_argument("--constraint", default=defaults.constraint, choices=sorted(set(list_constraints())),
                       help="fairness loss (default dp)")
-    game.add_argument("-ep", "--epochs", type=int, default=defaults.epochs)
+    game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph)")
     game.add_argument("-bs", "--batch_size", "--batch-size", dest="batch_size", type=int,
-                      default=defaults.batch_size)
-    game.add_argument("-nlr", "--network_learning_rate", "--lr", dest="lr", type=float, default=defaults.lr,
-                      help="Adam learning rate of the accuracy player (default 1e-3)")
+                      help="minibatch size (default 100; a graph trains full batch)")
+    game.add_argument("-nlr", "--network_learning_rate", "--lr", dest="lr", type=float,
+                      help="Adam learning rate of the accuracy player (default 1e-3 tabular, 1e-2 graph)")
     game.add_argument("-flr", "--fairness_learning_rate", "--fairness-lr", dest="fairness_lr", type=float,
-                      default=defaults.fairness_lr, help="Adam learning rate of the fairness layers (default 1e-5)")
+                      help="Adam learning rate of the fairness layers (default 1e-5)")
     game.add_argument("--lr-decay", type=float, default=defaults.lr_decay, help="per-epoch decay of --lr")
     game.add_argument("--fairness-lr-decay", type=float, default=defaults.fairness_lr_decay)
     game.add_argument("--order", choices=[o.replace("_", "-") for o in ORDERS], default="follower-first",
@@ -82,9 +101,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--leader-penalty", action="store_true",
                       help="bilevel: the leader minimises BCE + eta * fairness, as the authors' released code "
                            "effectively does (default: BCE alone, as the paper)")
-    game.add_argument("--select", default=defaults.selection_metric,
-                      choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
-                      help="validation metric choosing the reported epoch, or 'last' (default accuracy)")
+    game.add_argument("--select", choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
+                      help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
+                           "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
     game.add_argument("--seed", type=int, default=defaults.seed)
     game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
 
@@ -99,7 +118,18 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="1-based index into --acc_layers of the width the fairness block acts on; "
                           "the block follows the first P-1 layers (default: after both hidden layers)")
     net.add_argument("--fairness-layer-type", default="linear", choices=list_fairness_layers())
-    net.add_argument("--dropout", type=float, default=0.0)
+    net.add_argument("--dropout", type=float, help="dropout (default 0 tabular, 0.5 graph)")
+
+    graph = parser.add_argument_group("graph (NBA, Pokec_z, Pokec_n)")
+    graph.add_argument("--backbone", default="gcn", choices=list_gnn_bodies(), help="GNN body (default gcn)")
+    graph.add_argument("--hidden", type=int, default=64, help="GNN hidden width (default 64)")
+    graph.add_argument("--label-number", type=int, help="label budget (default FairGNN's: 100 NBA, 500 Pokec)")
+    graph.add_argument("--split-seed", type=int, default=20, help="seed of the node split (default 20, FairGNN's)")
+    graph.add_argument("--disjoint-val", action="store_true",
+                       help="NBA: separate validation and test nodes (default: FairGNN's published NBA split, "
+                            "where the test nodes double as validation nodes)")
+    graph.add_argument("--graph-folder", help="sub-directory of the data directory holding the files "
+                                              "(default nba / pokec)")
 
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", type=Path, help="write configuration, history and metrics as JSON")
@@ -111,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fairbinn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train and evaluate on Adult or Health",
-        description="Train ERM, Lagrangian and/or bilevel (FairBiNN) models on a tabular benchmark "
+        "train", help="train and evaluate on a tabular or graph benchmark",
+        description="Train ERM, Lagrangian and/or bilevel (FairBiNN) models on a benchmark "
                     "and print test metrics of the epoch selected on validation.",
     )
     _add_train_arguments(train)
@@ -122,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 def model_kwargs(args: argparse.Namespace, data: TabularDataset) -> dict[str, Any]:
     """Translate the authors' network flags into :func:`~fairbinn.tabular.paper_mlp` arguments."""
     width = data.num_features
-    kwargs: dict[str, Any] = {"fairness_layer": args.fairness_layer_type, "dropout": args.dropout}
+    kwargs: dict[str, Any] = {"fairness_layer": args.fairness_layer_type, "dropout": args.dropout or 0.0}
     hidden = [width, width]
     if args.acc_layers:
         widths = args.acc_layers
@@ -158,7 +188,7 @@ def _format(value: float | None) -> str:
 
 def results_table(rows: list[tuple[str, TrainResult]]) -> str:
     """A plain-text table of test metrics, one row per (label, result)."""
-    keys = [k for k in REPORT_KEYS if k != "eopp"]
+    keys = list(REPORT_KEYS)
     header = f"{'model':<22} {'epoch':>5}  " + "  ".join(f"{_COLUMNS[k]:>8}" for k in keys)
     lines = [header, "-" * len(header)]
     for label, result in rows:
@@ -177,29 +207,80 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def train_command(args: argparse.Namespace) -> int:
-    config = TrainConfig(
-        eta=args.eta, constraint=args.constraint, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, fairness_lr=args.fairness_lr, lr_decay=args.lr_decay,
-        fairness_lr_decay=args.fairness_lr_decay, order=args.order.replace("-", "_"),
-        separate_batches=args.separate_batches, leader_penalty=args.leader_penalty,
-        selection_metric=None if args.select == "last" else args.select,
-        seed=args.seed, device=args.device, progress=not args.no_progress,
+def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
+    """The training configuration: flags given, else the dataset's paper settings, else TrainConfig's."""
+    given = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
+    return TrainConfig(
+        **{**defaults, **given},
+        constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
+        order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
+        leader_penalty=args.leader_penalty, seed=args.seed, device=args.device, progress=not args.no_progress,
     )
+
+
+def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None, str]:
+    """The selection metric and how to describe it."""
+    if args.select is None and val_is_test:
+        return None, "last epoch (the validation nodes are the test nodes in this split)"
+    select = args.select or "accuracy"
+    if select == "last":
+        return None, "last epoch"
+    return select, f"validation {select}" + (" = test, in this split" if val_is_test else "")
+
+
+def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+    config = _config(args, {})
     data = load_tabular(args.data, args.data_dir, seed=args.seed)
+    select, described = _selection(args, False)
     kwargs = model_kwargs(args, data)
+    runs = [(mode, run_tabular(data, config.replace(strategy=mode, selection_metric=select), model_kwargs=kwargs))
+            for mode in dict.fromkeys(args.mode)]
+    title = (f"{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
+             f"(seed {args.seed}, {config.epochs} epochs, epoch chosen by {described})")
+    return title, runs
+
+
+def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+    config = _config(args, PAPER_GRAPH_SETTINGS)
+    loader_kwargs: dict[str, Any] = {"split_seed": args.split_seed}
+    if args.label_number is not None:
+        loader_kwargs["label_number"] = args.label_number
+    if args.disjoint_val:
+        loader_kwargs["test_as_val"] = False
+    if args.graph_folder:
+        loader_kwargs["folder"] = args.graph_folder
+    data = load_graph(args.data, args.data_dir, **loader_kwargs)
+    select, described = _selection(args, data.val_is_test)
+    kwargs = {"hidden_channels": args.hidden, "fairness_layer": args.fairness_layer_type,
+              "dropout": 0.5 if args.dropout is None else args.dropout}
+    if args.fairness_layers:
+        if len(args.fairness_layers) != 1:
+            raise ValueError("for a graph, --fairness_layers takes one integer, the number of fairness layers")
+        kwargs["num_fairness_layers"] = args.fairness_layers[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
+        runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select),
+                                 backbone=args.backbone, model_kwargs=kwargs))
+                for mode in dict.fromkeys(args.mode)]
+    summary = data.summary()
+    title = (f"{data.name} ({args.backbone}): test metrics, {summary['test']['nodes']} test nodes, "
+             f"{summary['train']['nodes']} training nodes, groups {data.group_names} "
+             f"(seed {args.seed}, {config.epochs} full-batch epochs, epoch chosen by {described})")
+    return title, runs
+
+
+def train_command(args: argparse.Namespace) -> int:
+    modality = MODALITIES[args.data]
+    title, results = {"tabular": _run_tabular, "graph": _run_graph}[modality](args)
     runs = []
-    for mode in dict.fromkeys(args.mode):
-        result = run_tabular(data, config.replace(strategy=mode), model_kwargs=kwargs)
+    for mode, result in results:
+        eta = result.config["eta"]
         name = "bilevel+penalty" if mode == "bilevel" and args.leader_penalty else mode
-        runs.append((f"{name} (eta={args.eta:g})" if mode != "erm" else "erm", result))
-    selection = f"validation {args.select}" if args.select != "last" else "last epoch"
-    print(
-        f"\n{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
-        f"(seed {args.seed}, {args.epochs} epochs, epoch chosen by {selection})"
-    )
+        runs.append((f"{name} (eta={eta:g})" if mode != "erm" else "erm", result))
+    print(f"\n{title}")
     print(results_table(runs))
-    print("DP/EO: demographic parity / equalized odds differences of thresholded predictions; "
+    print("DP: demographic parity difference, EO: equalized odds difference, EOpp: equal opportunity "
+          "difference (true-positive-rate gap, FairGNN's 'EO'), all of thresholded predictions; "
           "soft: gaps of mean predicted probability.")
     if args.output:
         payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}

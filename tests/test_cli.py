@@ -90,3 +90,38 @@ def test_module_entry_point_help():
     for flag in ("--mode", "--eta", "--data", "--fairness_layers", "--acc_layers", "--fairness_position",
                  "--device", "--epochs", "--batch_size", "--seed", "--data-dir", "--output"):
         assert flag in result.stdout
+
+
+def test_train_on_nba_uses_the_graph_settings(capsys, tmp_path, data_dir):
+    out = tmp_path / "nba.json"
+    code, captured = run_cli(
+        capsys, "train", "--data", "NBA", "--data-dir", str(data_dir), "--epochs", "3", "--backbone", "gat",
+        "--mode", "erm", "bilevel", "--no-progress", "--output", str(out),
+    )
+    assert code == 0
+    assert "nba (gat): test metrics, 213 test nodes, 100 training nodes" in captured.out
+    assert "epoch chosen by last epoch (the validation nodes are the test nodes" in captured.out
+    assert "EOpp" in captured.out and "FairGNN's 'EO'" in captured.out
+    runs = json.loads(out.read_text())["runs"]
+    config = runs[1]["config"]
+    # flags given win; the rest are the paper's graph settings
+    assert (config["epochs"], config["lr"], config["fairness_lr"], config["eta"]) == (3, 1e-2, 1e-5, 1000.0)
+    assert config["selection_metric"] is None
+    assert runs[1]["model"]["backbone"] == "gat" and runs[1]["model"]["dropout"] == 0.5
+    assert runs[1]["dataset"]["val_is_test"] is True
+
+
+def test_train_on_nba_with_disjoint_validation(capsys, data_dir):
+    code, captured = run_cli(
+        capsys, "train", "--data", "nba", "--data-dir", str(data_dir), "--epochs", "2", "--disjoint-val",
+        "--select", "auc", "--no-progress",
+    )
+    assert code == 0
+    assert "79 test nodes" in captured.out and "epoch chosen by validation auc" in captured.out
+
+
+def test_missing_pokec_files_exit_with_the_expected_names(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "Pokec_z", "--data-dir", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "expected region_job.csv + region_job_relationship.txt" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+"""Graph benchmarks: FairGNN-format graphs (NBA, Pokec-z, Pokec-n) and PyG GNN backbones."""
+
+import warnings
+
+with warnings.catch_warnings():
+    # torch_geometric calls torch.jit.script while importing, which this torch deprecates: not the user's concern
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    import torch_geometric  # noqa: F401
+
+from .backbones import GraphEncoder, build_gnn, create_gnn_body, list_gnn_bodies, register_gnn_body
+from .dataset import FullGraph, GraphDataset, check_graph
+from .datasets import GRAPH_DATASETS, FairGNNGraph, load_fairgnn_graph, load_graph, load_nba, load_pokec
+from .experiment import PAPER_GRAPH_SETTINGS, paper_gnn, run_graph
+from .splits import fairgnn_split
+
+__all__ = [
+    "GraphDataset",
+    "FullGraph",
+    "check_graph",
+    "fairgnn_split",
+    "FairGNNGraph",
+    "GRAPH_DATASETS",
+    "load_fairgnn_graph",
+    "load_nba",
+    "load_pokec",
+    "load_graph",
+    "GraphEncoder",
+    "register_gnn_body",
+    "create_gnn_body",
+    "list_gnn_bodies",
+    "build_gnn",
+    "PAPER_GRAPH_SETTINGS",
+    "paper_gnn",
+    "run_graph",
+]

@@ -1,0 +1,136 @@
+"""GNN encoders: any PyTorch Geometric body as the encoder of a :class:`FairModel`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import Tensor, nn
+from torch_geometric.nn import GAT, GCN
+
+from ..core.fairness_layers import create_fairness_layer
+from ..core.model import FairModel
+
+__all__ = [
+    "GraphEncoder",
+    "register_gnn_body",
+    "create_gnn_body",
+    "list_gnn_bodies",
+    "build_gnn",
+]
+
+GNNBodyFactory = Callable[..., nn.Module]
+_BODIES: dict[str, GNNBodyFactory] = {"gcn": GCN, "gat": GAT}
+
+
+class GraphEncoder(nn.Module):
+    """Adapts a PyG GNN body to a :class:`FairModel` encoder.
+
+    The trainer passes a batch's ``inputs`` as one object; for a graph they
+    are ``(x, edge_index)`` (or ``(x, edge_index, *extra)``, handed on as
+    further positional arguments, e.g. edge weights). The body is called as
+    ``body(x, edge_index, *extra)`` and must return node features
+    ``(N, width)``, as every ``torch_geometric.nn`` model and most
+    message-passing modules do.
+    """
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, inputs: tuple[Tensor, ...]) -> Tensor:
+        x, edge_index, *extra = inputs
+        return self.body(x, edge_index, *extra)
+
+
+def register_gnn_body(name: str, factory: GNNBodyFactory, *, overwrite: bool = False) -> None:
+    """Register ``factory(in_channels, hidden_channels, num_layers, dropout=..., **kwargs)`` under ``name``.
+
+    Any callable with the signature of ``torch_geometric.nn.GCN`` works (for
+    instance ``torch_geometric.nn.GraphSAGE``, ``GIN``, ``PNA`` with its extra
+    arguments passed through ``body_kwargs``).
+    """
+    key = name.lower()
+    if key in _BODIES and not overwrite:
+        raise ValueError(f"GNN body {name!r} is already registered")
+    _BODIES[key] = factory
+
+
+def list_gnn_bodies() -> list[str]:
+    """Names of the registered GNN bodies, sorted."""
+    return sorted(_BODIES)
+
+
+def create_gnn_body(
+    name: str, in_channels: int, hidden_channels: int = 64, num_layers: int = 2, dropout: float = 0.5,
+    **kwargs: Any,
+) -> nn.Module:
+    """A PyG body by name: ``(x (N, in_channels), edge_index) -> (N, hidden_channels)``.
+
+    ``"gcn"`` and ``"gat"`` are ``torch_geometric.nn.GCN`` / ``GAT``: ``num_layers``
+    convolutions, ReLU and dropout between them, no activation after the last
+    (as FairGNN's bodies). GCN and GAT add self-loops themselves. ``kwargs``
+    go to the factory (e.g. ``heads=2`` for GAT).
+    """
+    try:
+        factory = _BODIES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown GNN body {name!r}; choose one of {list_gnn_bodies()}") from None
+    return factory(in_channels, hidden_channels, num_layers, dropout=dropout, **kwargs)
+
+
+def build_gnn(
+    in_features: int,
+    backbone: str | nn.Module = "gcn",
+    *,
+    hidden_channels: int = 64,
+    num_layers: int = 2,
+    dropout: float = 0.5,
+    num_fairness_layers: int = 1,
+    fairness_layer: str = "linear",
+    body_kwargs: dict[str, Any] | None = None,
+    **fairness_kwargs: Any,
+) -> FairModel:
+    """A GNN :class:`FairModel`: GNN body -> fairness block -> ``Linear(hidden, 1)``.
+
+    Parameters
+    ----------
+    in_features : int
+        Node feature width ``d``; the model maps ``(x (N, d), edge_index (2, E))``
+        to logits ``(N,)``.
+    backbone : str or nn.Module, default "gcn"
+        A registered body name ("gcn", "gat", see :func:`list_gnn_bodies`), or
+        a ready PyG module ``(x, edge_index) -> (N, hidden_channels)``, e.g.
+        ``torch_geometric.nn.GraphSAGE(d, 64, num_layers=2)``.
+    hidden_channels : int, default 64
+        Width of the body's output, the fairness block and the head's input.
+    num_layers : int, default 2
+        Message-passing layers of a named body.
+    dropout : float, default 0.5
+        Dropout between the body's layers.
+    num_fairness_layers : int, default 1
+    fairness_layer : str, default "linear"
+        Registered fairness-layer kind; ``"linear"`` is FairBiNN's
+        ``Linear -> ReLU``.
+    body_kwargs : dict, optional
+        Extra arguments of a named body (e.g. ``{"heads": 2}`` for GAT).
+    **fairness_kwargs
+        Passed to the fairness-layer factory.
+    """
+    if not isinstance(in_features, int) or in_features < 1:
+        raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
+    if not isinstance(hidden_channels, int) or hidden_channels < 1:
+        raise ValueError(f"hidden_channels must be a positive integer, got {hidden_channels!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if isinstance(backbone, nn.Module):
+        body = backbone
+        width = getattr(body, "out_channels", hidden_channels)
+        if width != hidden_channels:
+            raise ValueError(
+                f"the backbone outputs {width} channels but hidden_channels is {hidden_channels}; "
+                "they must match"
+            )
+    else:
+        body = create_gnn_body(backbone, in_features, hidden_channels, num_layers, dropout, **(body_kwargs or {}))
+    fairness = create_fairness_layer(fairness_layer, hidden_channels, num_fairness_layers, **fairness_kwargs)
+    return FairModel(encoder=GraphEncoder(body), head=nn.Linear(hidden_channels, 1), fairness=fairness)

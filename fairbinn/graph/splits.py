@@ -1,0 +1,54 @@
+"""FairGNN's node split protocol."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+__all__ = ["fairgnn_split"]
+
+
+def fairgnn_split(
+    labelled: np.ndarray,
+    *,
+    label_number: int,
+    seed: int = 20,
+    test_as_val: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test node positions as FairGNN draws them.
+
+    Parameters
+    ----------
+    labelled : array of int, shape (L,)
+        Positions of the labelled nodes, in node-table order.
+    label_number : int
+        The label budget: at most this many training nodes.
+    seed : int, default 20
+        Seed of the shuffle (FairGNN uses 20 for NBA and Pokec).
+    test_as_val : bool, default False
+        FairGNN's NBA setting: the test split is every shuffled labelled node
+        from position ``label_number`` on, and it doubles as the validation split.
+
+    Returns
+    -------
+    train, val, test : arrays of int
+
+    The protocol: shuffle the labelled nodes with Python's ``random`` seeded with
+    ``seed`` (so the permutation is exactly FairGNN's), take the first
+    ``min(L // 2, label_number)`` for training, positions ``[L // 2, 3L // 4)``
+    for validation and ``[3L // 4, L)`` for test (``L`` the number of labelled
+    nodes; the halves are ``int(0.5 * L)`` and ``int(0.75 * L)``).
+    """
+    if not isinstance(label_number, int) or isinstance(label_number, bool) or label_number < 1:
+        raise ValueError(f"label_number must be a positive integer, got {label_number!r}")
+    order = [int(i) for i in labelled]
+    random.Random(seed).shuffle(order)
+    shuffled = np.asarray(order, dtype=np.int64)
+    n = len(shuffled)
+    half, three_quarters = int(0.5 * n), int(0.75 * n)
+    train = shuffled[: min(half, label_number)]
+    if test_as_val:
+        test = shuffled[label_number:]
+        return train, test, test
+    return train, shuffled[half:three_quarters], shuffled[three_quarters:]

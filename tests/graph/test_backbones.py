@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch_geometric.nn import GraphSAGE
+
+from fairbinn import Trainer
+from fairbinn.core.model import FairModel
+from fairbinn.graph import backbones
+from fairbinn.graph import GraphDataset, build_gnn, create_gnn_body, list_gnn_bodies, register_gnn_body
+
+from test_dataset import _graph
+
+
+@pytest.mark.parametrize("backbone", ["gcn", "gat"])
+def test_named_bodies_give_node_logits(backbone):
+    data = _graph()
+    model = build_gnn(3, backbone, hidden_channels=8)
+    assert isinstance(model, FairModel)
+    logits = model((data.x, data.edge_index))
+    assert logits.shape == (12,)
+    features = model.encoder((data.x, data.edge_index))
+    assert features.shape == (12, 8)
+    # the fairness block is FairBiNN's Linear -> ReLU, owned by the follower
+    assert [type(m).__name__ for m in model.fairness] == ["Linear", "ReLU"]
+    assert {id(p) for p in model.follower_parameters()} == {id(p) for p in model.fairness.parameters()}
+
+
+def test_gat_heads_and_body_kwargs():
+    body = create_gnn_body("gat", 3, 8, num_layers=2, dropout=0.0, heads=2)
+    assert body.convs[0].heads == 2
+
+
+def test_any_pyg_model_is_an_encoder_and_trains_bilevel():
+    data = _graph()
+    sage = GraphSAGE(3, 8, num_layers=2)
+    model = build_gnn(3, sage, hidden_channels=8)
+    dataset = GraphDataset("toy", data, ["a", "b", "c"], ["0", "1"], "y", "s")
+    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
+    fairness_before = [p.detach().clone() for p in model.fairness.parameters()]
+    result = Trainer(strategy="bilevel", epochs=2, fairness_lr=1e-2, progress=False).fit(
+        model, dataset.train, dataset.val, dataset.test
+    )
+    assert set(result.test) >= {"accuracy", "auc", "dp", "eo", "eopp"}
+    assert all(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(fairness_before, model.fairness.parameters()))
+
+
+def test_registry_and_errors(monkeypatch):
+    monkeypatch.setattr(backbones, "_BODIES", dict(backbones._BODIES))
+    with pytest.raises(ValueError, match="unknown GNN body 'gin'"):
+        create_gnn_body("gin", 3)
+    register_gnn_body("sage_test", GraphSAGE)
+    assert "sage_test" in list_gnn_bodies()
+    assert build_gnn(3, "sage_test", hidden_channels=4)((torch.randn(5, 3), torch.tensor([[0], [1]]))).shape == (5,)
+    with pytest.raises(ValueError, match="already registered"):
+        register_gnn_body("gcn", GraphSAGE)
+    with pytest.raises(ValueError, match="outputs 8 channels but hidden_channels is 64"):
+        build_gnn(3, GraphSAGE(3, 8, num_layers=2))

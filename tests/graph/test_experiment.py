@@ -1,0 +1,60 @@
+import math
+import warnings
+
+import pytest
+import torch
+
+from fairbinn import TrainConfig
+from fairbinn.core.strategies import create_strategy
+from fairbinn.graph import PAPER_GRAPH_SETTINGS, load_nba, paper_gnn, run_graph
+
+
+@pytest.fixture(scope="module")
+def nba(data_dir):
+    return load_nba(data_dir)
+
+
+@pytest.fixture(scope="module")
+def nba_disjoint(data_dir):
+    return load_nba(data_dir, test_as_val=False)
+
+
+def test_paper_settings():
+    config = TrainConfig(**PAPER_GRAPH_SETTINGS)
+    assert (config.epochs, config.lr, config.fairness_lr, config.eta) == (1000, 1e-2, 1e-5, 1000.0)
+
+
+@pytest.mark.parametrize("backbone", ["gcn", "gat"])
+@pytest.mark.parametrize("strategy", ["erm", "lagrangian", "bilevel"])
+def test_run_graph_on_nba(nba_disjoint, backbone, strategy):
+    result = run_graph(nba_disjoint, backbone=backbone, strategy=strategy, epochs=3, progress=False)
+    assert len(result.history) == 3
+    for key in ("accuracy", "auc", "ap", "dp", "eo", "eopp"):
+        assert math.isfinite(result.test[key])
+    assert 0.3 < result.test["accuracy"] <= 1
+    assert result.extra["dataset"]["test"]["nodes"] == 79
+    assert result.extra["model"]["backbone"] == backbone
+
+
+def test_selecting_on_a_validation_split_that_is_the_test_split_warns(nba):
+    with pytest.warns(UserWarning, match="validation nodes are the test nodes"):
+        run_graph(nba, epochs=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_graph(nba, epochs=2, selection_metric=None, progress=False)
+    assert result.selected_epoch == 2 and result.extra["val_is_test"]
+
+
+def test_fairness_loss_covers_the_training_nodes_only(nba):
+    data = nba.data
+    torch.manual_seed(0)
+    model = paper_gnn(nba, "gcn", dropout=0.0)
+    config = TrainConfig(**PAPER_GRAPH_SETTINGS, strategy="lagrangian")
+    strategy = create_strategy(model, config, config.build_constraint(), 2)
+    with torch.no_grad():
+        scores = torch.sigmoid(model((data.x, data.edge_index)))[data.train_mask]
+    s = data.sens[data.train_mask]
+    expected = (scores[s == 1].mean() - scores[s == 0].mean()) ** 2
+    (batch,) = list(nba.train)
+    losses = strategy.step(batch)
+    torch.testing.assert_close(losses["fairness"], expected)
