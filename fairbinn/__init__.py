@@ -10,6 +10,9 @@ Quick start::
 
     nba = fairbinn.load_nba()                         # a PyG graph with FairGNN's split
     result = fairbinn.run_graph(nba, backbone="gat", strategy="bilevel", selection_metric=None)
+
+    celeba = fairbinn.load_celeba("Smiling", "Male", image_size=64)   # pre-resized, memory-mapped images
+    result = fairbinn.run_vision(celeba, strategy="bilevel")          # ResNet-18 | Linear+ReLU | fc
 """
 
 from .core import *  # noqa: F401,F403
@@ -18,7 +21,12 @@ from .graph import *  # noqa: F401,F403
 from .graph import __all__ as _graph_all
 from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
-from . import core, graph, metrics, tabular  # noqa: E402
+from .vision import *  # noqa: F401,F403
+from .vision import __all__ as _vision_all
+from . import core, graph, metrics, tabular, vision  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["core", "graph", "metrics", "tabular", "__version__", *_core_all, *_tabular_all, *_graph_all]
+__all__ = [
+    "core", "graph", "metrics", "tabular", "vision", "__version__",
+    *_core_all, *_tabular_all, *_graph_all, *_vision_all,
+]

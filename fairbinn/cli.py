@@ -6,8 +6,10 @@ Accepts the flags of the FairBiNN authors' ``train_tabular.py`` (``--mode``,
 ``--network_learning_rate``, ``--fairness_learning_rate``) with their meaning,
 plus fairbinn's own. ``--mode`` takes several strategies to compare them on the
 same network and data. ``--data`` picks the modality: Adult and Health train
-the MLP, NBA, Pokec_z and Pokec_n a GNN (``--backbone gcn`` or ``gat``). Flags
-left out take the paper's settings of that dataset.
+the MLP, NBA, Pokec_z and Pokec_n a GNN (``--backbone gcn`` or ``gat``), CelebA
+an image classifier (``--target Smiling``, ``--backbone resnet18`` or any timm
+model with ``--source timm``). Flags left out take the paper's settings of
+that dataset.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any, Sequence
 from . import __version__
 from .core.config import FAIRNESS_GAP_METRICS, ORDERS, STRATEGY_NAMES, TrainConfig
 from .core.constraints import list_constraints
-from .core.fairness_layers import list_fairness_layers
 from .core.metrics import REPORT_KEYS
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
@@ -34,6 +35,9 @@ from .graph.experiment import PAPER_GRAPH_SETTINGS
 from .graph.experiment import run_graph
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
+from .vision.backbones import SOURCES, list_vision_fairness
+from .vision.experiment import PAPER_CELEBA_COMMON, PAPER_CELEBA_SETTINGS, run_vision
+from .vision.celeba import load_celeba
 
 MODE_ALIASES = {"reg": "lagrangian", "linear": "bilevel"}
 """The authors' ``--mode`` names: ``reg`` is the penalty (Lagrangian) method,
@@ -54,7 +58,11 @@ def _mode(value: str) -> str:
     return name
 
 
-MODALITIES = {**{name: "tabular" for name in TABULAR_DATASETS}, **{name: "graph" for name in GRAPH_DATASETS}}
+MODALITIES = {
+    **{name: "tabular" for name in TABULAR_DATASETS},
+    **{name: "graph" for name in GRAPH_DATASETS},
+    "celeba": "vision",
+}
 """Dataset name (lower case) -> modality."""
 
 _TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
@@ -65,7 +73,7 @@ def _dataset(value: str) -> str:
     name = value.lower().replace("-", "_")
     if name not in MODALITIES:
         raise argparse.ArgumentTypeError(
-            f"unknown dataset {value!r}; use Adult, Health, NBA, Pokec_z or Pokec_n"
+            f"unknown dataset {value!r}; use Adult, Health, NBA, Pokec_z, Pokec_n or CelebA"
         )
     return name
 
@@ -74,7 +82,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     data = parser.add_argument_group("data")
     data.add_argument("-d", "--data", type=_dataset, default="adult",
-                      help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph); default Adult")
+                      help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph), CelebA (vision); default Adult")
     data.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
                       help="data directory (default $FAIRBINN_DATA, then ~/.cache/fairbinn)")
 
@@ -82,16 +90,16 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("-m", "--mode", type=_mode, nargs="+", default=["bilevel"],
                       help="one or more of bilevel (alias linear), lagrangian (alias reg), erm; default bilevel")
     game.add_argument("-e", "--eta", type=float,
-                      help="fairness weight (default: the paper's, 100 tabular, 1000 graph)")
+                      help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
     game.add_argument("--constraint", default=defaults.constraint, choices=sorted(set(list_constraints())),
                       help="fairness loss (default dp)")
-    game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph)")
+    game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph, 30/15/15 CelebA)")
     game.add_argument("-bs", "--batch_size", "--batch-size", dest="batch_size", type=int,
-                      help="minibatch size (default 100; a graph trains full batch)")
+                      help="minibatch size (default 100, CelebA 128; a graph trains full batch)")
     game.add_argument("-nlr", "--network_learning_rate", "--lr", dest="lr", type=float,
                       help="Adam learning rate of the accuracy player (default 1e-3 tabular, 1e-2 graph)")
     game.add_argument("-flr", "--fairness_learning_rate", "--fairness-lr", dest="fairness_lr", type=float,
-                      help="Adam learning rate of the fairness layers (default 1e-5)")
+                      help="Adam learning rate of the fairness layers (default 1e-5; 1e-6 for CelebA Attractive)")
     game.add_argument("--lr-decay", type=float, default=defaults.lr_decay, help="per-epoch decay of --lr")
     game.add_argument("--fairness-lr-decay", type=float, default=defaults.fairness_lr_decay)
     game.add_argument("--order", choices=[o.replace("_", "-") for o in ORDERS], default="follower-first",
@@ -117,11 +125,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("-fp", "--fairness_position", "--fairness-position", dest="fairness_position", type=int,
                      help="1-based index into --acc_layers of the width the fairness block acts on; "
                           "the block follows the first P-1 layers (default: after both hidden layers)")
-    net.add_argument("--fairness-layer-type", default="linear", choices=list_fairness_layers())
+    net.add_argument("--fairness-layer-type", default="linear", choices=list_vision_fairness(),
+                     help="fairness block (default linear); conv_residual and layer4 for images only")
     net.add_argument("--dropout", type=float, help="dropout (default 0 tabular, 0.5 graph)")
 
     graph = parser.add_argument_group("graph (NBA, Pokec_z, Pokec_n)")
-    graph.add_argument("--backbone", default="gcn", choices=list_gnn_bodies(), help="GNN body (default gcn)")
+    graph.add_argument("--backbone", help=f"graph: GNN body, one of {', '.join(list_gnn_bodies())} (default gcn); "
+                                          "CelebA: a torchvision ResNet or timm model name (default resnet18)")
     graph.add_argument("--hidden", type=int, default=64, help="GNN hidden width (default 64)")
     graph.add_argument("--label-number", type=int, help="label budget (default FairGNN's: 100 NBA, 500 Pokec)")
     graph.add_argument("--split-seed", type=int, default=20, help="seed of the node split (default 20, FairGNN's)")
@@ -130,6 +140,16 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             "where the test nodes double as validation nodes)")
     graph.add_argument("--graph-folder", help="sub-directory of the data directory holding the files "
                                               "(default nba / pokec)")
+
+    vision = parser.add_argument_group("vision (CelebA)")
+    vision.add_argument("--target", default="Attractive", help="target attribute (default Attractive)")
+    vision.add_argument("--sensitive", default="Male", help="sensitive attribute (default Male)")
+    vision.add_argument("--source", default="torchvision", choices=SOURCES, help="model library (default torchvision)")
+    vision.add_argument("--pretrained", help="local weights file for the backbone (default: random init)")
+    vision.add_argument("--image-size", type=int, default=64, help="images resized to this square size (default 64)")
+    vision.add_argument("--max-images", type=int, help="at most this many images over the three splits (default all)")
+    vision.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    vision.add_argument("--cache-dir", help="pre-resized image store (default ~/.cache/fairbinn/image_cache)")
 
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", type=Path, help="write configuration, history and metrics as JSON")
@@ -141,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fairbinn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train and evaluate on a tabular or graph benchmark",
+        "train", help="train and evaluate on a tabular, graph or image benchmark",
         description="Train ERM, Lagrangian and/or bilevel (FairBiNN) models on a benchmark "
                     "and print test metrics of the epoch selected on validation.",
     )
@@ -250,6 +270,7 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
     if args.graph_folder:
         loader_kwargs["folder"] = args.graph_folder
     data = load_graph(args.data, args.data_dir, **loader_kwargs)
+    backbone = args.backbone or "gcn"
     select, described = _selection(args, data.val_is_test)
     kwargs = {"hidden_channels": args.hidden, "fairness_layer": args.fairness_layer_type,
               "dropout": 0.5 if args.dropout is None else args.dropout}
@@ -260,18 +281,41 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
         runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select),
-                                 backbone=args.backbone, model_kwargs=kwargs))
+                                 backbone=backbone, model_kwargs=kwargs))
                 for mode in dict.fromkeys(args.mode)]
     summary = data.summary()
-    title = (f"{data.name} ({args.backbone}): test metrics, {summary['test']['nodes']} test nodes, "
+    title = (f"{data.name} ({backbone}): test metrics, {summary['test']['nodes']} test nodes, "
              f"{summary['train']['nodes']} training nodes, groups {data.group_names} "
              f"(seed {args.seed}, {config.epochs} full-batch epochs, epoch chosen by {described})")
     return title, runs
 
 
+def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+    config = _config(args, {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(args.target, {})})
+    data = load_celeba(args.target, args.sensitive, args.data_dir, image_size=args.image_size,
+                       max_images=args.max_images, cache_dir=args.cache_dir, progress=not args.no_progress)
+    select, described = _selection(args, False)
+    kwargs: dict[str, Any] = {"name": args.backbone or "resnet18", "source": args.source,
+                              "fairness": args.fairness_layer_type, "pretrained": args.pretrained}
+    if args.fairness_layers:
+        if len(args.fairness_layers) != 1:
+            raise ValueError("for images, --fairness_layers takes one integer, the number of fairness layers")
+        kwargs["num_fairness_layers"] = args.fairness_layers[0]
+    runs = [(mode, run_vision(data, config.replace(strategy=mode, selection_metric=select),
+                              model_kwargs=kwargs, num_workers=args.workers))
+            for mode in dict.fromkeys(args.mode)]
+    counts = data.summary()
+    sizes = " / ".join(f"{counts[split]['images']:,}" for split in ("train", "val", "test"))
+    title = (f"CelebA {args.target} vs {args.sensitive} ({kwargs['name']}, {args.source}, "
+             f"{args.image_size}x{args.image_size}, random init unless --pretrained): test metrics, "
+             f"{sizes} train / val / test images (seed {args.seed}, {config.epochs} epochs, "
+             f"epoch chosen by {described})")
+    return title, runs
+
+
 def train_command(args: argparse.Namespace) -> int:
     modality = MODALITIES[args.data]
-    title, results = {"tabular": _run_tabular, "graph": _run_graph}[modality](args)
+    title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
     runs = []
     for mode, result in results:
         eta = result.config["eta"]

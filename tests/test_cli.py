@@ -125,3 +125,29 @@ def test_missing_pokec_files_exit_with_the_expected_names(capsys, tmp_path):
         main(["train", "--data", "Pokec_z", "--data-dir", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert "expected region_job.csv + region_job_relationship.txt" in capsys.readouterr().err
+
+
+def test_train_on_celeba_uses_the_attribute_settings(capsys, tmp_path, data_dir):
+    out = tmp_path / "celeba.json"
+    code, captured = run_cli(
+        capsys, "train", "--data", "CelebA", "--target", "Smiling", "--data-dir", str(data_dir),
+        "--max-images", "200", "--image-size", "32", "--epochs", "1", "--cache-dir", str(tmp_path / "cache"),
+        "--no-progress", "--output", str(out),
+    )
+    assert code == 0
+    assert "CelebA Smiling vs Male (resnet18, torchvision, 32x32" in captured.out
+    assert "164 / 18 / 18 train / val / test images" in captured.out
+    (run,) = json.loads(out.read_text())["runs"]
+    config = run["config"]
+    # Smiling: the paper's eta 100, fairness lr 1e-5, batch 128; the epochs flag wins
+    assert (config["eta"], config["fairness_lr"], config["batch_size"], config["epochs"]) == (100.0, 1e-5, 128, 1)
+    assert run["dataset"]["train"]["images"] == 164
+
+
+def test_unknown_celeba_attribute_lists_the_valid_ones(capsys, tmp_path, data_dir):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "CelebA", "--target", "Smile", "--data-dir", str(data_dir),
+              "--max-images", "50", "--cache-dir", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Smile" in err and "Smiling" in err and "Wavy_Hair" in err
