@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from fairbinn import TrainConfig, load_tabular, run_tabular
+from reporting import RunLog, mean_std_tables
 
 CONFIGURATIONS = [
     # label, strategy, eta, leader_penalty
@@ -40,8 +41,6 @@ CONFIGURATIONS = [
     ("bilevel + leader penalty, eta 5", "bilevel", 5.0, True),
 ]
 METRICS = ["accuracy", "auc", "ap", "dp", "eo", "soft_dp", "soft_eo"]
-HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "dp": "DP", "eo": "EO",
-           "soft_dp": "soft DP", "soft_eo": "soft EO"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,34 +57,20 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_key(dataset: str, label: str, seed: int) -> str:
-    return f"{dataset}|{label}|{seed}"
-
-
-def finished_runs(path: Path, epochs: int) -> dict[str, dict]:
-    """Runs already in the JSON-lines file, by key (several processes may append to it)."""
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            if record["epochs"] == epochs:
-                done[run_key(record["dataset"], record["label"], record["seed"])] = record
-    return done
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs_path = args.out / "tabular_runs.jsonl"
-    done = finished_runs(runs_path, args.epochs)
+    log = RunLog(args.out / "tabular_runs.jsonl", key=lambda r: (r["dataset"], r["label"], r["seed"]),
+                 match={"epochs": args.epochs})
+    done = log.records()
     base = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, fairness_lr=1e-5,
                        device=args.device, progress=False)
     for dataset in args.datasets:
         for seed in range(args.seeds):
             data = None
             for label, strategy, eta, penalty in CONFIGURATIONS:
-                if run_key(dataset, label, seed) in done:
+                if (dataset, label, seed) in done:
                     continue
                 data = data or load_tabular(dataset, args.data_dir, seed=seed)
                 start = time.perf_counter()
@@ -99,20 +84,17 @@ def main() -> None:
                     "wall_time_s": time.perf_counter() - start,
                     "test": result.test, "val": result.val,
                 }
-                with runs_path.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                log.append(record)
                 print(f"{dataset:7s} seed {seed} {label:34s} epoch {result.selected_epoch:3d}  "
                       + "  ".join(f"{k} {result.test[k]:.4f}" for k in ("accuracy", "dp", "soft_dp")),
                       flush=True)
-    write_tables(list(finished_runs(runs_path, args.epochs).values()), args)
+    write_tables(list(log.records().values()), args)
 
 
 def write_tables(records: list[dict], args: argparse.Namespace) -> None:
     """Tables over every run in the file, whichever process wrote it."""
     rows = [{"dataset": r["dataset"], "label": r["label"], "seed": r["seed"], **r["test"]} for r in records]
     frame = pd.DataFrame(rows)
-    order = {label: i for i, (label, *_) in enumerate(CONFIGURATIONS)}
-    summary = {}
     lines = [
         f"Test metrics, mean ± std over seeds (n per row in the last column); {args.epochs} epochs, "
         "epoch chosen on validation accuracy.",
@@ -120,19 +102,9 @@ def write_tables(records: list[dict], args: argparse.Namespace) -> None:
         "Regenerate with `python benchmarks/tabular.py`.",
         "",
     ]
-    for dataset, part in frame.groupby("dataset", sort=False):
-        lines += [f"**{dataset}**", "",
-                  "| model | " + " | ".join(HEADERS[m] for m in METRICS) + " | n |",
-                  "|---" * (len(METRICS) + 2) + "|"]
-        for label, group in sorted(part.groupby("label"), key=lambda item: order[item[0]]):
-            cells = [f"{group[m].mean():.3f} ± {group[m].std(ddof=1) if len(group) > 1 else 0:.3f}"
-                     for m in METRICS]
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(group)} |")
-            summary.setdefault(dataset, {})[label] = {
-                m: {"mean": float(group[m].mean()), "std": float(group[m].std(ddof=1)) if len(group) > 1 else 0.0}
-                for m in METRICS
-            } | {"runs": len(group)}
-        lines.append("")
+    tables, summary = mean_std_tables(frame, section="dataset", row="label", metrics=METRICS,
+                                      row_order=[label for label, *_ in CONFIGURATIONS])
+    lines += tables
     (args.out / "tabular.md").write_text("\n".join(lines))
     (args.out / "tabular.json").write_text(json.dumps(summary, indent=2))
     print("\n".join(lines))
