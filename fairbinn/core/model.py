@@ -15,15 +15,19 @@ class FairModel(nn.Module):
     Parameters
     ----------
     encoder : nn.Module
-        Maps the batch inputs (a tensor, or whatever the backbone takes) to
-        features of shape ``(n, width)``. Owned by the accuracy player.
+        Maps the batch inputs (a tensor, ``(x, edge_index)`` for a graph, or
+        whatever the backbone takes) to features, usually ``(n, width)``
+        (a feature map ``(n, C, h, w)`` when the fairness block sits before an
+        image model's pooling). Owned by the accuracy player.
     head : nn.Module
-        Maps ``(n, width)`` features to logits of shape ``(n, 1)`` or ``(n,)``.
-        Owned by the accuracy player.
+        Maps the fairness block's output to logits of shape ``(n, 1)`` or
+        ``(n,)``. Owned by the accuracy player.
     fairness : nn.Module, optional
-        Width-preserving block between encoder and head, owned by the fairness
-        player. ``None`` means no block (an identity); the bilevel strategy
-        then has nothing to train for the follower and refuses to run.
+        Block between encoder and head, owned by the fairness player: any
+        module whose output the head accepts, usually width-preserving
+        ``(n, width) -> (n, width)``. ``None`` means no block (an identity);
+        the bilevel strategy then has nothing to train for the follower and
+        refuses to run.
 
     ``forward(inputs)`` returns logits of shape ``(n,)``; probabilities are
     ``torch.sigmoid(logits)``.
@@ -36,7 +40,7 @@ class FairModel(nn.Module):
         self.head = head
 
     def decode(self, features: Tensor) -> Tensor:
-        """Logits ``(n,)`` from encoder features ``(n, width)``: head(fairness(features))."""
+        """Logits ``(n,)`` from encoder features: ``head(fairness(features))``."""
         logits = self.head(self.fairness(features))
         if logits.dim() == 2 and logits.shape[1] == 1:
             logits = logits.squeeze(1)

@@ -12,7 +12,9 @@ Three places for the fairness player's block (``fairness=``):
   pools and classifies;
 * ``"layer4"`` (torchvision ResNets): the backbone's last stage is the
   fairness block, as in the authors' released code: the encoder is the stem
-  and ``layer1``-``layer3``, the head is pooling and ``fc``.
+  and ``layer1``-``layer3``, the head is pooling and ``fc``. A bilevel step
+  runs the block twice in training mode (follower, then leader), so its
+  BatchNorm running statistics take two updates per step.
 
 Backbones come from torchvision (the ResNet family, ``source="torchvision"``)
 or from timm (any model, by name, ``source="timm"``), split through timm's
