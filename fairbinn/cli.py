@@ -68,6 +68,15 @@ MODALITIES = {
 _TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
 """Training flags whose default depends on the dataset (the paper's settings)."""
 
+_FLAG_SCOPE = {
+    "acc_layers": ("tabular",), "fairness_position": ("tabular",), "batch_size": ("tabular", "vision"),
+    "backbone": ("graph", "vision"),
+    **dict.fromkeys(("hidden", "label_number", "split_seed", "disjoint_val", "graph_folder"), ("graph",)),
+    **dict.fromkeys(("target", "sensitive", "source", "pretrained", "image_size", "max_images", "workers",
+                     "cache_dir"), ("vision",)),
+}
+"""Flags that only some modalities use; giving one to another is an error, not silently ignored."""
+
 
 def _dataset(value: str) -> str:
     name = value.lower().replace("-", "_")
@@ -313,8 +322,19 @@ def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainRes
     return title, runs
 
 
+def _check_scope(args: argparse.Namespace, modality: str) -> None:
+    defaults = vars(build_parser().parse_args(["train"]))
+    for dest, modalities in _FLAG_SCOPE.items():
+        if modality not in modalities and getattr(args, dest) != defaults[dest]:
+            flag = "--" + dest.replace("_", "-")
+            raise ValueError(
+                f"{flag} does not apply to {args.data} ({modality} data); it is for {' and '.join(modalities)} data"
+            )
+
+
 def train_command(args: argparse.Namespace) -> int:
     modality = MODALITIES[args.data]
+    _check_scope(args, modality)
     title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
     runs = []
     for mode, result in results:

@@ -151,3 +151,20 @@ def test_unknown_celeba_attribute_lists_the_valid_ones(capsys, tmp_path, data_di
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Smile" in err and "Smiling" in err and "Wavy_Hair" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "Adult", "--backbone", "gat"], "--backbone does not apply to adult (tabular data)"),
+        (["--data", "NBA", "--batch_size", "64"], "--batch-size does not apply to nba (graph data)"),
+        (["--data", "NBA", "--target", "Smiling"], "--target does not apply to nba (graph data)"),
+        (["--data", "CelebA", "--disjoint-val"], "--disjoint-val does not apply to celeba (vision data)"),
+        (["--data", "Health", "--image-size", "32"], "--image-size does not apply to health (tabular data)"),
+    ],
+)
+def test_flags_of_another_modality_are_refused(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
