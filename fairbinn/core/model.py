@@ -62,3 +62,10 @@ class FairModel(nn.Module):
     def follower_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the fairness player (follower): the fairness block."""
         yield from self.fairness.parameters()
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Number of scalar parameters of each player: ``{"leader_parameters", "follower_parameters"}``."""
+        return {
+            "leader_parameters": sum(p.numel() for p in self.leader_parameters()),
+            "follower_parameters": sum(p.numel() for p in self.follower_parameters()),
+        }

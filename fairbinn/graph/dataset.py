@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -174,11 +174,7 @@ class GraphDataset:
 
     def to(self, device: torch.device | str) -> "GraphDataset":
         """A copy whose tensors live on ``device`` (moved once, not every epoch)."""
-        return GraphDataset(
-            name=self.name, data=self.data.to(device), feature_names=self.feature_names,
-            group_names=self.group_names, label=self.label, sensitive_attribute=self.sensitive_attribute,
-            val_is_test=self.val_is_test, notes=self.notes,
-        )
+        return replace(self, data=self.data.to(device))
 
     def summary(self) -> dict[str, Any]:
         """Node and edge counts, positive rates and group shares of each split, as plain values."""

@@ -228,9 +228,7 @@ def load_fairgnn_graph(
         mask = np.zeros(len(table), dtype=bool)
         mask[part] = True
         masks.append(torch.as_tensor(mask & known))
-    dropped_unknown = sum(int((~known[p]).sum()) for p in split[:2]) + (
-        0 if test_as_val else int((~known[split[2]]).sum())
-    )
+    dropped_unknown = int((~known[np.unique(np.concatenate(split))]).sum())
     if dropped_unknown:
         notes["split_nodes_without_group"] = dropped_unknown
     data = Data(

@@ -85,8 +85,7 @@ def run_graph(
         model={
             "backbone": backbone,
             **(model_kwargs or {}),
-            "leader_parameters": sum(p.numel() for p in model.leader_parameters()),
-            "follower_parameters": sum(p.numel() for p in model.follower_parameters()),
+            **model.parameter_counts(),
             "repr": repr(model),
         },
         val_is_test=dataset.val_is_test,

@@ -94,8 +94,7 @@ def run_tabular(
         dataset=dataset.summary(),
         model={
             **(model_kwargs or {}),
-            "leader_parameters": sum(p.numel() for p in model.leader_parameters()),
-            "follower_parameters": sum(p.numel() for p in model.follower_parameters()),
+            **model.parameter_counts(),
             "repr": repr(model),
         },
         wall_time_s=time.perf_counter() - start,

@@ -83,8 +83,7 @@ def run_vision(
         dataset=dataset.summary(),
         model={
             **{k: str(v) for k, v in (model_kwargs or {}).items()},
-            "leader_parameters": sum(p.numel() for p in model.leader_parameters()),
-            "follower_parameters": sum(p.numel() for p in model.follower_parameters()),
+            **model.parameter_counts(),
         },
         steps_per_epoch=len(train),
         seconds_per_step=train_time / (len(train) * len(result.history)),

@@ -40,3 +40,8 @@ def test_head_with_several_outputs_is_rejected():
     model = FairModel(encoder=nn.Identity(), head=nn.Linear(4, 3))
     with pytest.raises(ValueError, match="one logit per example"):
         model(torch.randn(2, 4))
+
+
+def test_parameter_counts_per_player():
+    model = FairModel(nn.Linear(3, 4), nn.Linear(4, 1), nn.Linear(4, 4))
+    assert model.parameter_counts() == {"leader_parameters": 3 * 4 + 4 + 4 + 1, "follower_parameters": 4 * 4 + 4}
