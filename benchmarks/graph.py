@@ -30,7 +30,6 @@ import argparse
 import json
 import platform
 import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from fairbinn.graph import PAPER_GRAPH_SETTINGS, load_graph, paper_gnn, run_grap
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
-from reporting import RunLog, mean_std_tables
+from reporting import RunLog, interleaved_step_seconds, mean_std_tables
 
 CONFIGURATIONS = [
     # label, strategy, eta
@@ -87,29 +86,17 @@ def available(name: str, data_dir: str | None) -> bool:
 
 def step_cost(data, backbone: str, steps: int, config: TrainConfig, blocks: int = 5) -> dict[str, float]:
     """Median milliseconds per training step of ERM and bilevel, timed in alternating blocks."""
-    device = config.device
-    graph = data.to(device)
+    graph = data.to(config.device)
     (batch,) = list(graph.train)
     strategies = {}
     for name in ("erm", "bilevel"):
         seed_everything(0)
-        model = paper_gnn(graph, backbone).to(device)
+        model = paper_gnn(graph, backbone).to(config.device)
         model.train()
         strategies[name] = create_strategy(model, config.replace(strategy=name), config.build_constraint(),
                                            graph.num_groups)
-    times: dict[str, list[float]] = {name: [] for name in strategies}
-    for block in range(blocks + 1):
-        for name, strategy in strategies.items():
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(steps):
-                strategy.step(batch)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if block:  # block 0 warms up
-                times[name].append((time.perf_counter() - start) / steps)
-    cost = {f"{name}_step_ms": 1000 * statistics.median(t) for name, t in times.items()}
+    seconds = interleaved_step_seconds(strategies, batch, rounds=blocks, steps=steps)
+    cost = {f"{name}_step_ms": 1000 * value for name, value in seconds.items()}
     cost["bilevel_over_erm"] = cost["bilevel_step_ms"] / cost["erm_step_ms"]
     return cost
 
@@ -121,7 +108,7 @@ def main() -> None:
     protocol = f"nba-{args.nba_split}" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}")
     log = RunLog(args.out / "graph_runs.jsonl",
                  key=lambda r: (r["dataset"], r["backbone"], r["label"], r["seed"]),
-                 match={"epochs": args.epochs, "protocol": protocol})
+                 keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol)
     done = log.records()
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
                        progress=False)

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: a resumable log of runs and mean ± std tables.
+"""What the benchmark scripts share: a resumable log of runs, interleaved step timing, mean ± std tables.
 
 Imported by the scripts beside it (``python benchmarks/<name>.py`` puts this
 folder on the import path).
@@ -7,10 +7,13 @@ folder on the import path).
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
+import torch
 
 HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "dp": "DP", "eo": "EO", "eopp": "EOpp",
            "soft_dp": "soft DP", "soft_eo": "soft EO"}
@@ -19,19 +22,20 @@ HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "dp": "DP", "eo": "
 class RunLog:
     """A JSON-lines file of finished runs; runs already in it are skipped when a script restarts.
 
-    ``key`` maps a record to its identity; records whose ``match`` fields
-    differ from the current settings (e.g. another number of epochs) are ignored.
+    ``key`` maps a record to its identity; ``keep`` says whether a record was
+    made with the current settings (e.g. the same number of epochs); others
+    are ignored.
     """
 
-    def __init__(self, path: Path, key: Callable[[dict], tuple], match: dict[str, Any] | None = None) -> None:
-        self.path, self.key, self.match = path, key, match or {}
+    def __init__(self, path: Path, key: Callable[[dict], Any], keep: Callable[[dict], bool]) -> None:
+        self.path, self.key, self.keep = path, key, keep
 
-    def records(self) -> dict[tuple, dict]:
+    def records(self) -> dict[Any, dict]:
         done = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 record = json.loads(line)
-                if all(record.get(k) == v for k, v in self.match.items()):
+                if self.keep(record):
                     done[self.key(record)] = record
         return done
 
@@ -39,6 +43,33 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def interleaved_step_seconds(strategies: dict, batch, *, rounds: int, steps: int = 1) -> dict[str, float]:
+    """Median seconds per training step of each strategy, timed in interleaved rounds.
+
+    Each round runs ``steps`` steps of every strategy in turn on ``batch``, so
+    all see the same machine load; the first round is a warm-up and is not counted.
+    """
+    times: dict[str, list[float]] = {name: [] for name in strategies}
+    for round_ in range(rounds + 1):
+        for name, strategy in strategies.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(steps):
+                strategy.step(batch)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            if round_:
+                times[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def mean_std(values: pd.Series, decimals: int = 3) -> tuple[str, float, float]:
+    """``"mean ± std"`` of ``values`` (std 0 for a single value), and the two numbers."""
+    mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}", mean, std
 
 
 def mean_std_tables(
@@ -64,12 +95,10 @@ def mean_std_tables(
                   "|---" * (len(metrics) + 2) + "|"]
         groups = sorted(part.groupby(row, sort=False), key=lambda item: order.get(item[0], len(order)))
         for label, group in groups:
-            stats = {m: (float(group[m].mean()), float(group[m].std(ddof=1)) if len(group) > 1 else 0.0)
-                     for m in metrics}
-            lines.append(f"| {label} | " + " | ".join(f"{mu:.{decimals}f} ± {sd:.{decimals}f}" for mu, sd in stats.values())
-                         + f" | {len(group)} |")
+            stats = {m: mean_std(group[m], decimals) for m in metrics}
+            lines.append(f"| {label} | " + " | ".join(cell for cell, _, _ in stats.values()) + f" | {len(group)} |")
             summary.setdefault(name, {})[label] = {
-                m: {"mean": mu, "std": sd} for m, (mu, sd) in stats.items()
+                m: {"mean": mu, "std": sd} for m, (_, mu, sd) in stats.items()
             } | {"runs": len(group)}
         lines.append("")
     return lines, summary

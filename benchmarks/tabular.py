@@ -62,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     log = RunLog(args.out / "tabular_runs.jsonl", key=lambda r: (r["dataset"], r["label"], r["seed"]),
-                 match={"epochs": args.epochs})
+                 keep=lambda r: r["epochs"] == args.epochs)
     done = log.records()
     base = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, fairness_lr=1e-5,
                        device=args.device, progress=False)

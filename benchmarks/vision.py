@@ -32,7 +32,6 @@ import argparse
 import json
 import math
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -50,10 +49,10 @@ from fairbinn.vision import (
     read_celeba_index,
     run_vision,
 )
+from reporting import HEADERS, RunLog, interleaved_step_seconds, mean_std
 
 LABELS = {"erm": "ERM", "lagrangian": "Lagrangian", "bilevel": "FairBiNN bilevel"}
 METRICS = ["accuracy", "ap", "auc", "dp", "eo", "soft_dp"]
-HEADERS = {"accuracy": "accuracy", "ap": "AP", "auc": "AUC", "dp": "DP", "eo": "EO", "soft_dp": "soft DP"}
 SPLITS = ("train", "val", "test")
 
 
@@ -86,24 +85,8 @@ def settings_of(args: argparse.Namespace, attribute: str) -> dict:
             "batch_size": args.batch_size, "fairness": args.fairness, "device": args.device}
 
 
-def record_key(record: dict) -> str:
-    return f"{record['kind']}|{record['attribute']}|{record.get('strategy')}|{record.get('seed')}"
-
-
-def finished_records(path: Path, args: argparse.Namespace) -> dict[str, dict]:
-    """Runs and step-cost measurements already in the JSON-lines file with the current settings, by key."""
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            if record["settings"] == settings_of(args, record["attribute"]):
-                done[record_key(record)] = record
-    return done
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def record_key(record: dict) -> tuple:
+    return record["kind"], record["attribute"], record.get("strategy"), record.get("seed")
 
 
 def measure_step_cost(data, args: argparse.Namespace, settings: dict) -> dict:
@@ -120,18 +103,10 @@ def measure_step_cost(data, args: argparse.Namespace, settings: dict) -> dict:
         seed_everything(0)
         model = create_vision_model(fairness=args.fairness).to(device).train()
         strategies[strategy] = create_strategy(model, config, config.build_constraint(), num_groups=2)
-    times: dict[str, list[float]] = {strategy: [] for strategy in strategies}
-    for _ in range(args.timing_rounds + 1):
-        for strategy, step in strategies.items():
-            _synchronize(device)
-            start = time.perf_counter()
-            step.step(batch)
-            _synchronize(device)
-            times[strategy].append(time.perf_counter() - start)
     return {
         "kind": "step_cost", "attribute": data.target, "settings": settings, "rounds": args.timing_rounds,
         "batch_images": len(batch.y), "threads": torch.get_num_threads(),
-        "seconds_per_step": {strategy: statistics.median(t[1:]) for strategy, t in times.items()},
+        "seconds_per_step": interleaved_step_seconds(strategies, batch, rounds=args.timing_rounds),
     }
 
 
@@ -139,8 +114,9 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs_path = args.out / "vision_runs.jsonl"
-    done = finished_records(runs_path, args)
+    log = RunLog(args.out / "vision_runs.jsonl", key=record_key,
+                 keep=lambda r: r["settings"] == settings_of(args, r["attribute"]))
+    done = log.records()
     for attribute in args.attributes:
         settings = settings_of(args, attribute)
         data = None
@@ -162,9 +138,8 @@ def main() -> None:
                       + "  ".join(f"{LABELS[k]} {v:.3f}" for k, v in record["seconds_per_step"].items()), flush=True)
             else:
                 record = train_once(data, args, settings, job["strategy"], job["seed"])
-            with runs_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-    records = [r for r in finished_records(runs_path, args).values() if r["attribute"] in args.attributes]
+            log.append(record)
+    records = [r for r in log.records().values() if r["attribute"] in args.attributes]
     write_tables(records, args)
 
 
@@ -191,11 +166,6 @@ def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, se
           + "  ".join(f"{k} {result.test[k]:.4f}" for k in ("accuracy", "ap", "dp"))
           + f"  {record['seconds_per_step']:.3f} s/step", flush=True)
     return record
-
-
-def _cell(values: pd.Series) -> str:
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {std:.3f}"
 
 
 def write_tables(records: list[dict], args: argparse.Namespace) -> None:
@@ -247,14 +217,13 @@ def _run_tables(runs: list[dict], summary: dict) -> list[str]:
         for strategy, group in sorted(part.groupby("strategy"), key=lambda item: order[item[0]]):
             images = " ; ".join(sorted(group["images"].unique()))
             lines.append(f"| {LABELS[strategy]} | {images} | {group['epochs'].iloc[0]} | "
-                         + " | ".join(_cell(group[m]) for m in METRICS)
+                         + " | ".join(mean_std(group[m])[0] for m in METRICS)
                          + f" | {group['s_step'].mean():.3f} | {group['s_epoch'].mean():.1f} | {len(group)} |")
             summary.setdefault(attribute, {})[strategy] = {
                 "images": images, "epochs": int(group["epochs"].iloc[0]), "runs": len(group),
                 "seconds_per_step": float(group["s_step"].mean()),
                 "seconds_per_epoch": float(group["s_epoch"].mean()),
-                **{m: {"mean": float(group[m].mean()),
-                       "std": float(group[m].std(ddof=1)) if len(group) > 1 else 0.0} for m in METRICS},
+                **{m: dict(zip(("mean", "std"), mean_std(group[m])[1:])) for m in METRICS},
             }
         lines.append("")
     return lines
