@@ -17,7 +17,7 @@ no Python loop over groups and no host-device synchronisation (see
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import ClassVar
 
 import torch
@@ -67,6 +67,20 @@ def group_gaps(values: Tensor, cells: Tensor, num_rows: int, num_groups: int) ->
     return gaps.index_add(0, rows, values * weight[cells])
 
 
+def _cells(groups: Tensor, num_groups: int) -> Tensor:
+    """Flat cell index ``row * num_groups + group`` of each entry of ``groups`` ``(r, n)``."""
+    rows = torch.arange(groups.shape[0], device=groups.device).unsqueeze(1)
+    return (rows * num_groups + groups).reshape(-1)
+
+
+def _label_gaps(probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+    """Gaps ``(r, 2)`` within ``y = 0`` and within ``y = 1`` of each row of ``(r, n)`` inputs."""
+    rows = probs.shape[0]
+    row_index = torch.arange(rows, device=y.device).unsqueeze(1)
+    cells = ((2 * row_index + y.long()) * num_groups + groups).reshape(-1)
+    return group_gaps(probs.reshape(-1), cells, 2 * rows, num_groups).view(rows, 2)
+
+
 class FairnessConstraint(ABC):
     """Base class: a differentiable penalty for unequal treatment of groups.
 
@@ -75,7 +89,8 @@ class FairnessConstraint(ABC):
     norm : {"squared", "absolute"}, default "squared"
         Whether the loss is the squared gap or the gap itself.
 
-    Subclasses implement :meth:`gap`; calling the constraint returns the loss.
+    Subclasses implement :meth:`gap` (one batch) or :meth:`row_gaps` (several
+    rows at once); calling the constraint returns the loss.
     """
 
     name: ClassVar[str]
@@ -85,21 +100,40 @@ class FairnessConstraint(ABC):
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.gap is FairnessConstraint.gap and cls.row_gaps is FairnessConstraint.row_gaps:
+            raise TypeError(f"{cls.__name__} must implement gap() or row_gaps()")
+
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        """Gaps ``(r,)`` in ``[0, 1]`` of ``r`` independent rows, inputs of shape ``(r, n)``.
+
+        The default applies :meth:`gap` to each row; the built-in constraints
+        compute all rows at once.
+        """
+        return torch.stack([self.gap(*row, num_groups) for row in zip(probs, y, groups)])
+
     def gap(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
-        """Scalar gap in ``[0, 1]`` between groups for this batch."""
+        """Scalar gap in ``[0, 1]`` between groups for a batch of shape ``(n,)``."""
+        return self.row_gaps(probs[None], y[None], groups[None], num_groups)[0]
 
     def __call__(
         self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None = None
     ) -> Tensor:
-        if not (probs.shape == y.shape == groups.shape and probs.dim() == 1):
+        """The loss: a scalar for 1-D inputs ``(n,)``; one loss per row, ``(r,)``,
+        for 2-D inputs ``(r, n)`` (the models of a stack, each with its own batch)."""
+        if not (probs.shape == y.shape == groups.shape and probs.dim() in (1, 2)):
             raise ValueError(
-                "probs, y and groups must be 1-D of equal length; got shapes "
+                "probs, y and groups must be of equal length, 1-D (n,) or 2-D (r, n); got shapes "
                 f"{tuple(probs.shape)}, {tuple(y.shape)}, {tuple(groups.shape)}"
             )
         if num_groups is None:
             num_groups = int(groups.max().item()) + 1 if groups.numel() else 1
-        gap = self.gap(probs, y, groups.long(), num_groups)
+        groups = groups.long()
+        if probs.dim() == 1:
+            gap = self.gap(probs, y, groups, num_groups)
+        else:
+            gap = self.row_gaps(probs, y, groups, num_groups)
         return gap.square() if self.norm == "squared" else gap
 
     def __repr__(self) -> str:
@@ -111,8 +145,9 @@ class DemographicParity(FairnessConstraint):
 
     name = "dp"
 
-    def gap(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
-        return group_gaps(probs, groups, 1, num_groups)[0]
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        rows = probs.shape[0]
+        return group_gaps(probs.reshape(-1), _cells(groups, num_groups), rows, num_groups)
 
 
 class EqualizedOdds(FairnessConstraint):
@@ -125,9 +160,8 @@ class EqualizedOdds(FairnessConstraint):
 
     name = "eo"
 
-    def gap(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
-        cells = y.long() * num_groups + groups
-        return group_gaps(probs, cells, 2, num_groups).amax()
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        return _label_gaps(probs, y, groups, num_groups).amax(dim=1)
 
 
 class EqualOpportunity(FairnessConstraint):
@@ -135,9 +169,8 @@ class EqualOpportunity(FairnessConstraint):
 
     name = "eopp"
 
-    def gap(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
-        cells = y.long() * num_groups + groups
-        return group_gaps(probs, cells, 2, num_groups)[1]
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        return _label_gaps(probs, y, groups, num_groups)[:, 1]
 
 
 _CONSTRAINTS: dict[str, type[FairnessConstraint]] = {

@@ -40,8 +40,8 @@ from .model import FairModel
 __all__ = ["Strategy", "ERM", "Lagrangian", "Bilevel", "create_strategy"]
 
 
-def _adam(params: list[nn.Parameter], lr: float, decay: float):
-    optimizer = torch.optim.Adam(params, lr=lr)
+def _adam(params: list[nn.Parameter], lr: float, decay: float, **adam_kwargs):
+    optimizer = torch.optim.Adam(params, lr=lr, **adam_kwargs)
     return optimizer, ExponentialLR(optimizer, gamma=decay)
 
 
@@ -56,6 +56,16 @@ class Strategy(ABC):
     constraint : FairnessConstraint
     num_groups : int, optional
         Number of groups, so the fairness loss needs no per-step inference.
+    eta : float or Tensor, optional
+        Fairness weight; default ``config.eta``. A tensor ``(k,)`` gives each
+        model of a stack (see :mod:`fairbinn.core.stacked`) its own weight.
+    adam_kwargs : dict, optional
+        Extra arguments of every ``torch.optim.Adam`` (e.g. ``fused=True``).
+
+    Losses are scalars for one model. For a stack of ``k`` models the model
+    returns logits ``(k, n)`` and every loss is a vector ``(k,)``, one per
+    model; the players step on the sum, so each model's gradient is the one it
+    would get alone.
     """
 
     name: ClassVar[str]
@@ -66,11 +76,15 @@ class Strategy(ABC):
         config: TrainConfig,
         constraint: FairnessConstraint,
         num_groups: int | None = None,
+        eta: float | Tensor | None = None,
+        adam_kwargs: dict | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.constraint = constraint
         self.num_groups = num_groups
+        self.eta = config.eta if eta is None else eta
+        self.adam_kwargs = dict(adam_kwargs or {})
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[ExponentialLR] = []
 
@@ -81,7 +95,7 @@ class Strategy(ABC):
 
     @abstractmethod
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
-        """Update the parameters on ``batch``; return detached scalar losses by name."""
+        """Update the parameters on ``batch``; return detached losses by name (scalars, or ``(k,)`` for a stack)."""
 
     def end_epoch(self) -> None:
         """Advance the learning-rate schedulers."""
@@ -89,16 +103,24 @@ class Strategy(ABC):
             scheduler.step()
 
     def _add_optimizer(self, params: list[nn.Parameter], lr: float, decay: float):
-        optimizer, scheduler = _adam(params, lr, decay)
+        optimizer, scheduler = _adam(params, lr, decay, **self.adam_kwargs)
         self.optimizers.append(optimizer)
         self.schedulers.append(scheduler)
         return optimizer
 
     def _bce(self, logits: Tensor, y: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
+        if logits.dim() == 1:
+            return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
+        per_example = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+        return per_example.mean(dim=1)
 
     def _fairness(self, logits: Tensor, y: Tensor, s: Tensor) -> Tensor:
         return self.constraint(torch.sigmoid(logits), y, s, self.num_groups)
+
+
+def _total(loss: Tensor) -> Tensor:
+    """The loss to differentiate: the loss itself, or the sum over the models of a stack."""
+    return loss if loss.dim() == 0 else loss.sum()
 
 
 class ERM(Strategy):
@@ -106,8 +128,8 @@ class ERM(Strategy):
 
     name = "erm"
 
-    def __init__(self, model, config, constraint, num_groups=None):
-        super().__init__(model, config, constraint, num_groups)
+    def __init__(self, model, config, constraint, num_groups=None, **kwargs):
+        super().__init__(model, config, constraint, num_groups, **kwargs)
         self.optimizer = self._add_optimizer(list(model.parameters()), config.lr, config.lr_decay)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
@@ -118,7 +140,7 @@ class ERM(Strategy):
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
         loss, record = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        _total(loss).backward()
         self.optimizer.step()
         return record
 
@@ -132,7 +154,7 @@ class Lagrangian(ERM):
         logits, y, s = batch.selected(self.model(batch.inputs))
         bce = self._bce(logits, y)
         fairness = self._fairness(logits, y, s)
-        loss = bce + self.config.eta * fairness
+        loss = bce + self.eta * fairness
         return loss, {"bce": bce.detach(), "fairness": fairness.detach(), "loss": loss.detach()}
 
 
@@ -141,8 +163,8 @@ class Bilevel(Strategy):
 
     name = "bilevel"
 
-    def __init__(self, model, config, constraint, num_groups=None):
-        super().__init__(model, config, constraint, num_groups)
+    def __init__(self, model, config, constraint, num_groups=None, **kwargs):
+        super().__init__(model, config, constraint, num_groups, **kwargs)
         self.leader_params = list(model.leader_parameters())
         self.follower_params = list(model.follower_parameters())
         if not self.follower_params:
@@ -168,7 +190,7 @@ class Bilevel(Strategy):
     def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
         logits, y, s = batch.selected(self.model.decode(features))
         fairness = self._fairness(logits, y, s)
-        grads = torch.autograd.grad(self.config.eta * fairness, self.follower_params)
+        grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params)
         for param, grad in zip(self.follower_params, grads):
             param.grad = grad
         self.follower_optimizer.step()
@@ -177,9 +199,9 @@ class Bilevel(Strategy):
     def _leader_step(self, features: Tensor, batch: Batch) -> Tensor:
         logits, y, s = batch.selected(self.model.decode(features))
         bce = self._bce(logits, y)
-        loss = bce + self.config.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce
+        loss = bce + self.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce
         self.leader_optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss, inputs=self.leader_params)
+        torch.autograd.backward(_total(loss), inputs=self.leader_params)
         self.leader_optimizer.step()
         return bce.detach()
 
@@ -209,6 +231,10 @@ def create_strategy(
     config: TrainConfig,
     constraint: FairnessConstraint,
     num_groups: int | None = None,
+    **kwargs,
 ) -> Strategy:
-    """The strategy named by ``config.strategy``, with its optimizers built."""
-    return _STRATEGIES[config.strategy](model, config, constraint, num_groups)
+    """The strategy named by ``config.strategy``, with its optimizers built.
+
+    ``kwargs`` (``eta``, ``adam_kwargs``) go to :class:`Strategy`.
+    """
+    return _STRATEGIES[config.strategy](model, config, constraint, num_groups, **kwargs)

@@ -1,0 +1,328 @@
+"""Many models of one architecture trained at once, with stacked weights.
+
+A sweep trains the same network for several (eta, seed) pairs. Small
+networks leave the hardware idle: a step of one Adult MLP is bound by
+per-operator overhead, not by arithmetic. :func:`stack_models` turns ``k``
+models of identical structure into one :class:`StackedFairModel` whose
+parameters carry a leading model axis (a ``Linear`` becomes a batched matrix
+product over ``(k, n, width)`` activations), and :class:`StackedTrainer`
+updates all of them in one pass per minibatch with the ordinary strategies
+(:mod:`fairbinn.core.strategies`): every loss becomes a vector ``(k,)`` and
+the players step on its sum, so each model receives exactly the gradient it
+would receive alone. Adam works elementwise, so a stacked run follows the
+same trajectory as ``k`` separate runs up to floating-point rounding; each
+model also keeps its own shuffling order (its seed's), its own eta and its
+own epoch selection.
+
+What can be stacked: ``nn.Linear``, element-wise activations, ``nn.Identity``,
+``nn.Dropout`` with ``p = 0``, and containers whose forward only chains their
+children (``nn.Sequential``, the built-in fairness layers). Anything else
+raises :class:`NotStackableError`; :func:`register_stacker` adds a module type.
+Dropout with ``p > 0`` is refused because a stack cannot draw the masks the
+separate runs would draw.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .config import FAIRNESS_GAP_METRICS, TrainConfig
+from .data import Batch, Split, check_targets
+from .fairness_layers import LinearStack, ResidualStack, _ResidualLayer
+from .metrics import binary_fairness_report
+from .model import FairModel
+from .runtime import resolve_device
+from .strategies import create_strategy
+from .trainer import TrainResult, _improves, _metrics_of
+
+__all__ = [
+    "NotStackableError",
+    "StackedLinear",
+    "StackedFairModel",
+    "StackedTrainer",
+    "register_stacker",
+    "stack_modules",
+    "stack_models",
+]
+
+
+class NotStackableError(TypeError):
+    """The models cannot be trained as one stack (the caller trains them one at a time)."""
+
+
+Stacker = Callable[[Sequence[nn.Module]], nn.Module]
+_STACKERS: dict[type, Stacker] = {}
+_ELEMENTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.Softplus,
+)
+
+
+def register_stacker(module_type: type) -> Callable[[Stacker], Stacker]:
+    """Decorator registering ``stacker(modules) -> module`` for modules of exactly ``module_type``.
+
+    The returned module maps ``(k, n, ...)`` inputs to ``(k, n, ...)`` outputs,
+    applying ``modules[i]`` to slice ``i``, and names its parameters as
+    ``modules[0]`` does, with a leading axis of size ``k``.
+    """
+
+    def decorator(stacker: Stacker) -> Stacker:
+        _STACKERS[module_type] = stacker
+        return stacker
+
+    return decorator
+
+
+def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
+    """One module computing ``modules[i]`` on slice ``i`` of a ``(k, n, ...)`` input.
+
+    Raises :class:`NotStackableError` naming the first module type that cannot be stacked.
+    """
+    first = modules[0]
+    kind = type(first)
+    if any(type(m) is not kind for m in modules):
+        raise NotStackableError(f"the models differ in structure: {sorted({type(m).__name__ for m in modules})}")
+    if kind in _STACKERS:
+        return _STACKERS[kind](modules)
+    if kind is nn.Dropout:
+        if any(m.p > 0 for m in modules):
+            raise NotStackableError("dropout with p > 0 cannot be stacked: its masks would differ from separate runs")
+        return nn.Identity()
+    if kind in _ELEMENTWISE:
+        if any(repr(m) != repr(first) for m in modules):
+            raise NotStackableError(f"the models' {kind.__name__} settings differ")
+        return copy.deepcopy(first)
+    raise NotStackableError(f"{kind.__name__} cannot be stacked (no stacker registered for it)")
+
+
+class StackedLinear(nn.Module):
+    """``k`` linear maps applied to ``(k, n, in_features)``, giving ``(k, n, out_features)``.
+
+    ``weight`` is ``(k, out_features, in_features)`` and ``bias`` ``(k, out_features)``:
+    the ``nn.Linear`` parameters of the ``k`` models stacked.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias) if bias is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.transpose(1, 2)
+        if self.bias is None:
+            return torch.bmm(x, weight)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, weight)
+
+
+@register_stacker(nn.Linear)
+def _stack_linear(modules: Sequence[nn.Module]) -> nn.Module:
+    shapes = {tuple(m.weight.shape) for m in modules}
+    if len(shapes) > 1 or len({m.bias is None for m in modules}) > 1:
+        raise NotStackableError(f"the models' Linear layers differ in shape: {sorted(shapes)}")
+    weight = torch.stack([m.weight.detach() for m in modules]).clone()
+    bias = None if modules[0].bias is None else torch.stack([m.bias.detach() for m in modules]).clone()
+    return StackedLinear(weight, bias)
+
+
+def _stack_children(modules: Sequence[nn.Module]) -> nn.Module:
+    """Stack a container whose forward only chains its children."""
+    first = modules[0]
+    if list(first.named_parameters(recurse=False)) or list(first.named_buffers(recurse=False)):
+        raise NotStackableError(f"{type(first).__name__} holds parameters of its own")
+    names = [name for name, _ in first.named_children()]
+    if any([name for name, _ in m.named_children()] != names for m in modules):
+        raise NotStackableError(f"the models' {type(first).__name__} blocks differ in structure")
+    stacked = copy.copy(first)
+    stacked._modules = {name: stack_modules([getattr(m, name) for m in modules]) for name in names}
+    return stacked
+
+
+for _container in (nn.Sequential, LinearStack, ResidualStack, _ResidualLayer):
+    register_stacker(_container)(_stack_children)
+
+
+class StackedFairModel(FairModel):
+    """``k`` :class:`FairModel` s in one: inputs ``(k, n, ...)``, logits ``(k, n)``.
+
+    Its ``state_dict`` has the keys of one model's, each tensor with a leading
+    axis of size ``k``; :meth:`model_state_dict` gives model ``i``'s.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, fairness: nn.Module, num_models: int):
+        super().__init__(encoder, head, fairness)
+        self.num_models = num_models
+
+    def decode(self, features: Tensor) -> Tensor:
+        logits = self.head(self.fairness(features))
+        if logits.dim() == 3 and logits.shape[2] == 1:
+            logits = logits.squeeze(2)
+        if logits.dim() != 2 or logits.shape[0] != self.num_models:
+            raise ValueError(f"a stack of {self.num_models} models must give logits (k, n); got {tuple(logits.shape)}")
+        return logits
+
+    def model_state_dict(self, index: int) -> dict[str, Tensor]:
+        """The state dict of model ``index``, loadable into one of the original models."""
+        return {name: value[index].clone() for name, value in self.state_dict().items()}
+
+
+def stack_models(models: Sequence[FairModel]) -> StackedFairModel:
+    """Stack ``models`` (identical structure, any parameter values) into one model.
+
+    Raises :class:`NotStackableError` when a part cannot be stacked.
+    """
+    if not models:
+        raise ValueError("stack_models needs at least one model")
+    if any(type(m) is not FairModel for m in models):
+        raise NotStackableError("only plain FairModel instances can be stacked")
+    parts = {name: stack_modules([getattr(m, name) for m in models]) for name in ("encoder", "head", "fairness")}
+    return StackedFairModel(num_models=len(models), **parts)
+
+
+class StackedTrainer:
+    """Trains ``k`` models that differ only in eta and seed, in one pass per minibatch.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Shared settings (strategy, learning rates, epochs, batch size, selection).
+        Its ``eta`` and ``seed`` are replaced by each model's.
+    etas, seeds : sequence of float / int, length k
+        Model ``i`` is trained with ``config.replace(eta=etas[i], seed=seeds[i])``
+        and shuffles the training rows with ``seeds[i]`` exactly as
+        :class:`~fairbinn.core.trainer.Trainer` does, so its results equal a
+        separate run's up to floating-point rounding (initialise model ``i``
+        after ``seed_everything(seeds[i])``, as the separate run does).
+    adam_kwargs : dict, optional
+        Extra ``torch.optim.Adam`` arguments (``fused=True`` is faster on a
+        large stack, and rounds differently from the default implementation).
+
+    Data are :class:`~fairbinn.core.data.Split` objects (tabular-style
+    in-memory tensors). ``config.separate_batches`` is not supported.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        etas: Sequence[float],
+        seeds: Sequence[int],
+        adam_kwargs: dict | None = None,
+        eval_batch_size: int = 8192,
+    ) -> None:
+        if len(etas) != len(seeds) or not etas:
+            raise ValueError(f"etas and seeds must be non-empty and of equal length, got {len(etas)} and {len(seeds)}")
+        if config.separate_batches:
+            raise NotStackableError("separate_batches=True cannot be stacked")
+        self.configs = [config.replace(eta=float(eta), seed=int(seed)) for eta, seed in zip(etas, seeds)]
+        self.config = config
+        self.adam_kwargs = adam_kwargs
+        self.eval_batch_size = eval_batch_size
+
+    def fit(
+        self, model: StackedFairModel, train: Split, val: Split | None = None, test: Split | None = None
+    ) -> list[TrainResult]:
+        """Train the stack in place; one :class:`TrainResult` per model, in order.
+
+        Afterwards model ``i`` of the stack holds the parameters of its
+        selected epoch (``model.model_state_dict(i)``).
+        """
+        cfg, k = self.config, len(self.configs)
+        if model.num_models != k:
+            raise ValueError(f"the stack holds {model.num_models} models but {k} (eta, seed) pairs were given")
+        for split in (train, val, test):
+            if split is not None and not isinstance(split, Split):
+                raise NotStackableError(f"stacked training reads Split objects, got {type(split).__name__}")
+        check_targets(train.y, train.s, name="training data", min_groups=2)
+        num_groups = int(train.s.max()) + 1
+        device = resolve_device(cfg.device)
+        model.to(device)
+        etas = torch.tensor([c.eta for c in self.configs], device=device)
+        strategy = create_strategy(
+            model, cfg, cfg.build_constraint(), num_groups, eta=etas, adam_kwargs=self.adam_kwargs
+        )
+        generators = [torch.Generator().manual_seed(c.seed) for c in self.configs]
+        select = cfg.selection_metric if val is not None else None
+        minimise = select in FAIRNESS_GAP_METRICS
+        best = [math.nan] * k
+        selected = [cfg.epochs] * k
+        best_states: list[dict[str, Tensor] | None] = [None] * k
+        histories: list[list[dict[str, float]]] = [[] for _ in range(k)]
+        x, y, s = (t.to(device) for t in (train.x, train.y, train.s))
+
+        bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.strategy} x{k}", disable=not cfg.progress, leave=False)
+        for epoch in bar:
+            losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
+            val_reports = self._evaluate(model, val) if val is not None else None
+            for i in range(k):
+                record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
+                if val_reports is not None:
+                    record.update({f"val_{n}": v for n, v in val_reports[i].items()})
+                histories[i].append(record)
+                if select is not None and _improves(record[f"val_{select}"], best[i], minimise):
+                    best[i], selected[i] = record[f"val_{select}"], epoch
+                    best_states[i] = model.model_state_dict(i)
+        bar.close()
+
+        final = model.state_dict()
+        for i, state in enumerate(best_states):
+            if state is not None and selected[i] != cfg.epochs:
+                for name, value in state.items():
+                    final[name][i] = value
+        model.load_state_dict(final)
+        test_reports = self._evaluate(model, test) if test is not None else [None] * k
+        return [
+            TrainResult(
+                config=self.configs[i].to_dict(),
+                history=histories[i],
+                selected_epoch=selected[i],
+                val=_metrics_of(histories[i][selected[i] - 1], "val_") if val is not None else None,
+                test=test_reports[i],
+                extra={"stack_size": k},
+            )
+            for i in range(k)
+        ]
+
+    def _train_epoch(self, strategy, x, y, s, generators, epoch) -> tuple[dict[str, Tensor], float]:
+        strategy.model.train()
+        start = time.perf_counter()
+        n, batch_size = len(y), self.config.batch_size
+        order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(x.device)
+        totals: dict[str, Tensor] = {}
+        steps = 0
+        for begin in range(0, n, batch_size):
+            rows = order[:, begin : begin + batch_size]
+            for name, value in strategy.step(Batch(x[rows], y[rows], s[rows])).items():
+                totals[name] = totals[name] + value if name in totals else value
+            steps += 1
+        strategy.end_epoch()
+        losses = {f"train_{name}": (total / steps).cpu() for name, total in totals.items()}
+        for name, values in losses.items():
+            bad = [i for i, v in enumerate(values.tolist()) if not math.isfinite(v)]
+            if bad:
+                models = ", ".join(f"eta={self.configs[i].eta:g} seed={self.configs[i].seed}" for i in bad)
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch}: non-finite {name} for {models}; lower the learning rate or eta"
+                )
+        return losses, time.perf_counter() - start
+
+    @torch.inference_mode()
+    def _evaluate(self, model: StackedFairModel, split: Split) -> list[dict[str, float]]:
+        model.eval()
+        device = next(model.parameters()).device
+        scores = []
+        for begin in range(0, len(split), self.eval_batch_size):
+            chunk = split.x[begin : begin + self.eval_batch_size].to(device)
+            logits = model(chunk.unsqueeze(0).expand(model.num_models, -1, -1))
+            scores.append(torch.sigmoid(logits.float()).cpu())
+        probs = torch.cat(scores, dim=1).numpy()
+        y, groups = split.y.numpy(), split.s.numpy()
+        return [
+            binary_fairness_report(y, np.ascontiguousarray(p), sensitive_features=groups, threshold=self.config.threshold)
+            for p in probs
+        ]

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+
+from fairbinn.core.config import TrainConfig
+from fairbinn.core.model import FairModel
+from fairbinn.core.runtime import seed_everything
+from fairbinn.core.stacked import NotStackableError, StackedTrainer, stack_models
+from fairbinn.core.trainer import Trainer
+from fairbinn.tabular.mlp import build_mlp
+from synthetic import make_biased_split
+
+TRAIN, VAL, TEST = (make_biased_split(n, seed, name=name) for n, seed, name in
+                    ((230, 0, "train"), (120, 1, "val"), (120, 2, "test")))
+
+
+def _model(seed, **kwargs):
+    seed_everything(seed)
+    return build_mlp(6, (8, 8), num_fairness_layers=2, **kwargs)
+
+
+@pytest.mark.parametrize("strategy,extra", [
+    ("bilevel", {}),
+    ("bilevel", {"order": "leader_first", "leader_penalty": True, "constraint": "eo"}),
+    ("lagrangian", {"constraint": "eopp", "constraint_norm": "absolute"}),
+    ("erm", {}),
+])
+def test_stacked_models_equal_separate_runs(strategy, extra):
+    config = TrainConfig(strategy=strategy, epochs=4, batch_size=32, lr=1e-2, fairness_lr=1e-3,
+                         lr_decay=0.9, progress=False, **extra)
+    pairs = [(0.0, 0), (5.0, 0), (50.0, 1)]
+    stack = stack_models([_model(seed, fairness_layer="residual") for _, seed in pairs])
+    stacked = StackedTrainer(config, [e for e, _ in pairs], [s for _, s in pairs]).fit(stack, TRAIN, VAL, TEST)
+    for index, (eta, seed) in enumerate(pairs):
+        model = _model(seed, fairness_layer="residual")
+        alone = Trainer(config, eta=eta, seed=seed).fit(model, TRAIN, VAL, TEST)
+        result = stacked[index]
+        assert result.config == alone.config
+        assert result.selected_epoch == alone.selected_epoch
+        for mine, theirs in zip(result.history, alone.history):
+            for key, value in theirs.items():
+                if key != "train_time_s":
+                    assert mine[key] == pytest.approx(value, abs=1e-5), key
+        for key, value in alone.test.items():
+            assert result.test[key] == pytest.approx(value, abs=1e-5), key
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(stack.model_state_dict(index)[name], value, atol=1e-5, rtol=1e-4)
+
+
+def test_what_cannot_be_stacked_is_refused_by_name():
+    with pytest.raises(NotStackableError, match="dropout"):
+        stack_models([_model(0, dropout=0.1), _model(1, dropout=0.1)])
+    with pytest.raises(NotStackableError, match="BatchNorm1d"):
+        stack_models([FairModel(nn.BatchNorm1d(3), nn.Linear(3, 1), nn.Linear(3, 3)) for _ in range(2)])
+    with pytest.raises(NotStackableError, match="shape"):
+        stack_models([build_mlp(6, (8,)), build_mlp(6, (9,))])
+    with pytest.raises(NotStackableError, match="separate_batches"):
+        StackedTrainer(TrainConfig(separate_batches=True), [1.0], [0])
+    with pytest.raises(ValueError, match="equal length"):
+        StackedTrainer(TrainConfig(), [1.0, 2.0], [0])
+
+
+def test_stacked_constraint_rows_equal_one_row_each():
+    from fairbinn.core.constraints import create_constraint
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.rand(3, 40, generator=generator)
+    y = torch.randint(0, 2, (3, 40), generator=generator)
+    s = torch.randint(0, 3, (3, 40), generator=generator)
+    for name in ("dp", "eo", "eopp"):
+        constraint = create_constraint(name)
+        rows = constraint(probs, y, s, 3)
+        assert rows.shape == (3,)
+        for i in range(3):
+            assert rows[i].item() == pytest.approx(constraint(probs[i], y[i], s[i], 3).item(), abs=1e-7)
