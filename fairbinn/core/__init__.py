@@ -20,7 +20,9 @@ from .fairness_layers import (
     register_fairness_layer,
 )
 from .model import FairModel
+from .pareto import DP_BUDGETS, accuracy_at_budgets, area_over_curve, pareto_front
 from .runtime import resolve_device, seed_everything
+from .stacked import NotStackableError, StackedTrainer, register_stacker, stack_models
 from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy
 from .trainer import Trainer, TrainResult
 
@@ -43,6 +45,14 @@ __all__ = [
     "list_fairness_layers",
     "register_fairness_layer",
     "FairModel",
+    "DP_BUDGETS",
+    "accuracy_at_budgets",
+    "area_over_curve",
+    "pareto_front",
+    "NotStackableError",
+    "StackedTrainer",
+    "register_stacker",
+    "stack_models",
     "resolve_device",
     "seed_everything",
     "Strategy",
