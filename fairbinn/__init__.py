@@ -13,6 +13,9 @@ Quick start::
 
     celeba = fairbinn.load_celeba("Smiling", "Male", image_size=64)   # pre-resized, memory-mapped images
     result = fairbinn.run_vision(celeba, strategy="bilevel")          # ResNet-18 | Linear+ReLU | fc
+
+    table = fairbinn.sweep("adult", etas=[0, 10, 100], seeds=[0, 1])  # one row per (strategy, eta, seed)
+    fairbinn.accuracy_at_budgets(table)                               # chosen on validation, read on test
 """
 
 from .core import *  # noqa: F401,F403
@@ -23,10 +26,13 @@ from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
 from .vision import *  # noqa: F401,F403
 from .vision import __all__ as _vision_all
+from .plotting import plot_fronts, read_reference_points, save_figure  # noqa: E402
+from .sweeps import PAPER_ETAS, sweep  # noqa: E402
 from . import core, graph, metrics, tabular, vision  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "core", "graph", "metrics", "tabular", "vision", "__version__",
     *_core_all, *_tabular_all, *_graph_all, *_vision_all,
+    "sweep", "PAPER_ETAS", "plot_fronts", "read_reference_points", "save_figure",
 ]

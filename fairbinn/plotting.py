@@ -1,0 +1,120 @@
+"""Accuracy-vs-unfairness plots of a sweep (matplotlib; ``pip install matplotlib``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .core.pareto import pareto_front
+
+__all__ = ["plot_fronts", "read_reference_points", "save_figure"]
+
+_COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green"}
+_LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
+           "eo": "equalized odds difference", "eopp": "equal opportunity difference"}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install matplotlib (or fairbinn[plot])") from None
+    return plt
+
+
+def read_reference_points(path: str | os.PathLike, fairness: str = "dp") -> pd.DataFrame:
+    """Reference points from a CSV with the columns ``label``, ``accuracy`` and ``<fairness>``.
+
+    Raises ``ValueError`` naming the file and the missing columns or bad values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference points file not found: {path}")
+    frame = pd.read_csv(path)
+    missing = [c for c in ("label", "accuracy", fairness) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected label, accuracy, {fairness}")
+    for column in ("accuracy", fairness):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[values.isna() | (values < 0) | (values > 1)].tolist()
+        if bad:
+            raise ValueError(f"{path}: column {column!r} must hold numbers in [0, 1]; bad value on line {bad[0] + 2}")
+        frame[column] = values
+    return frame
+
+
+def plot_fronts(
+    table: pd.DataFrame,
+    *,
+    fairness: str = "dp",
+    split: str = "test",
+    reference: pd.DataFrame | str | os.PathLike | None = None,
+    title: str | None = None,
+    ax: Any = None,
+):
+    """Accuracy against unfairness for each strategy of a :func:`fairbinn.sweep` table.
+
+    Every model is a faint dot at its ``split`` metrics. Each strategy's curve
+    joins the means over seeds of its etas that are on the Pareto front of the
+    *validation* means (so the curve's points are chosen without the test
+    split), drawn at their ``split`` means with one standard deviation as
+    error bars. ``reference`` points (a DataFrame or a CSV read by
+    :func:`read_reference_points`) are drawn as black crosses with their labels.
+
+    Returns the matplotlib ``Figure``; :func:`save_figure` writes it.
+    """
+    plt = _pyplot()
+    acc, unf = f"{split}_accuracy", f"{split}_{fairness}"
+    missing = [c for c in ("strategy", "eta", acc, unf, "val_accuracy", f"val_{fairness}") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the sweep table has no column(s) {missing}")
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(6.4, 4.6))
+    else:
+        figure = ax.figure
+    for strategy, part in table.groupby("strategy", sort=False):
+        color = _COLORS.get(strategy)
+        ax.scatter(part[unf], part[acc], s=10, alpha=0.3, color=color)
+        means = part.groupby("eta")[["val_accuracy", f"val_{fairness}", acc, unf]].agg(["mean", "std"])
+        chosen = pareto_front(
+            pd.DataFrame({"a": means[("val_accuracy", "mean")], "u": means[(f"val_{fairness}", "mean")]}),
+            accuracy="a", unfairness="u",
+        ).index
+        curve = means.loc[chosen].sort_values((unf, "mean"))
+        ax.errorbar(curve[(unf, "mean")], curve[(acc, "mean")], xerr=curve[(unf, "std")].fillna(0),
+                    yerr=curve[(acc, "std")].fillna(0), marker="o", ms=4, lw=1.2, capsize=2, color=color,
+                    label=strategy if len(means) == 1 else f"{strategy} (front chosen on validation)")
+    if reference is not None:
+        points = reference if isinstance(reference, pd.DataFrame) else read_reference_points(reference, fairness)
+        ax.scatter(points[fairness], points["accuracy"], marker="x", s=50, color="black", zorder=5)
+        for _, point in points.iterrows():
+            ax.annotate(str(point["label"]), (point[fairness], point["accuracy"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7)
+    ax.set_xlabel(f"{split} {_LABELS.get(fairness, fairness)} (lower is fairer)")
+    ax.set_ylabel(f"{split} accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Any, path: str | os.PathLike, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write ``figure`` as ``path`` with each suffix in ``formats``; returns the files written."""
+    stem = Path(path)
+    if stem.suffix.lstrip(".") in formats:
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in formats:
+        target = stem.with_suffix(f".{suffix}")
+        figure.savefig(target, dpi=150)
+        written.append(target)
+    return written

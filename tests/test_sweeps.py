@@ -1,0 +1,101 @@
+import warnings
+
+import pandas as pd
+import pytest
+
+import fairbinn
+from fairbinn.tabular.preprocess import TabularDataset
+from synthetic import make_biased_split
+
+DATA = TabularDataset(
+    name="synthetic",
+    train=make_biased_split(300, 0, name="train"),
+    val=make_biased_split(150, 1, name="val"),
+    test=make_biased_split(150, 2, name="test"),
+    feature_names=[f"x{i}" for i in range(6)],
+    group_names=["a", "b"],
+    sensitive_attribute="group",
+    label="y",
+)
+SETTINGS = dict(epochs=3, batch_size=50, lr=1e-2, fairness_lr=1e-3, progress=False)
+
+
+def test_sweep_rows_and_columns():
+    table = fairbinn.sweep(DATA, ["bilevel", "erm"], [0.0, 30.0], [0, 1], **SETTINGS)
+    assert len(table) == 2 * 2 + 2  # ERM once per seed
+    assert list(table.columns[:5]) == ["strategy", "eta", "seed", "epoch", "selection"]
+    for split in ("val", "test"):
+        for metric in ("accuracy", "auc", "dp", "eo"):
+            assert f"{split}_{metric}" in table.columns
+    assert table[table.strategy == "erm"]["eta"].tolist() == [0.0, 0.0]
+    assert table[table.strategy == "bilevel"]["stack_size"].tolist() == [4] * 4
+    assert (table["train_time_s"] > 0).all()
+    assert table["epoch"].between(1, 3).all()
+
+
+def test_stacked_sweep_equals_one_model_at_a_time_and_run_tabular():
+    stacked = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], **SETTINGS)
+    alone = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], stack=False, **SETTINGS)
+    assert alone["stack_size"].eq(1).all()
+    metrics = [c for c in stacked.columns if c.startswith(("val_", "test_"))]
+    pd.testing.assert_frame_equal(stacked[["eta", "seed", "epoch"]], alone[["eta", "seed", "epoch"]])
+    pd.testing.assert_frame_equal(stacked[metrics], alone[metrics], atol=1e-5, rtol=0)
+    one = fairbinn.run_tabular(DATA, strategy="lagrangian", eta=10.0, seed=3, **SETTINGS)
+    row = stacked[(stacked.eta == 10.0) & (stacked.seed == 3)].iloc[0]
+    assert row["test_accuracy"] == pytest.approx(one.test["accuracy"], abs=1e-6)
+    assert row["test_dp"] == pytest.approx(one.test["dp"], abs=1e-6)
+
+
+def test_unstackable_networks_fall_back_with_a_warning():
+    with pytest.warns(UserWarning, match="one at a time: dropout"):
+        table = fairbinn.sweep(DATA, ["bilevel"], [1.0], [0, 1], model_kwargs={"dropout": 0.2}, **SETTINGS)
+    assert table["stack_size"].tolist() == [1, 1]
+
+
+def test_max_stack_splits_the_models():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = fairbinn.sweep(DATA, ["bilevel"], [0.0, 1.0, 2.0], [0], max_stack=2, **SETTINGS)
+    assert table["stack_size"].tolist() == [2, 2, 1]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"strategies": ["fair"]}, "strategies must be"),
+    ({"seeds": []}, "seeds must not be empty"),
+    ({"etas": []}, "etas must not be empty"),
+    ({"max_stack": 0}, "max_stack"),
+    ({"data": "mnist"}, "unknown dataset 'mnist'"),
+    ({"lr": -1.0}, "lr must be"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    arguments = {"data": DATA, **kwargs}
+    data = arguments.pop("data")
+    with pytest.raises(ValueError, match=message):
+        fairbinn.sweep(data, **{**SETTINGS, **arguments})
+
+
+def test_plot_and_reference_points(tmp_path):
+    pytest.importorskip("matplotlib")
+    table = fairbinn.sweep(DATA, ["bilevel", "lagrangian"], [0.0, 30.0], [0, 1], **SETTINGS)
+    reference = tmp_path / "paper.csv"
+    reference.write_text("label,accuracy,dp\npaper,0.8,0.05\n")
+    figure = fairbinn.plot_fronts(table, reference=reference, title="synthetic")
+    axis = figure.axes[0]
+    assert axis.get_xlabel().startswith("test demographic parity")
+    assert {t.get_text() for t in axis.texts} == {"paper"}
+    written = fairbinn.save_figure(figure, tmp_path / "front.png")
+    assert [p.name for p in written] == ["front.png", "front.svg"]
+    assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in written[1].read_bytes()[:500]
+
+
+def test_reference_points_errors_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,accuracy\npaper,0.8\n")
+    with pytest.raises(ValueError, match=r"bad.csv: missing column\(s\) \['dp'\]"):
+        fairbinn.read_reference_points(bad)
+    bad.write_text("label,accuracy,dp\npaper,0.8,0.05\nother,high,0.1\n")
+    with pytest.raises(ValueError, match="bad.csv: column 'accuracy' must hold numbers in \\[0, 1\\]; bad value on line 3"):
+        fairbinn.read_reference_points(bad)
+    with pytest.raises(FileNotFoundError, match="nothing.csv"):
+        fairbinn.read_reference_points(tmp_path / "nothing.csv")
