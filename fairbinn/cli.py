@@ -1,4 +1,4 @@
-"""Command line: ``fairbinn train`` (also ``python -m fairbinn train``).
+"""Command line: ``fairbinn train`` and ``fairbinn sweep`` (also ``python -m fairbinn ...``).
 
 Accepts the flags of the FairBiNN authors' ``train_tabular.py`` (``--mode``,
 ``--eta``, ``--data``, ``--fairness_layers``, ``--acc_layers``,
@@ -10,6 +10,9 @@ the MLP, NBA, Pokec_z and Pokec_n a GNN (``--backbone gcn`` or ``gat``), CelebA
 an image classifier (``--target Smiling``, ``--backbone resnet18`` or any timm
 model with ``--source timm``). Flags left out take the paper's settings of
 that dataset.
+
+``fairbinn sweep`` takes the same flags with ``--etas`` and ``--seeds`` lists
+and trains the whole accuracy-fairness trade-off (see :func:`fairbinn.sweep`).
 """
 
 from __future__ import annotations
@@ -24,15 +27,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+import pandas as pd
+
 from .core.config import FAIRNESS_GAP_METRICS, ORDERS, STRATEGY_NAMES, TrainConfig
 from .core.constraints import list_constraints
 from .core.metrics import REPORT_KEYS
+from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
 from .graph.backbones import list_gnn_bodies
 from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS
 from .graph.experiment import run_graph
+from .sweeps import PAPER_ETAS, sweep
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
 from .vision.backbones import SOURCES, list_vision_fairness
@@ -175,6 +182,29 @@ def build_parser() -> argparse.ArgumentParser:
                     "and print test metrics of the epoch selected on validation.",
     )
     _add_train_arguments(train)
+    sweep_parser = commands.add_parser(
+        "sweep", help="train the accuracy-fairness trade-off: strategies x etas x seeds",
+        description="Train every (strategy, eta, seed) model on one dataset (tabular models of one strategy "
+                    "as one stack), print the fronts' points and the test accuracy at unfairness budgets "
+                    "(chosen on validation), and optionally write the table (CSV) and a plot.",
+    )
+    _add_train_arguments(sweep_parser)
+    sweep_parser.set_defaults(mode=["bilevel", "lagrangian", "erm"])
+    group = sweep_parser.add_argument_group("sweep")
+    group.add_argument("--etas", type=float, nargs="+", default=list(PAPER_ETAS),
+                       help="eta values (default 0 10 30 100 300 1000 3000 10000); --mode defaults to all three")
+    group.add_argument("--seeds", type=int, nargs="+", default=[0], help="model seeds (default 0)")
+    group.add_argument("--no-stack", action="store_true", help="train one model at a time")
+    group.add_argument("--max-stack", type=int, help="most models trained together (default: all of a strategy)")
+    group.add_argument("--fused-adam", action="store_true",
+                       help="fused Adam for stacks: faster, rounds differently from separate runs")
+    group.add_argument("--fairness", default="dp", choices=["dp", "soft_dp", "eo", "eopp", "soft_eo"],
+                       help="unfairness metric of the budgets and the plot (default dp)")
+    group.add_argument("--budgets", type=float, nargs="+", default=list(DP_BUDGETS),
+                       help="unfairness budgets (default 0.01 0.02 0.05 0.1)")
+    group.add_argument("--csv", type=Path, help="write the table, one row per model")
+    group.add_argument("--plot", type=Path, help="write the plot as PATH.png and PATH.svg")
+    group.add_argument("--reference", type=Path, help="CSV of reference points (label, accuracy, <fairness>)")
     return parser
 
 
@@ -269,8 +299,7 @@ def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainRe
     return title, runs
 
 
-def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
-    config = _config(args, PAPER_GRAPH_SETTINGS)
+def _graph_data(args: argparse.Namespace):
     loader_kwargs: dict[str, Any] = {"split_seed": args.split_seed}
     if args.label_number is not None:
         loader_kwargs["label_number"] = args.label_number
@@ -278,15 +307,25 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
         loader_kwargs["test_as_val"] = False
     if args.graph_folder:
         loader_kwargs["folder"] = args.graph_folder
-    data = load_graph(args.data, args.data_dir, **loader_kwargs)
-    backbone = args.backbone or "gcn"
-    select, described = _selection(args, data.val_is_test)
+    return load_graph(args.data, args.data_dir, **loader_kwargs)
+
+
+def _graph_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {"hidden_channels": args.hidden, "fairness_layer": args.fairness_layer_type,
               "dropout": 0.5 if args.dropout is None else args.dropout}
     if args.fairness_layers:
         if len(args.fairness_layers) != 1:
             raise ValueError("for a graph, --fairness_layers takes one integer, the number of fairness layers")
         kwargs["num_fairness_layers"] = args.fairness_layers[0]
+    return kwargs
+
+
+def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+    config = _config(args, PAPER_GRAPH_SETTINGS)
+    data = _graph_data(args)
+    backbone = args.backbone or "gcn"
+    select, described = _selection(args, data.val_is_test)
+    kwargs = _graph_model_kwargs(args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
         runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select),
@@ -299,17 +338,30 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
     return title, runs
 
 
-def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
-    config = _config(args, {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(args.target, {})})
-    data = load_celeba(args.target, args.sensitive, args.data_dir, image_size=args.image_size,
+def _vision_config(args: argparse.Namespace) -> TrainConfig:
+    return _config(args, {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(args.target, {})})
+
+
+def _vision_data(args: argparse.Namespace):
+    return load_celeba(args.target, args.sensitive, args.data_dir, image_size=args.image_size,
                        max_images=args.max_images, cache_dir=args.cache_dir, progress=not args.no_progress)
-    select, described = _selection(args, False)
+
+
+def _vision_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"name": args.backbone or "resnet18", "source": args.source,
                               "fairness": args.fairness_layer_type, "pretrained": args.pretrained}
     if args.fairness_layers:
         if len(args.fairness_layers) != 1:
             raise ValueError("for images, --fairness_layers takes one integer, the number of fairness layers")
         kwargs["num_fairness_layers"] = args.fairness_layers[0]
+    return kwargs
+
+
+def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+    config = _vision_config(args)
+    data = _vision_data(args)
+    select, described = _selection(args, False)
+    kwargs = _vision_model_kwargs(args)
     runs = [(mode, run_vision(data, config.replace(strategy=mode, selection_metric=select),
                               model_kwargs=kwargs, num_workers=args.workers))
             for mode in dict.fromkeys(args.mode)]
@@ -354,6 +406,52 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_setup(args: argparse.Namespace, modality: str) -> tuple[Any, TrainConfig, dict[str, Any], dict[str, Any]]:
+    """Dataset, shared configuration, model arguments and extra sweep arguments of a sweep."""
+    if modality == "tabular":
+        data = load_tabular(args.data, args.data_dir)
+        return data, _config(args, {}), model_kwargs(args, data), {}
+    if modality == "graph":
+        return (_graph_data(args), _config(args, PAPER_GRAPH_SETTINGS), _graph_model_kwargs(args),
+                {"backbone": args.backbone or "gcn"})
+    return _vision_data(args), _vision_config(args), _vision_model_kwargs(args), {}
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    modality = MODALITIES[args.data]
+    _check_scope(args, modality)
+    if args.eta is not None:
+        raise ValueError("fairbinn sweep takes --etas (a list), not --eta")
+    if args.seed != TrainConfig().seed:
+        raise ValueError("fairbinn sweep takes --seeds (a list), not --seed")
+    data, config, kwargs, extra = _sweep_setup(args, modality)
+    select, described = _selection(args, getattr(data, "val_is_test", False))
+    table = sweep(data, args.mode, args.etas, args.seeds, config=config.replace(selection_metric=select),
+                  model_kwargs=kwargs, stack=not args.no_stack, max_stack=args.max_stack,
+                  fused_adam=args.fused_adam, **extra)
+    fairness = args.fairness
+    print(f"\n{getattr(data, 'name', args.data)}: {len(table)} models, {config.epochs} epochs, "
+          f"epoch chosen by {described}; test metrics, mean over seeds {args.seeds}")
+    means = table.groupby(["strategy", "eta"], sort=False)[["test_accuracy", f"test_{fairness}", "train_time_s"]]
+    print(means.mean().round(4).to_string())
+    chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness)
+    found = chosen[chosen["found"]].groupby(["strategy", "budget"], sort=False)["test_accuracy"]
+    print(f"\ntest accuracy of the most accurate model (on validation) whose validation {fairness} meets the "
+          "budget, mean over the seeds where one does (n)")
+    print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        from .plotting import plot_fronts, save_figure
+
+        figure = plot_fronts(table, fairness=fairness, reference=args.reference,
+                             title=f"{getattr(data, 'name', args.data)}: {config.epochs} epochs, seeds {args.seeds}")
+        print("wrote " + ", ".join(str(p) for p in save_figure(figure, args.plot)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
@@ -363,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return train_command(args)
+        return {"train": train_command, "sweep": sweep_command}[args.command](args)
     except (ValueError, FileNotFoundError, DeviceNotAvailableError, FloatingPointError) as error:
         parser.exit(2, f"fairbinn: error: {error}\n")
 

@@ -168,3 +168,37 @@ def test_flags_of_another_modality_are_refused(capsys, args, message):
         main(["train", "--no-progress", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_sweep_prints_the_front_and_writes_table_and_plot(capsys, tmp_path, data_dir):
+    pytest.importorskip("matplotlib")
+    csv, plot = tmp_path / "adult.csv", tmp_path / "front"
+    code, captured = run_cli(
+        capsys, "sweep", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1",
+        "--mode", "bilevel", "lagrangian", "--etas", "0", "100", "--seeds", "0", "1", "--no-progress",
+        "--budgets", "0.05", "1.0", "--csv", str(csv), "--plot", str(plot),
+    )
+    assert code == 0
+    assert "adult: 8 models, 1 epochs, epoch chosen by validation accuracy" in captured.out
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    assert len(table) == 8 and set(table["strategy"]) == {"bilevel", "lagrangian"}
+    assert table["stack_size"].eq(4).all()
+    assert sorted(table["eta"].unique()) == [0.0, 100.0] and sorted(table["seed"].unique()) == [0, 1]
+    # every model meets a budget of 1.0: the budget table reports all 2 seeds of both strategies
+    lines = [line for line in captured.out.splitlines() if line.strip().endswith(" 2") and "1.00" in line]
+    assert len(lines) == 2
+    assert (tmp_path / "front.png").is_file() and (tmp_path / "front.svg").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eta", "10"], "takes --etas (a list), not --eta"),
+    (["--seed", "3"], "takes --seeds (a list), not --seed"),
+    (["--backbone", "gat"], "--backbone does not apply to adult"),
+])
+def test_sweep_refuses_single_run_flags(capsys, data_dir, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--data-dir", str(data_dir), "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
