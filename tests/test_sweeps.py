@@ -99,3 +99,14 @@ def test_reference_points_errors_name_the_file_and_line(tmp_path):
         fairbinn.read_reference_points(bad)
     with pytest.raises(FileNotFoundError, match="nothing.csv"):
         fairbinn.read_reference_points(tmp_path / "nothing.csv")
+
+
+def test_graph_sweep_trains_one_model_at_a_time(data_dir):
+    nba = fairbinn.load_nba(data_dir, test_as_val=False)
+    table = fairbinn.sweep(nba, ["bilevel", "erm"], [0.0, 1000.0], [0], backbone="gcn", epochs=2,
+                           progress=False)
+    assert table["strategy"].tolist() == ["bilevel", "bilevel", "erm"]
+    assert table["stack_size"].eq(1).all()
+    one = fairbinn.run_graph(nba, strategy="bilevel", eta=1000.0, seed=0, epochs=2, progress=False)
+    assert table.loc[1, "test_accuracy"] == pytest.approx(one.test["accuracy"])
+    assert table.loc[1, "test_dp"] == pytest.approx(one.test["dp"])
