@@ -12,7 +12,7 @@ from .core.pareto import pareto_front
 
 __all__ = ["plot_fronts", "read_reference_points", "save_figure"]
 
-_COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green"}
+_COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel+penalty": "tab:purple"}
 _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
            "eo": "equalized odds difference", "eopp": "equal opportunity difference"}
 
