@@ -19,9 +19,6 @@ _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of me
 
 def _pyplot():
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plots need matplotlib: pip install matplotlib (or fairbinn[plot])") from None

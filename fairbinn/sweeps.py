@@ -146,13 +146,12 @@ def sweep(
         raise ValueError("seeds must not be empty")
     if max_stack is not None and (not isinstance(max_stack, int) or max_stack < 1):
         raise ValueError(f"max_stack must be a positive integer, got {max_stack!r}")
-    if any(s not in ("erm",) for s in strategies) and not etas:
+    if any(s != "erm" for s in strategies) and not etas:
         raise ValueError("etas must not be empty")
     dataset = _load(data, data_dir)
     base = config or _default_config(dataset)
     if config_overrides:
         base = base.replace(**config_overrides)
-    base.replace(eta=0.0)  # validates the shared settings before any training
     rows: list[dict[str, Any]] = []
     for strategy in dict.fromkeys(strategies):
         pairs = [(eta, seed) for seed in seeds for eta in ((0.0,) if strategy == "erm" else etas)]

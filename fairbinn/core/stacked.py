@@ -269,12 +269,11 @@ class StackedTrainer:
                     best_states[i] = model.model_state_dict(i)
         bar.close()
 
-        final = model.state_dict()
+        current = model.state_dict()  # shares storage with the stack's parameters
         for i, state in enumerate(best_states):
             if state is not None and selected[i] != cfg.epochs:
                 for name, value in state.items():
-                    final[name][i] = value
-        model.load_state_dict(final)
+                    current[name][i].copy_(value)
         test_reports = self._evaluate(model, test) if test is not None else [None] * k
         return [
             TrainResult(
