@@ -238,7 +238,7 @@ class StackedTrainer:
         for split in (train, val, test):
             if split is not None and not isinstance(split, Split):
                 raise NotStackableError(f"stacked training reads Split objects, got {type(split).__name__}")
-        check_targets(train.y, train.s, name="training data", min_groups=2)
+        check_targets(train.y, train.s, name="training data", min_groups=1 if cfg.strategy == "erm" else 2)
         num_groups = int(train.s.max()) + 1
         device = resolve_device(cfg.device)
         model.to(device)

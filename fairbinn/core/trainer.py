@@ -96,11 +96,14 @@ class Trainer:
         return data
 
     def _num_groups(self, train: Loader) -> int | None:
-        """Check the training targets (when the loader exposes them) and count the groups."""
+        """Check the training targets (when the loader exposes them) and count the groups.
+
+        Fairness training needs two groups or more; ERM accepts one.
+        """
         if not hasattr(train, "targets"):
             return None
         y, s = train.targets()
-        check_targets(y, s, name="training data", min_groups=2)
+        check_targets(y, s, name="training data", min_groups=1 if self.config.strategy == "erm" else 2)
         return int(s.max()) + 1
 
     def fit(
