@@ -36,3 +36,12 @@ __all__ = [
     *_core_all, *_tabular_all, *_graph_all, *_vision_all,
     "sweep", "PAPER_ETAS", "plot_fronts", "read_reference_points", "save_figure",
 ]
+
+
+def __getattr__(name: str):
+    # the scikit-learn estimator is imported on first use, so scikit-learn stays optional
+    if name == "FairBiNNClassifier":
+        from .tabular.estimator import FairBiNNClassifier
+
+        return FairBiNNClassifier
+    raise AttributeError(f"module 'fairbinn' has no attribute {name!r}")

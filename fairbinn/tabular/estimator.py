@@ -1,0 +1,289 @@
+"""A scikit-learn estimator for tabular data: ``FairBiNNClassifier`` (needs scikit-learn)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from ..core.config import TrainConfig
+from ..core.data import Split
+from ..core.runtime import seed_everything
+from ..core.trainer import Trainer
+from .mlp import build_mlp
+
+__all__ = ["FairBiNNClassifier"]
+
+
+class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
+    """FairBiNN (or ERM / Lagrangian) MLP classifier with the scikit-learn API.
+
+    ``fit(X, y, *, sensitive_features=A)``, ``predict``, ``predict_proba``,
+    ``decision_function``, ``score`` (accuracy), ``get_params`` /
+    ``set_params``; works in ``Pipeline``, ``GridSearchCV`` and ``clone``.
+
+    Parameters
+    ----------
+    strategy : {"bilevel", "lagrangian", "erm"}, default "bilevel"
+    eta : float, default 100.0
+    constraint : {"dp", "eo", "eopp"}, default "dp"
+    epochs, batch_size, lr, fairness_lr : default 50, 100, 1e-3, 1e-5
+        The paper's tabular settings.
+    hidden_dims : sequence of int, optional
+        Hidden widths; default two layers as wide as the encoded input.
+    num_fairness_layers : int, default 1
+    fairness_layer : str, default "linear"
+    leader_penalty : bool, default False
+        See :class:`~fairbinn.core.config.TrainConfig`.
+    sensitive : str or list of str, optional
+        Column name(s) of a DataFrame ``X`` holding the sensitive attribute;
+        several columns are combined into intersectional groups (every
+        observed combination is a group). Instead, pass
+        ``sensitive_features`` to :meth:`fit`.
+    keep_sensitive : bool, default True
+        Whether the ``sensitive`` columns also stay features (the paper keeps
+        sex as a feature on Adult).
+    validation_fraction : float, default 0.0
+        Fraction of the training rows held out (stratified by label, seeded)
+        to choose the epoch with the best validation accuracy; 0 keeps the
+        last epoch.
+    handle_unknown : {"error", "ignore"}, default "error"
+        A category of a DataFrame column unseen in ``fit``: an error naming the
+        column and value, or (``"ignore"``) all-zero indicators, as
+        scikit-learn's ``OneHotEncoder`` does.
+    random_state : int, default 0
+        Seeds initialisation, shuffling and the validation split.
+    device : str, default "cpu"
+
+    Inputs: ``X`` of shape ``(n, d)``, a numeric array or a DataFrame whose
+    object, category and bool columns are one-hot encoded with the categories
+    seen in ``fit`` (an unseen category at prediction is an error naming the
+    column); numeric columns are standardised with the training mean and
+    standard deviation. NaN or infinite values are errors. Columns are
+    categorical unless their dtype is numeric (bool counts as categorical). ``y`` holds two
+    classes of any type; ``predict`` returns them. Fairness strategies need
+    the sensitive attribute; ERM does not.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+    groups_ : ndarray
+        The sensitive groups seen in ``fit`` (tuples for several columns).
+    model_ : FairModel
+    result_ : TrainResult
+        Training history and validation metrics.
+    n_features_in_, feature_names_in_ :
+        As in scikit-learn (names only for a DataFrame).
+    """
+
+    def __init__(
+        self,
+        strategy: str = "bilevel",
+        eta: float = 100.0,
+        constraint: str = "dp",
+        epochs: int = 50,
+        batch_size: int = 100,
+        lr: float = 1e-3,
+        fairness_lr: float = 1e-5,
+        hidden_dims: Sequence[int] | None = None,
+        num_fairness_layers: int = 1,
+        fairness_layer: str = "linear",
+        leader_penalty: bool = False,
+        sensitive: str | Sequence[str] | None = None,
+        keep_sensitive: bool = True,
+        validation_fraction: float = 0.0,
+        handle_unknown: str = "error",
+        random_state: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.strategy = strategy
+        self.eta = eta
+        self.constraint = constraint
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.fairness_lr = fairness_lr
+        self.hidden_dims = hidden_dims
+        self.num_fairness_layers = num_fairness_layers
+        self.fairness_layer = fairness_layer
+        self.leader_penalty = leader_penalty
+        self.sensitive = sensitive
+        self.keep_sensitive = keep_sensitive
+        self.validation_fraction = validation_fraction
+        self.handle_unknown = handle_unknown
+        self.random_state = random_state
+        self.device = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+    # -- inputs ---------------------------------------------------------------
+
+    def _sensitive_columns(self) -> list[str]:
+        if self.sensitive is None:
+            return []
+        return [self.sensitive] if isinstance(self.sensitive, str) else list(self.sensitive)
+
+    def _split_sensitive(self, X: Any, sensitive_features: Any) -> tuple[Any, Any]:
+        columns = self._sensitive_columns()
+        if not columns:
+            return X, sensitive_features
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError(f"sensitive={self.sensitive!r} names columns, so X must be a pandas DataFrame")
+        missing = [c for c in columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"sensitive column(s) {missing} not in X; it has {list(X.columns)}")
+        if sensitive_features is not None:
+            raise ValueError("give the sensitive attribute once: either sensitive= columns or sensitive_features=")
+        features = X if self.keep_sensitive else X.drop(columns=columns)
+        return features, X[columns]
+
+    def _encode(self, X: Any, fit: bool) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            names = [str(c) for c in X.columns]
+            if fit:
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+                self.n_features_in_ = len(names)
+                self.categories_ = {
+                    c: pd.Index(sorted(X[c].dropna().unique(), key=str))
+                    for c in X.columns
+                    if pd.api.types.is_bool_dtype(X[c].dtype) or not pd.api.types.is_numeric_dtype(X[c].dtype)
+                }
+            elif names != list(getattr(self, "feature_names_in_", [])):
+                raise ValueError(
+                    f"X has columns {names}; {type(self).__name__} was fitted with "
+                    f"{list(getattr(self, 'feature_names_in_', []))}"
+                )
+            blocks = []
+            for column in X.columns:
+                values = X[column]
+                if column in self.categories_:
+                    if values.isna().any():
+                        raise ValueError(f"column {column!r} has missing values")
+                    known = self.categories_[column]
+                    codes = known.get_indexer(values)
+                    if (codes < 0).any() and self.handle_unknown != "ignore":
+                        unseen = values[codes < 0].iloc[0]
+                        raise ValueError(f"column {column!r} has category {unseen!r}, unseen in fit")
+                    blocks.append(np.vstack([np.eye(len(known)), np.zeros(len(known))])[codes])  # -1: zeros
+                else:
+                    blocks.append(values.to_numpy(dtype=np.float64, na_value=np.nan)[:, None])
+            array = np.hstack(blocks) if blocks else np.empty((len(X), 0))
+            array = check_array(array, dtype=np.float64)
+        else:
+            array = validate_data(self, X, reset=fit, dtype=np.float64)
+            if fit:
+                self.categories_ = {}
+        if fit:
+            self.mean_ = array.mean(axis=0)
+            scale = array.std(axis=0)
+            self.scale_ = np.where(scale > 0, scale, 1.0)
+        return ((array - self.mean_) / self.scale_).astype(np.float32)
+
+    def _groups(self, sensitive_features: Any, n: int, fit: bool) -> np.ndarray:
+        if sensitive_features is None:
+            if fit and self.strategy != "erm":
+                raise ValueError(
+                    f"the {self.strategy} strategy needs the sensitive attribute: pass sensitive_features= to "
+                    "fit, or sensitive=<column name(s)> for a DataFrame X"
+                )
+            return np.zeros(n, dtype=np.int64)
+        frame = pd.DataFrame(sensitive_features)
+        if frame.isna().any().any():
+            raise ValueError("sensitive_features has missing values")
+        if frame.shape[1] == 1:
+            keys = list(frame.iloc[:, 0])
+        else:  # intersectional: every observed combination of the columns is a group
+            keys = list(frame.itertuples(index=False, name=None))
+        if len(keys) != n:
+            raise ValueError(f"sensitive_features has {len(keys)} rows but X has {n}")
+        labels = sorted(set(keys), key=str)
+        self.groups_ = np.empty(len(labels), dtype=object)
+        self.groups_[:] = labels
+        index = {label: code for code, label in enumerate(labels)}
+        return np.asarray([index[k] for k in keys], dtype=np.int64)
+
+    # -- API --------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> "FairBiNNClassifier":
+        """Train on ``X`` ``(n, d)`` and ``y`` ``(n,)`` (two classes); returns ``self``."""
+        if self.handle_unknown not in ("error", "ignore"):
+            raise ValueError(f"handle_unknown must be 'error' or 'ignore', got {self.handle_unknown!r}")
+        X, sensitive_features = self._split_sensitive(X, sensitive_features)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        features = self._encode(X, fit=True)
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(features):
+            raise ValueError(f"y has {len(y)} labels but X has {len(features)} rows")
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(
+                f"Only binary classification is supported by {type(self).__name__}; y has "
+                f"{len(self.classes_)} class(es) ({type_of_target(y)})"
+            )
+        labels = (y == self.classes_[1]).astype(np.float32)
+        groups = self._groups(sensitive_features, len(features), fit=True)
+        if sensitive_features is None:
+            self.groups_ = np.asarray([None], dtype=object)
+        train, val = self._splits(features, labels, groups)
+        config = TrainConfig(
+            strategy=self.strategy, eta=float(self.eta), constraint=self.constraint, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, fairness_lr=self.fairness_lr,
+            leader_penalty=self.leader_penalty, seed=self.random_state, device=self.device, progress=False,
+            selection_metric="accuracy" if val is not None else None,
+        )
+        width = features.shape[1]
+        if width == 0:
+            raise ValueError("X has no feature columns")
+        seed_everything(self.random_state)
+        self.model_ = build_mlp(
+            width, (width, width) if self.hidden_dims is None else tuple(self.hidden_dims),
+            num_fairness_layers=self.num_fairness_layers, fairness_layer=self.fairness_layer,
+        )
+        self.result_ = Trainer(config).fit(self.model_, train, val)
+        self.model_.eval()
+        return self
+
+    def _splits(self, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[Split, Split | None]:
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if self.validation_fraction == 0:
+            return Split.from_arrays(x, y, s, name="training data"), None
+        rng = np.random.default_rng(self.random_state)
+        val = np.zeros(len(y), dtype=bool)
+        for label in (0, 1):
+            rows = rng.permutation(np.flatnonzero(y == label))
+            val[rows[: int(round(len(rows) * self.validation_fraction))]] = True
+        return (Split.from_arrays(x[~val], y[~val], s[~val], name="training data"),
+                Split.from_arrays(x[val], y[val], s[val], name="validation data"))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits, shape ``(n,)``: positive means ``classes_[1]``."""
+        check_is_fitted(self, "model_")
+        X, _ = self._split_sensitive(X, None)
+        features = torch.from_numpy(self._encode(X, fit=False))
+        device = next(self.model_.parameters()).device
+        with torch.inference_mode():
+            return self.model_(features.to(device)).float().cpu().numpy().astype(np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape ``(n, 2)``, columns in the order of ``classes_``."""
+        positive = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted classes, shape ``(n,)``: ``classes_[1]`` where the probability is >= 0.5."""
+        positive = self.decision_function(X) >= 0
+        return self.classes_[positive.astype(int)]
