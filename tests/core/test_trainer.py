@@ -145,3 +145,12 @@ def test_multi_group_training(biased):
     train = make_biased_split(600, 3, groups=4)
     result = Trainer(strategy="bilevel", **FAST).fit(model_for(train), train, make_biased_split(300, 4, name="val", groups=4))
     assert result.val is not None and 0 <= result.val["dp"] <= 1
+
+
+def test_erm_trains_on_a_single_group_but_fairness_strategies_refuse(biased):
+    train = biased[0]
+    one_group = Split(train.x, train.y, torch.zeros_like(train.s))
+    result = Trainer(strategy="erm", **FAST).fit(model_for(one_group), one_group, one_group)
+    assert result.val["dp"] == 0.0 and result.val["accuracy"] > 0.6
+    with pytest.raises(ValueError, match="1 distinct group"):
+        Trainer(strategy="lagrangian", **FAST).fit(model_for(one_group), one_group)
