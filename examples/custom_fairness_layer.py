@@ -5,7 +5,7 @@ from torch import nn
 import fairbinn
 
 
-@fairbinn.register_fairness_layer("gated", overwrite=True)
+@fairbinn.register_fairness_layer("example_gated", overwrite=True)
 class Gated(nn.Module):
     """x * sigmoid(W x + b): the follower learns which features to damp. (n, width) -> (n, width)."""
 
@@ -29,7 +29,7 @@ def make_split(n, seed):  # toy data: the label depends on the group s, which le
 
 
 fairbinn.seed_everything(0)  # the model's initial weights
-model = fairbinn.build_mlp(6, (16, 16), fairness_layer="gated", num_fairness_layers=1)
+model = fairbinn.build_mlp(6, (16, 16), fairness_layer="example_gated", num_fairness_layers=1)
 result = fairbinn.Trainer(strategy="bilevel", eta=10, epochs=20, lr=1e-2, fairness_lr=1e-3,
                            progress=False).fit(
     model, make_split(600, 0), make_split(200, 1), make_split(200, 2))

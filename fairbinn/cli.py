@@ -40,6 +40,7 @@ from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS
 from .graph.experiment import run_graph
 from .sweeps import PAPER_ETAS, sweep
+from .tabular.csv import load_csv
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
 from .vision.backbones import SOURCES, list_vision_fairness
@@ -76,10 +77,11 @@ _TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
 """Training flags whose default depends on the dataset (the paper's settings)."""
 
 _FLAG_SCOPE = {
-    "acc_layers": ("tabular",), "fairness_position": ("tabular",), "batch_size": ("tabular", "vision"),
+    "acc_layers": ("tabular", "csv"), "fairness_position": ("tabular", "csv"),
+    "batch_size": ("tabular", "vision", "csv"), "label": ("csv",), "positive": ("csv",), "sensitive": ("vision", "csv"),
     "backbone": ("graph", "vision"),
     **dict.fromkeys(("hidden", "label_number", "split_seed", "disjoint_val", "graph_folder"), ("graph",)),
-    **dict.fromkeys(("target", "sensitive", "source", "pretrained", "image_size", "max_images", "workers",
+    **dict.fromkeys(("target", "source", "pretrained", "image_size", "max_images", "workers",
                      "cache_dir"), ("vision",)),
 }
 """Flags that only some modalities use; giving one to another is an error, not silently ignored."""
@@ -97,8 +99,16 @@ def _dataset(value: str) -> str:
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     data = parser.add_argument_group("data")
-    data.add_argument("-d", "--data", type=_dataset, default="adult",
+    data.add_argument("-d", "--data", type=_dataset,
                       help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph), CelebA (vision); default Adult")
+    data.add_argument("--csv", type=Path, help="your own table instead of --data: a CSV file with a header row "
+                                               "(needs --label and --sensitive)")
+    data.add_argument("--label", help="--csv: the label column")
+    data.add_argument("--positive", help="--csv: the label value that counts as positive (default: of the "
+                                         "label's two values, the larger as text)")
+    data.add_argument("--sensitive", nargs="+",
+                      help="--csv: the sensitive column(s), several make intersectional groups; "
+                           "CelebA: the sensitive attribute (default Male)")
     data.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
                       help="data directory (default $FAIRBINN_DATA, then ~/.cache/fairbinn)")
 
@@ -159,7 +169,6 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     vision = parser.add_argument_group("vision (CelebA)")
     vision.add_argument("--target", default="Attractive", help="target attribute (default Attractive)")
-    vision.add_argument("--sensitive", default="Male", help="sensitive attribute (default Male)")
     vision.add_argument("--source", default="torchvision", choices=SOURCES, help="model library (default torchvision)")
     vision.add_argument("--pretrained", help="local weights file for the backbone (default: random init)")
     vision.add_argument("--image-size", type=int, default=64, help="images resized to this square size (default 64)")
@@ -186,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="train the accuracy-fairness trade-off: strategies x etas x seeds",
         description="Train every (strategy, eta, seed) model on one dataset (tabular models of one strategy "
                     "as one stack), print the fronts' points and the test accuracy at unfairness budgets "
-                    "(chosen on validation), and optionally write the table (CSV) and a plot.",
+                    "(chosen on validation), and optionally write the table (--table, CSV) and a plot.",
     )
     _add_train_arguments(sweep_parser)
     sweep_parser.set_defaults(mode=["bilevel", "lagrangian", "erm"])
@@ -202,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="unfairness metric of the budgets and the plot (default dp)")
     group.add_argument("--budgets", type=float, nargs="+", default=list(DP_BUDGETS),
                        help="unfairness budgets (default 0.01 0.02 0.05 0.1)")
-    group.add_argument("--csv", type=Path, help="write the table, one row per model")
+    group.add_argument("--table", type=Path, help="write the table as CSV, one row per model")
     group.add_argument("--plot", type=Path, help="write the plot as PATH.png and PATH.svg")
     group.add_argument("--reference", type=Path, help="CSV of reference points (label, accuracy, <fairness>)")
     return parser
@@ -289,7 +298,7 @@ def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None,
 
 def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
     config = _config(args, {})
-    data = load_tabular(args.data, args.data_dir, seed=args.seed)
+    data = _tabular_data(args, args.seed)
     select, described = _selection(args, False)
     kwargs = model_kwargs(args, data)
     runs = [(mode, run_tabular(data, config.replace(strategy=mode, selection_metric=select), model_kwargs=kwargs))
@@ -342,8 +351,14 @@ def _vision_config(args: argparse.Namespace) -> TrainConfig:
     return _config(args, {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(args.target, {})})
 
 
+def _vision_sensitive(args: argparse.Namespace) -> str:
+    if args.sensitive and len(args.sensitive) > 1:
+        raise ValueError("CelebA takes one --sensitive attribute")
+    return args.sensitive[0] if args.sensitive else "Male"
+
+
 def _vision_data(args: argparse.Namespace):
-    return load_celeba(args.target, args.sensitive, args.data_dir, image_size=args.image_size,
+    return load_celeba(args.target, _vision_sensitive(args), args.data_dir, image_size=args.image_size,
                        max_images=args.max_images, cache_dir=args.cache_dir, progress=not args.no_progress)
 
 
@@ -367,26 +382,43 @@ def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainRes
             for mode in dict.fromkeys(args.mode)]
     counts = data.summary()
     sizes = " / ".join(f"{counts[split]['images']:,}" for split in ("train", "val", "test"))
-    title = (f"CelebA {args.target} vs {args.sensitive} ({kwargs['name']}, {args.source}, "
+    title = (f"CelebA {args.target} vs {_vision_sensitive(args)} ({kwargs['name']}, {args.source}, "
              f"{args.image_size}x{args.image_size}, random init unless --pretrained): test metrics, "
              f"{sizes} train / val / test images (seed {args.seed}, {config.epochs} epochs, "
              f"epoch chosen by {described})")
     return title, runs
 
 
-def _check_scope(args: argparse.Namespace, modality: str) -> None:
+def _check_scope(args: argparse.Namespace) -> str:
+    """The modality of ``args``' data; a flag of another modality is an error."""
+    if args.csv is not None:
+        if args.data is not None:
+            raise ValueError("give either --data or --csv, not both")
+        if not args.label or not args.sensitive:
+            raise ValueError("--csv needs --label COLUMN and --sensitive COLUMN [COLUMN ...]")
+        modality, scope, shown = "tabular", "csv", str(args.csv)
+    else:
+        args.data = args.data or "adult"
+        modality = scope = MODALITIES[args.data]
+        shown = args.data
     defaults = vars(build_parser().parse_args(["train"]))
-    for dest, modalities in _FLAG_SCOPE.items():
-        if modality not in modalities and getattr(args, dest) != defaults[dest]:
+    for dest, scopes in _FLAG_SCOPE.items():
+        if scope not in scopes and getattr(args, dest) != defaults[dest]:
             flag = "--" + dest.replace("_", "-")
             raise ValueError(
-                f"{flag} does not apply to {args.data} ({modality} data); it is for {' and '.join(modalities)} data"
+                f"{flag} does not apply to {shown} ({scope} data); it is for {' and '.join(scopes)} data"
             )
+    return modality
+
+
+def _tabular_data(args: argparse.Namespace, seed: int) -> TabularDataset:
+    if args.csv is not None:
+        return load_csv(args.csv, args.label, args.sensitive, positive=args.positive, seed=seed)
+    return load_tabular(args.data, args.data_dir, seed=seed)
 
 
 def train_command(args: argparse.Namespace) -> int:
-    modality = MODALITIES[args.data]
-    _check_scope(args, modality)
+    modality = _check_scope(args)
     title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
     runs = []
     for mode, result in results:
@@ -409,7 +441,7 @@ def train_command(args: argparse.Namespace) -> int:
 def _sweep_setup(args: argparse.Namespace, modality: str) -> tuple[Any, TrainConfig, dict[str, Any], dict[str, Any]]:
     """Dataset, shared configuration, model arguments and extra sweep arguments of a sweep."""
     if modality == "tabular":
-        data = load_tabular(args.data, args.data_dir)
+        data = _tabular_data(args, TrainConfig().seed)
         return data, _config(args, {}), model_kwargs(args, data), {}
     if modality == "graph":
         return (_graph_data(args), _config(args, PAPER_GRAPH_SETTINGS), _graph_model_kwargs(args),
@@ -418,8 +450,7 @@ def _sweep_setup(args: argparse.Namespace, modality: str) -> tuple[Any, TrainCon
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    modality = MODALITIES[args.data]
-    _check_scope(args, modality)
+    modality = _check_scope(args)
     if args.eta is not None:
         raise ValueError("fairbinn sweep takes --etas (a list), not --eta")
     if args.seed != TrainConfig().seed:
@@ -439,10 +470,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     print(f"\ntest accuracy of the most accurate model (on validation) whose validation {fairness} meets the "
           "budget, mean over the seeds where one does (n)")
     print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
-    if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}")
+    if args.table:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.table, index=False)
+        print(f"wrote {args.table}")
     if args.plot:
         from .plotting import plot_fronts, save_figure
 

@@ -176,7 +176,7 @@ def test_sweep_prints_the_front_and_writes_table_and_plot(capsys, tmp_path, data
     code, captured = run_cli(
         capsys, "sweep", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1",
         "--mode", "bilevel", "lagrangian", "--etas", "0", "100", "--seeds", "0", "1", "--no-progress",
-        "--budgets", "0.05", "1.0", "--csv", str(csv), "--plot", str(plot),
+        "--budgets", "0.05", "1.0", "--table", str(csv), "--plot", str(plot),
     )
     assert code == 0
     assert "adult: 8 models, 1 epochs, epoch chosen by validation accuracy" in captured.out

@@ -9,6 +9,15 @@ import torch
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _forget_example_layer():
+    """The example registers a fairness layer globally; other tests must not see it."""
+    from fairbinn.core import fairness_layers
+
+    yield
+    fairness_layers._FAIRNESS_LAYERS.pop("example_gated", None)
+
+
 def _code_lines(path: Path) -> int:
     """Lines that are neither blank, comments nor one-line docstrings."""
     return sum(1 for line in path.read_text().splitlines()
@@ -30,7 +39,7 @@ def test_registered_layer_is_used():
     import fairbinn
 
     namespace = runpy.run_path(str(EXAMPLES / "custom_fairness_layer.py"))
-    assert "gated" in fairbinn.list_fairness_layers()
+    assert "example_gated" in fairbinn.list_fairness_layers()
     assert isinstance(namespace["model"].fairness, namespace["Gated"])
 
 

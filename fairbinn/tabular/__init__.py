@@ -1,6 +1,7 @@
-"""Tabular benchmarks: UCI Adult and Heritage Health, and the MLP backbone."""
+"""Tabular data: UCI Adult, Heritage Health, your own CSV or DataFrame, and the MLP backbone."""
 
 from .adult import load_adult
+from .csv import from_dataframe, load_csv
 from .experiment import PAPER_FAIRNESS_LAYERS, TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
 from .health import load_health
 from .mlp import build_mlp
@@ -10,6 +11,8 @@ __all__ = [
     "load_adult",
     "load_health",
     "load_tabular",
+    "load_csv",
+    "from_dataframe",
     "TABULAR_DATASETS",
     "PAPER_FAIRNESS_LAYERS",
     "TabularDataset",

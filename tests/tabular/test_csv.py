@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import fairbinn
+from fairbinn.cli import main
+
+COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
+           "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
+           "income"]
+
+
+@pytest.fixture(scope="module")
+def adult_csv(data_dir, tmp_path_factory):
+    """2,000 rows of the real adult.data with a header row, '?' left as missing values."""
+    frame = pd.read_csv(data_dir / "adult" / "adult.data", header=None, names=COLUMNS, skipinitialspace=True,
+                        na_values="?", nrows=2000)
+    path = tmp_path_factory.mktemp("csv") / "adult_sample.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_load_csv_with_one_sensitive_column(adult_csv):
+    path, frame = adult_csv
+    data = fairbinn.load_csv(path, label="income", sensitive="sex")
+    complete = frame.notna().all(axis=1)
+    assert data.notes["dropped_rows_with_missing_values"] == int((~complete).sum())
+    assert len(data.train) + len(data.val) + len(data.test) == int(complete.sum())
+    assert data.group_names == ["Female", "Male"] and data.notes["positive"] == "'>50K'"
+    positives = (frame.loc[complete, "income"] == ">50K").mean()
+    all_y = np.concatenate([s.y.numpy() for s in (data.train, data.val, data.test)])
+    assert all_y.mean() == pytest.approx(positives)
+    assert "sex_Male" in data.feature_names and "income" not in " ".join(data.feature_names)
+
+
+def test_intersectional_groups_train(adult_csv):
+    path, _ = adult_csv
+    data = fairbinn.load_csv(path, label="income", sensitive=["sex", "race"], keep_sensitive=False)
+    assert "Female & White" in data.group_names and len(data.group_names) > 4
+    assert not any(name.startswith(("sex_", "race_")) for name in data.feature_names)
+    result = fairbinn.run_tabular(data, strategy="lagrangian", eta=1.0, epochs=2, progress=False)
+    assert 0 <= result.test["dp"] <= 1 and result.test["accuracy"] > 0.7
+
+
+def test_numeric_label_and_errors(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": [0.1, 0.5, 0.9, 0.3] * 5, "score": [0, 1, 2, 1] * 5, "g": ["a", "b"] * 10}).to_csv(path, index=False)
+    data = fairbinn.load_csv(path, "score", "g", positive="2", val_fraction=0.25, test_fraction=0.25)
+    assert data.notes["positive"] == "2"
+    with pytest.raises(ValueError, match=r"'score' has 3 distinct values .* give positive="):
+        fairbinn.load_csv(path, "score", "g")
+    with pytest.raises(ValueError, match=r"t.csv: no column\(s\) \['sex'\]; it has \['x', 'score', 'g'\]"):
+        fairbinn.load_csv(path, "score", "sex", positive=1)
+    with pytest.raises(ValueError, match="positive='high' is not"):
+        fairbinn.load_csv(path, "score", "g", positive="high")
+    with pytest.raises(FileNotFoundError, match="nothing.csv"):
+        fairbinn.load_csv(tmp_path / "nothing.csv", "score", "g")
+
+
+def test_cli_trains_on_a_csv(adult_csv, capsys):
+    path, _ = adult_csv
+    code = main(["train", "--csv", str(path), "--label", "income", "--sensitive", "sex", "race",
+                 "--mode", "erm", "lagrangian", "--eta", "1", "--epochs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "adult_sample: test metrics" in out and "groups ['Female & Amer-Indian-Eskimo'" in out
+    assert any(line.startswith("lagrangian (eta=1)") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--csv", "x.csv", "--label", "y"], "--csv needs --label COLUMN and --sensitive"),
+    (["--csv", "x.csv", "--label", "y", "--sensitive", "g", "--data", "Adult"], "either --data or --csv"),
+    (["--csv", "x.csv", "--label", "y", "--sensitive", "g", "--backbone", "gcn"], "--backbone does not apply to x.csv"),
+    (["--data", "Adult", "--label", "y"], "--label does not apply to adult (tabular data); it is for csv data"),
+])
+def test_cli_csv_flag_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
