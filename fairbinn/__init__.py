@@ -26,7 +26,7 @@ from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
 from .vision import *  # noqa: F401,F403
 from .vision import __all__ as _vision_all
-from .plotting import plot_fronts, read_reference_points, save_figure  # noqa: E402
+from .plotting import plot_fronts, plot_history, read_reference_points, save_figure  # noqa: E402
 from .sweeps import PAPER_ETAS, sweep  # noqa: E402
 from . import core, graph, metrics, tabular, vision  # noqa: E402
 
@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "core", "graph", "metrics", "tabular", "vision", "__version__",
     *_core_all, *_tabular_all, *_graph_all, *_vision_all,
-    "sweep", "PAPER_ETAS", "plot_fronts", "read_reference_points", "save_figure",
+    "sweep", "PAPER_ETAS", "plot_fronts", "plot_history", "read_reference_points", "save_figure",
 ]
 
 

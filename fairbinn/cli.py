@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and print test metrics of the epoch selected on validation.",
     )
     _add_train_arguments(train)
+    train.add_argument("--plot", type=Path, help="write training curves (losses, validation accuracy and DP per "
+                                                 "epoch; dots mark the selected epochs) as PATH.png and PATH.svg")
     sweep_parser = commands.add_parser(
         "sweep", help="train the accuracy-fairness trade-off: strategies x etas x seeds",
         description="Train every (strategy, eta, seed) model on one dataset (tabular models of one strategy "
@@ -430,6 +432,10 @@ def train_command(args: argparse.Namespace) -> int:
     print("DP: demographic parity difference, EO: equalized odds difference, EOpp: equal opportunity "
           "difference (true-positive-rate gap, FairGNN's 'EO'), all of thresholded predictions; "
           "soft: gaps of mean predicted probability.")
+    if args.plot:
+        from .plotting import plot_history, save_figure
+
+        print("wrote " + ", ".join(str(p) for p in save_figure(plot_history(runs, title=title), args.plot)))
     if args.output:
         payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)

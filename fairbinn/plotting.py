@@ -10,7 +10,7 @@ import pandas as pd
 
 from .core.pareto import pareto_front
 
-__all__ = ["plot_fronts", "read_reference_points", "save_figure"]
+__all__ = ["plot_fronts", "plot_history", "read_reference_points", "save_figure"]
 
 _COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel+penalty": "tab:purple"}
 _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
@@ -99,6 +99,36 @@ def plot_fronts(
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_history(runs: list[tuple[str, Any]], title: str | None = None):
+    """Training curves of one or more runs: a row of panels over epochs.
+
+    ``runs`` is a list of ``(label, TrainResult)``. Panels: the training BCE,
+    the training fairness loss (strategies that have one), the validation
+    accuracy and the validation DP. Returns the matplotlib ``Figure``.
+    """
+    plt = _pyplot()
+    panels = [("train_bce", "training BCE"), ("train_fairness", "training fairness loss"),
+              ("val_accuracy", "validation accuracy"), ("val_dp", "validation DP")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for index, (label, result) in enumerate(runs):
+        history, color = result.history_frame(), f"C{index}"  # one colour per run in every panel
+        for axis, (column, name) in zip(axes, panels):
+            if column in history:
+                axis.plot(history.index, history[column], lw=1.2, label=label, color=color)
+                selected = result.selected_epoch
+                if selected in history.index:
+                    axis.plot([selected], [history.loc[selected, column]], "o", ms=4, color=color)
+    for axis, (_, name) in zip(axes, panels):
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
 

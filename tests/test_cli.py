@@ -16,9 +16,10 @@ def test_train_prints_table_and_writes_json(capsys, tmp_path, data_dir):
     out = tmp_path / "run.json"
     code, captured = run_cli(
         capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "2",
-        "--mode", "erm", "bilevel", "--no-progress", "--output", str(out),
+        "--mode", "erm", "bilevel", "--no-progress", "--output", str(out), "--plot", str(tmp_path / "curves"),
     )
     assert code == 0
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "curves.svg").is_file()
     table = captured.out
     assert "adult: test metrics, 15060 rows, groups ['Female', 'Male']" in table
     assert "accuracy" in table and "DP" in table and "EO" in table and "AUC" in table

@@ -110,3 +110,15 @@ def test_graph_sweep_trains_one_model_at_a_time(data_dir):
     one = fairbinn.run_graph(nba, strategy="bilevel", eta=1000.0, seed=0, epochs=2, progress=False)
     assert table.loc[1, "test_accuracy"] == pytest.approx(one.test["accuracy"])
     assert table.loc[1, "test_dp"] == pytest.approx(one.test["dp"])
+
+
+def test_training_curves_have_one_colour_per_run():
+    pytest.importorskip("matplotlib")
+    runs = [(strategy, fairbinn.run_tabular(DATA, strategy=strategy, **SETTINGS)) for strategy in ("erm", "bilevel")]
+    figure = fairbinn.plot_history(runs)
+    bce, fairness, accuracy, dp = figure.axes
+    assert bce.get_title() == "training BCE" and dp.get_title() == "validation DP"
+    # ERM has no fairness loss: that panel holds only the bilevel line (and its selected-epoch dot), in its colour
+    assert {line.get_color() for line in fairness.lines} == {"C1"}
+    assert [line.get_color() for line in accuracy.lines] == ["C0", "C0", "C1", "C1"]
+    assert list(accuracy.lines[0].get_ydata()) == [r["val_accuracy"] for r in runs[0][1].history]
