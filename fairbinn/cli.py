@@ -176,6 +176,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     vision.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     vision.add_argument("--cache-dir", help="pre-resized image store (default ~/.cache/fairbinn/image_cache)")
 
+    keep = parser.add_argument_group("checkpoints")
+    keep.add_argument("--checkpoint-dir", type=Path, help="write DIR/<mode>/checkpoint.pt (model, optimizers, "
+                                                         "schedulers, random generators, history) atomically")
+    keep.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
+    keep.add_argument("--resume", action="store_true", help="continue each mode from its checkpoint in "
+                                                            "--checkpoint-dir; ends as an uninterrupted run would")
+
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", type=Path, help="write configuration, history and metrics as JSON")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -288,6 +295,16 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
     )
 
 
+def _checkpointing(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """Checkpoint settings of one mode's run: its own sub-directory of --checkpoint-dir."""
+    if args.checkpoint_dir is None:
+        if args.resume:
+            raise ValueError("--resume needs --checkpoint-dir")
+        return {}
+    return {"checkpoint_dir": str(args.checkpoint_dir / mode), "checkpoint_every": args.checkpoint_every,
+            "resume": args.resume}
+
+
 def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None, str]:
     """The selection metric and how to describe it."""
     if args.select is None and val_is_test:
@@ -303,7 +320,8 @@ def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainRe
     data = _tabular_data(args, args.seed)
     select, described = _selection(args, False)
     kwargs = model_kwargs(args, data)
-    runs = [(mode, run_tabular(data, config.replace(strategy=mode, selection_metric=select), model_kwargs=kwargs))
+    runs = [(mode, run_tabular(data, config.replace(strategy=mode, selection_metric=select,
+                                                    **_checkpointing(args, mode)), model_kwargs=kwargs))
             for mode in dict.fromkeys(args.mode)]
     title = (f"{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
              f"(seed {args.seed}, {config.epochs} epochs, epoch chosen by {described})")
@@ -339,7 +357,8 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
     kwargs = _graph_model_kwargs(args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
-        runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select),
+        runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select,
+                                                      **_checkpointing(args, mode)),
                                  backbone=backbone, model_kwargs=kwargs))
                 for mode in dict.fromkeys(args.mode)]
     summary = data.summary()
@@ -379,7 +398,8 @@ def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainRes
     data = _vision_data(args)
     select, described = _selection(args, False)
     kwargs = _vision_model_kwargs(args)
-    runs = [(mode, run_vision(data, config.replace(strategy=mode, selection_metric=select),
+    runs = [(mode, run_vision(data, config.replace(strategy=mode, selection_metric=select,
+                                                   **_checkpointing(args, mode)),
                               model_kwargs=kwargs, num_workers=args.workers))
             for mode in dict.fromkeys(args.mode)]
     counts = data.summary()
@@ -461,6 +481,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise ValueError("fairbinn sweep takes --etas (a list), not --eta")
     if args.seed != TrainConfig().seed:
         raise ValueError("fairbinn sweep takes --seeds (a list), not --seed")
+    if args.checkpoint_dir is not None or args.resume:
+        raise ValueError("fairbinn sweep does not write checkpoints; --checkpoint-dir and --resume are for train")
     data, config, kwargs, extra = _sweep_setup(args, modality)
     select, described = _selection(args, getattr(data, "val_is_test", False))
     table = sweep(data, args.mode, args.etas, args.seeds, config=config.replace(selection_metric=select),

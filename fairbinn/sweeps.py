@@ -149,6 +149,8 @@ def sweep(
     if any(s != "erm" for s in strategies) and not etas:
         raise ValueError("etas must not be empty")
     dataset = _load(data, data_dir)
+    if (config and config.checkpoint_dir) or config_overrides.get("checkpoint_dir"):
+        raise ValueError("sweep does not write checkpoints: every model would share checkpoint_dir")
     base = config or _default_config(dataset)
     if config_overrides:
         base = base.replace(**config_overrides)

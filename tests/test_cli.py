@@ -203,3 +203,18 @@ def test_sweep_refuses_single_run_flags(capsys, data_dir, args, message):
         main(["sweep", "--data-dir", str(data_dir), "--no-progress", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_checkpoint_and_resume_from_the_command_line(capsys, tmp_path, data_dir):
+    common = ["train", "--data", "Adult", "--data-dir", str(data_dir), "--mode", "erm", "bilevel", "--no-progress"]
+    main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bilevel", "erm"]
+    capsys.readouterr()
+    main([*common, "--epochs", "3", "--checkpoint-dir", str(tmp_path), "--resume"])
+    resumed = capsys.readouterr().out.splitlines()[-4:-1]
+    main([*common, "--epochs", "3"])
+    whole = capsys.readouterr().out.splitlines()[-4:-1]
+    assert resumed == whole and whole[1].startswith("erm ")
+    with pytest.raises(SystemExit):
+        main([*common, "--resume"])
+    assert "--resume needs --checkpoint-dir" in capsys.readouterr().err

@@ -70,6 +70,16 @@ class TrainConfig:
         "cpu", "cuda", "cuda:N", "mps" or "auto" (cuda, then mps, then cpu).
     progress : bool, default True
         Show a progress bar over epochs.
+    checkpoint_dir : str, optional
+        Directory where :class:`~fairbinn.core.trainer.Trainer` writes
+        ``checkpoint.pt`` (model, optimizers, schedulers, random generators,
+        history, best epoch so far) every ``checkpoint_every`` epochs,
+        atomically.
+    checkpoint_every : int, default 1
+    resume : bool, default False
+        Continue from ``checkpoint_dir/checkpoint.pt``; the run then ends with
+        the same parameters as an uninterrupted one (for ``Split`` /
+        ``TensorLoader`` data, whose shuffling state is saved too).
     """
 
     strategy: str = "bilevel"
@@ -90,6 +100,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1
+    resume: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -116,6 +129,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_number(value) or not 0 < value <= 1:
                 problems.append(f"{name} must be in (0, 1], got {value!r}")
+        if not isinstance(self.checkpoint_every, int) or isinstance(self.checkpoint_every, bool) \
+                or self.checkpoint_every < 1:
+            problems.append(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}")
+        if self.resume and not self.checkpoint_dir:
+            problems.append("resume=True needs checkpoint_dir")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.selection_metric is not None and self.selection_metric not in _SELECTABLE:

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import FAIRNESS_GAP_METRICS, TrainConfig
-from .data import Split, as_batch, check_targets, move_to
+from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from .data import Split, TensorLoader, as_batch, check_targets, move_to
 from .metrics import binary_fairness_report
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
@@ -135,15 +136,28 @@ class Trainer:
         minimise = select in FAIRNESS_GAP_METRICS
         best_score, best_state, selected_epoch = math.nan, None, cfg.epochs
         history: list[dict[str, float]] = []
+        first_epoch, saved_epoch = 1, None
+        if cfg.resume:
+            state = self._resume(model, strategy, train_loader)
+            history, best_score, best_state = state["history"], state["best_score"], state["best_state"]
+            selected_epoch = state["selected_epoch"] if best_state is not None else cfg.epochs
+            saved_epoch = state["epoch"]
+            first_epoch = saved_epoch + 1
 
         bar = tqdm(
-            range(1, cfg.epochs + 1),
+            range(first_epoch, cfg.epochs + 1),
             desc=f"{cfg.strategy} eta={cfg.eta:g}",
             disable=not cfg.progress,
             leave=False,
         )
         for epoch in bar:
-            record = {"epoch": epoch, **self._train_epoch(strategy, train_loader, device, epoch)}
+            try:
+                losses = self._train_epoch(strategy, train_loader, device, epoch)
+            except FloatingPointError as error:
+                where = (f"the last good checkpoint is {cfg.checkpoint_dir}/checkpoint.pt (epoch {saved_epoch})"
+                         if saved_epoch else "no checkpoint was written (set checkpoint_dir to keep one)")
+                raise FloatingPointError(f"{error}; {where}") from None
+            record = {"epoch": epoch, **losses}
             if val_loader is not None:
                 record.update({f"val_{k}": v for k, v in self.evaluate(model, val_loader).items()})
             history.append(record)
@@ -153,6 +167,16 @@ class Trainer:
                     best_score, selected_epoch = score, epoch
                     best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
+            if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
+                save_checkpoint(cfg.checkpoint_dir, {
+                    "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
+                    "optimizers": [o.state_dict() for o in strategy.optimizers],
+                    "schedulers": [s.state_dict() for s in strategy.schedulers],
+                    "rng": rng_states(), "loader_rng": _loader_rng(train_loader),
+                    "history": history, "best_score": best_score, "best_state": best_state,
+                    "selected_epoch": selected_epoch,
+                })
+                saved_epoch = epoch
         bar.close()
 
         if best_state is not None and selected_epoch != cfg.epochs:
@@ -167,11 +191,32 @@ class Trainer:
             test=test_metrics,
         )
 
+    def _resume(self, model: FairModel, strategy, train_loader) -> dict:
+        """Restore a checkpoint written by an identical configuration; return it."""
+        cfg = self.config
+        state = load_checkpoint(cfg.checkpoint_dir)
+        if state["config"] != _resumable(cfg):
+            changed = sorted(k for k in state["config"] if state["config"][k] != _resumable(cfg).get(k))
+            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
+        if state["epoch"] >= cfg.epochs:
+            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} is at epoch {state['epoch']}; "
+                             f"nothing is left of {cfg.epochs} epochs")
+        model.load_state_dict(state["model"])
+        for optimizer, saved in zip(strategy.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(strategy.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        restore_rng_states(state["rng"])
+        if state["loader_rng"] is not None and isinstance(train_loader, TensorLoader):
+            train_loader.generator.set_state(state["loader_rng"])
+        return state
+
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
         strategy.model.train()
         start = time.perf_counter()
         follower_batches = iter(loader) if strategy.uses_follower_batches else None
         totals: dict[str, torch.Tensor] = {}
+        per_step: dict[str, list[torch.Tensor]] = {}
         steps = 0
         for item in loader:
             batch = move_to(as_batch(item), device)
@@ -180,6 +225,7 @@ class Trainer:
                 follower_batch = move_to(as_batch(next(follower_batches)), device)
             for name, value in strategy.step(batch, follower_batch).items():
                 totals[name] = totals[name] + value if name in totals else value
+                per_step.setdefault(name, []).append(value)
             steps += 1
         strategy.end_epoch()
         if steps == 0:
@@ -188,8 +234,10 @@ class Trainer:
         elapsed = time.perf_counter() - start
         bad = [name for name, value in losses.items() if not math.isfinite(value)]
         if bad:
+            finite = torch.stack(per_step[bad[0][len("train_"):]]).isfinite()
+            first = int((~finite).nonzero()[0, 0]) + 1
             raise FloatingPointError(
-                f"training diverged in epoch {epoch}: non-finite {', '.join(bad)} "
+                f"training diverged in epoch {epoch}, step {first} of {steps}: non-finite {', '.join(bad)} "
                 f"({', '.join(f'{k}={losses[k]}' for k in bad)}); lower the learning rate or eta"
             )
         return {"train_time_s": elapsed, **losses}
@@ -226,6 +274,16 @@ def _improves(score: float, best: float, minimise: bool) -> bool:
     if math.isnan(best):
         return True
     return score < best if minimise else score > best
+
+
+def _resumable(config: TrainConfig) -> dict:
+    """The settings a resumed run must share with the checkpoint's (not epochs, progress or paths)."""
+    skip = ("epochs", "progress", "resume", "checkpoint_dir", "checkpoint_every", "device")
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
+
+
+def _loader_rng(loader) -> torch.Tensor | None:
+    return loader.generator.get_state() if isinstance(loader, TensorLoader) else None
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:
