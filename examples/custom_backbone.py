@@ -1,8 +1,8 @@
 """Bring your own network: any encoder and head around a fairness block (synthetic data, a few seconds)."""
-import torch
 from torch import nn
 
 import fairbinn
+from toy_data import make_split  # examples/toy_data.py
 
 
 class ResidualEncoder(nn.Module):
@@ -16,13 +16,6 @@ class ResidualEncoder(nn.Module):
     def forward(self, x):
         h = self.stem(x)
         return h + self.block(h)
-
-
-def make_split(n, seed):  # toy data: the label depends on the group s, which leaks into feature 0
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randint(0, 2, (n,), generator=g)
-    x = torch.randn(n, 6, generator=g) + 1.5 * s[:, None] * torch.eye(6)[0]
-    return fairbinn.Split(x, (x[:, 1] + s > 0.5).float(), s)
 
 
 fairbinn.seed_everything(0)  # the model's initial weights

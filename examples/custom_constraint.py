@@ -1,7 +1,7 @@
 """Define a new fairness constraint and train with it (synthetic data, a few seconds)."""
-import torch
 
 import fairbinn
+from toy_data import make_split  # examples/toy_data.py
 from fairbinn.core.constraints import group_gaps
 
 
@@ -13,13 +13,6 @@ class FalsePositiveParity(fairbinn.FairnessConstraint):
     def gap(self, probs, y, groups, num_groups):
         negatives = y == 0
         return group_gaps(probs[negatives], groups[negatives], 1, num_groups)[0]
-
-
-def make_split(n, seed):  # toy data: the label depends on the group s, which leaks into feature 0
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randint(0, 2, (n,), generator=g)
-    x = torch.randn(n, 6, generator=g) + 1.5 * s[:, None] * torch.eye(6)[0]
-    return fairbinn.Split(x, (x[:, 1] + s > 0.5).float(), s)
 
 
 fairbinn.seed_everything(0)  # the model's initial weights

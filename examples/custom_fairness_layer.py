@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 import fairbinn
+from toy_data import make_split  # examples/toy_data.py
 
 
 @fairbinn.register_fairness_layer("example_gated", overwrite=True)
@@ -19,13 +20,6 @@ class Gated(nn.Module):
         for gate in self.gates:
             x = x * torch.sigmoid(gate(x))
         return x
-
-
-def make_split(n, seed):  # toy data: the label depends on the group s, which leaks into feature 0
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randint(0, 2, (n,), generator=g)
-    x = torch.randn(n, 6, generator=g) + 1.5 * s[:, None] * torch.eye(6)[0]
-    return fairbinn.Split(x, (x[:, 1] + s > 0.5).float(), s)
 
 
 fairbinn.seed_everything(0)  # the model's initial weights

@@ -10,10 +10,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(autouse=True)
-def _forget_example_layer():
-    """The example registers a fairness layer globally; other tests must not see it."""
+def _forget_example_layer(monkeypatch):
+    """Run as `python examples/x.py` would (toy_data importable); forget the example's registered layer."""
     from fairbinn.core import fairness_layers
 
+    monkeypatch.syspath_prepend(str(EXAMPLES))
     yield
     fairness_layers._FAIRNESS_LAYERS.pop("example_gated", None)
 
