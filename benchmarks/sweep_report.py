@@ -72,7 +72,7 @@ def parse_args() -> argparse.Namespace:
 
 def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, float]:
     """Every part's table (reused from disk when its settings match) and the total training time."""
-    tables, seconds = [], 0.0
+    tables, seconds, data = [], 0.0, None
     for suffix, (strategies, overrides, label) in PARTS.items():
         path = args.out / f"sweep_{dataset}{suffix}.csv"
         settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": list(PAPER_ETAS), **overrides}
@@ -81,7 +81,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, flo
             print(f"{dataset}: reusing {path}")
             table, elapsed = pd.read_csv(path), json.loads(meta.read_text())["wall_time_s"]
         else:
-            data = fairbinn.load_tabular(dataset, args.data_dir)
+            data = data or fairbinn.load_tabular(dataset, args.data_dir)
             start = time.perf_counter()
             table = fairbinn.sweep(data, strategies, PAPER_ETAS, range(args.seeds), epochs=args.epochs,
                                    progress=False, **overrides)

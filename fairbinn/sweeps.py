@@ -21,11 +21,11 @@ import pandas as pd
 from .core.config import STRATEGY_NAMES, TrainConfig
 from .core.runtime import seed_everything
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
-from .core.trainer import Trainer, TrainResult
+from .core.trainer import TrainResult
 from .graph.dataset import GraphDataset
 from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS, run_graph
-from .tabular.experiment import TABULAR_DATASETS, load_tabular, paper_mlp
+from .tabular.experiment import TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
 from .tabular.preprocess import TabularDataset
 from .vision.celeba import CelebASplits
 from .vision.experiment import paper_config, run_vision
@@ -199,8 +199,7 @@ def _train_stacked(dataset, config, pairs, fused_adam, model_kwargs) -> list[dic
 
 def _train_one(dataset, config: TrainConfig, model_kwargs, backbone) -> TrainResult:
     if isinstance(dataset, TabularDataset):
-        model = _tabular_model(dataset, config.seed, model_kwargs)
-        return Trainer(config).fit(model, dataset.train, dataset.val, dataset.test)
+        return run_tabular(dataset, config, model_kwargs=model_kwargs)
     if isinstance(dataset, GraphDataset):
         return run_graph(dataset, config, backbone=backbone, model_kwargs=model_kwargs)
     return run_vision(dataset, config, model_kwargs=model_kwargs)

@@ -194,9 +194,9 @@ class Trainer:
     def _resume(self, model: FairModel, strategy, train_loader) -> dict:
         """Restore a checkpoint written by an identical configuration; return it."""
         cfg = self.config
-        state = load_checkpoint(cfg.checkpoint_dir)
-        if state["config"] != _resumable(cfg):
-            changed = sorted(k for k in state["config"] if state["config"][k] != _resumable(cfg).get(k))
+        state, settings = load_checkpoint(cfg.checkpoint_dir), _resumable(cfg)
+        if state["config"] != settings:
+            changed = sorted(k for k in state["config"] if state["config"][k] != settings.get(k))
             raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
         if state["epoch"] >= cfg.epochs:
             raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} is at epoch {state['epoch']}; "
@@ -215,7 +215,6 @@ class Trainer:
         strategy.model.train()
         start = time.perf_counter()
         follower_batches = iter(loader) if strategy.uses_follower_batches else None
-        totals: dict[str, torch.Tensor] = {}
         per_step: dict[str, list[torch.Tensor]] = {}
         steps = 0
         for item in loader:
@@ -224,13 +223,12 @@ class Trainer:
             if follower_batches is not None:
                 follower_batch = move_to(as_batch(next(follower_batches)), device)
             for name, value in strategy.step(batch, follower_batch).items():
-                totals[name] = totals[name] + value if name in totals else value
                 per_step.setdefault(name, []).append(value)
             steps += 1
         strategy.end_epoch()
         if steps == 0:
             raise ValueError("the training loader yielded no batches")
-        losses = {f"train_{name}": float(total) / steps for name, total in totals.items()}
+        losses = {f"train_{name}": float(sum(values)) / steps for name, values in per_step.items()}
         elapsed = time.perf_counter() - start
         bad = [name for name, value in losses.items() if not math.isfinite(value)]
         if bad:
