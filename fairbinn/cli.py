@@ -13,6 +13,9 @@ that dataset.
 
 ``fairbinn sweep`` takes the same flags with ``--etas`` and ``--seeds`` lists
 and trains the whole accuracy-fairness trade-off (see :func:`fairbinn.sweep`).
+
+``fairbinn download adult|health|nba|pokec_z|pokec_n|celeba`` fetches and
+verifies the datasets (see :mod:`fairbinn.download`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
+from .download import DOWNLOADS, DownloadError, download
 from .graph.backbones import list_gnn_bodies
 from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS
@@ -223,6 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--table", type=Path, help="write the table as CSV, one row per model")
     group.add_argument("--plot", type=Path, help="write the plot as PATH.png and PATH.svg")
     group.add_argument("--reference", type=Path, help="CSV of reference points (label, accuracy, <fairness>)")
+    fetch = commands.add_parser(
+        "download", help="download datasets into the data directory and verify their sha256",
+        description="Fetch datasets from their canonical sources (or --mirror) into <data dir>/<folder>/, "
+                    "resuming partial files and verifying sizes and sha256 checksums. CelebA needs a licence "
+                    "agreement: its manual steps are printed instead.",
+    )
+    fetch.add_argument("datasets", nargs="+", metavar="dataset", type=lambda value: value.lower().replace("-", "_"),
+                       choices=list(DOWNLOADS), help=" | ".join(DOWNLOADS))
+    fetch.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
+                       help="data directory (default $FAIRBINN_DATA, then ~/.cache/fairbinn)")
+    fetch.add_argument("--mirror", metavar="URL", help="fetch every file from URL/<folder>/<file> instead of "
+                                                       "the canonical sources, e.g. URL/nba/nba.csv")
+    fetch.add_argument("--force", action="store_true", help="download again files already in place")
+    fetch.add_argument("--retries", type=int, default=3,
+                       help="times an interrupted transfer is resumed before giving up (default 3)")
     return parser
 
 
@@ -511,6 +530,12 @@ def sweep_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def download_command(args: argparse.Namespace) -> int:
+    for name in dict.fromkeys(args.datasets):
+        download(name, args.data_dir, mirror=args.mirror, force=args.force, retries=args.retries)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
@@ -520,8 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return {"train": train_command, "sweep": sweep_command}[args.command](args)
-    except (ValueError, FileNotFoundError, DeviceNotAvailableError, FloatingPointError) as error:
+        return {"train": train_command, "sweep": sweep_command, "download": download_command}[args.command](args)
+    except (ValueError, FileNotFoundError, DeviceNotAvailableError, FloatingPointError, DownloadError) as error:
         parser.exit(2, f"fairbinn: error: {error}\n")
 
 
