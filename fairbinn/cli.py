@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from . import __version__
 import pandas as pd
 
-from .core.config import FAIRNESS_GAP_METRICS, ORDERS, STRATEGY_NAMES, TrainConfig
+from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
 from .core.constraints import list_constraints
 from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
@@ -142,6 +142,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--select", choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
                       help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
                            "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
+    game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
+                      help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
+                           "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
+    game.add_argument("--ratio-lr", type=float, default=defaults.ratio_lr,
+                      help=f"drfairness: Adam learning rate of the ratios (default {defaults.ratio_lr:g})")
+    game.add_argument("--ratio-k", type=float, default=defaults.ratio_k,
+                      help=f"drfairness: weight of the validation loss beside the group-loss gap "
+                           f"(default {defaults.ratio_k:g})")
     game.add_argument("--seed", type=int, default=defaults.seed)
     game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
 
@@ -311,6 +319,7 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
         order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
         leader_penalty=args.leader_penalty, seed=args.seed, device=args.device, progress=not args.no_progress,
+        sampler=args.sampler, ratio_lr=args.ratio_lr, ratio_k=args.ratio_k,
     )
 
 
@@ -465,7 +474,8 @@ def train_command(args: argparse.Namespace) -> int:
     for mode, result in results:
         eta = result.config["eta"]
         name = "bilevel+penalty" if mode == "bilevel" and args.leader_penalty else mode
-        runs.append((f"{name} (eta={eta:g})" if mode != "erm" else "erm", result))
+        label = f"{name} (eta={eta:g})" if mode != "erm" else "erm"
+        runs.append((f"{label} + dr" if args.sampler == "drfairness" else label, result))
     print(f"\n{title}")
     print(results_table(runs))
     print("DP: demographic parity difference, EO: equalized odds difference, EOpp: equal opportunity "
@@ -475,6 +485,12 @@ def train_command(args: argparse.Namespace) -> int:
         from .plotting import plot_history, save_figure
 
         print("wrote " + ", ".join(str(p) for p in save_figure(plot_history(runs, title=title), args.plot)))
+        if args.sampler == "drfairness":
+            from .plotting import plot_ratios
+
+            ratios = plot_ratios(runs, title=f"{title}: sampling ratios")
+            stem = args.plot.with_suffix("") if args.plot.suffix in (".png", ".svg") else args.plot
+            print("wrote " + ", ".join(str(p) for p in save_figure(ratios, stem.with_name(stem.name + "_ratios"))))
     if args.output:
         payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)

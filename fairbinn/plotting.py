@@ -10,7 +10,7 @@ import pandas as pd
 
 from .core.pareto import pareto_front
 
-__all__ = ["plot_fronts", "plot_history", "read_reference_points", "save_figure"]
+__all__ = ["plot_fronts", "plot_history", "plot_ratios", "read_reference_points", "save_figure"]
 
 _COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel+penalty": "tab:purple"}
 _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
@@ -127,6 +127,42 @@ def plot_history(runs: list[tuple[str, Any]], title: str | None = None):
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
     axes[-1].legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_ratios(runs: list[tuple[str, Any]], title: str | None = None, group_names: list[str] | None = None):
+    """Dr-Fairness sampling ratios over epochs: one panel per run, one line per ratio.
+
+    ``runs`` is a list of ``(label, TrainResult)`` whose history has the
+    sampler's ``ratio_y<label>_g<group>`` (and ``real_fraction_y<label>``,
+    dashed) columns; ``group_names`` names the groups in the legend. Returns
+    the matplotlib ``Figure``.
+    """
+    plt = _pyplot()
+    runs = [(label, result) for label, result in runs if any(k.startswith("ratio_") for k in result.history[0])]
+    if not runs:
+        raise ValueError("no run has sampling ratios in its history (train with sampler='drfairness')")
+    figure, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.4), squeeze=False)
+    for axis, (label, result) in zip(axes[0], runs):
+        history = result.history_frame()
+        for column in history.columns:
+            if column.startswith("ratio_y"):
+                y, g = column[len("ratio_y"):].split("_g")
+                group = group_names[int(g)] if group_names else f"group {g}"
+                axis.plot(history.index, history[column], lw=1.2, label=f"y={y}, {group}",
+                          color=f"C{int(g)}", ls="-" if y == "1" else ":")
+            elif column.startswith("real_fraction_y"):
+                axis.plot(history.index, history[column], lw=1.2, color="k", ls="--" if column[-1] == "1" else "-.",
+                          label=f"real fraction, y={column[-1]}")
+        axis.set_title(label, fontsize=9)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("ratio")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6)
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()

@@ -1,4 +1,4 @@
-"""The modality-independent core: model, fairness layers, constraints, strategies, trainer, metrics."""
+"""The modality-independent core: model, fairness layers, constraints, strategies, samplers, trainer, metrics."""
 
 from . import metrics
 from .config import TrainConfig
@@ -12,6 +12,7 @@ from .constraints import (
 )
 from .data import Batch, Split, TensorLoader
 from .datadir import DataFilesNotFoundError, resolve_data_dir
+from .drfairness import DrFairnessSampler
 from .fairness_layers import (
     LinearStack,
     ResidualStack,
@@ -39,6 +40,7 @@ __all__ = [
     "TensorLoader",
     "DataFilesNotFoundError",
     "resolve_data_dir",
+    "DrFairnessSampler",
     "LinearStack",
     "ResidualStack",
     "create_fairness_layer",

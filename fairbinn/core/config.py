@@ -8,10 +8,12 @@ from typing import Any
 
 from .constraints import NORMS, FairnessConstraint, create_constraint
 
-__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "FAIRNESS_GAP_METRICS"]
+__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
 
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 ORDERS = ("follower_first", "leader_first")
+SAMPLERS = ("uniform", "drfairness")
+"""Ways of drawing training batches (``TrainConfig.sampler``)."""
 FAIRNESS_GAP_METRICS = ("dp", "eo", "eopp", "soft_dp", "soft_eo")
 """Validation metrics that model selection minimises; every other one is maximised."""
 _SELECTABLE = ("accuracy", "auc", "ap") + FAIRNESS_GAP_METRICS
@@ -80,6 +82,16 @@ class TrainConfig:
         Continue from ``checkpoint_dir/checkpoint.pt``; the run then ends with
         the same parameters as an uninterrupted one (for ``Split`` /
         ``TensorLoader`` data, whose shuffling state is saved too).
+    sampler : {"uniform", "drfairness"}, default "uniform"
+        How training batches are drawn: shuffled passes over the data, or
+        Dr-Fairness's adaptive per-label group (and real / generated) ratios
+        (:class:`~fairbinn.core.drfairness.DrFairnessSampler`; needs
+        validation data). Combines with every strategy.
+    ratio_lr : float, default 1e-3
+        Dr-Fairness: Adam learning rate of the ratio logits.
+    ratio_k : float, default 20.0
+        Dr-Fairness: weight of the overall validation loss beside the largest
+        group-loss gap in the outer objective.
     """
 
     strategy: str = "bilevel"
@@ -103,6 +115,9 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     resume: bool = False
+    sampler: str = "uniform"
+    ratio_lr: float = 1e-3
+    ratio_k: float = 20.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +149,12 @@ class TrainConfig:
             problems.append(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}")
         if self.resume and not self.checkpoint_dir:
             problems.append("resume=True needs checkpoint_dir")
+        if self.sampler not in SAMPLERS:
+            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not _is_number(self.ratio_lr) or not math.isfinite(self.ratio_lr) or self.ratio_lr <= 0:
+            problems.append(f"ratio_lr must be a finite number > 0, got {self.ratio_lr!r}")
+        if not _is_number(self.ratio_k) or not math.isfinite(self.ratio_k) or self.ratio_k < 0:
+            problems.append(f"ratio_k must be a finite number >= 0, got {self.ratio_k!r}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.selection_metric is not None and self.selection_metric not in _SELECTABLE:

@@ -3,7 +3,9 @@
 A batch is ``(inputs, y, s, mask)``: ``inputs`` is whatever the encoder
 takes (the trainer never looks inside), ``y`` the 0/1 labels ``(n,)``, ``s``
 the integer group of each example ``(n,)`` and ``mask`` an optional boolean
-``(n,)`` selecting the examples that count (e.g. a graph's training nodes).
+``(n,)`` selecting the examples that count (e.g. a graph's training nodes),
+or an integer index tensor of the examples that count, repeats allowed (a
+sampler drawing nodes with replacement).
 """
 
 from __future__ import annotations
@@ -189,6 +191,13 @@ class TensorLoader:
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The shuffling generator's state, so a resumed run draws the same orders."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
 
     def targets(self) -> tuple[Tensor, Tensor]:
         return self.split.targets()

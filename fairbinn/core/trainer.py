@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from .config import FAIRNESS_GAP_METRICS, TrainConfig
 from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from .data import Split, TensorLoader, as_batch, check_targets, move_to
+from .drfairness import DrFairnessSampler
+from .data import Split, as_batch, check_targets, move_to
 from .metrics import binary_fairness_report
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
@@ -26,7 +27,13 @@ __all__ = ["Trainer", "TrainResult"]
 Loader = Iterable[Any]
 """Anything iterable yielding batches: a Split (wrapped by the trainer), a
 :class:`~fairbinn.core.data.TensorLoader`, a ``DataLoader`` of
-``(inputs, y, s[, mask])`` tuples, or a list of batches (a full graph)."""
+``(inputs, y, s[, mask])`` tuples, or a list of batches (a full graph).
+
+A training loader may also have ``bind(model)`` (called before training, for
+samplers that read the model, such as
+:class:`~fairbinn.core.drfairness.DrFairnessSampler`), ``epoch_record()``
+(a dict added to each epoch's history) and ``state_dict()`` /
+``load_state_dict()`` (saved in checkpoints and restored on resume)."""
 
 
 @dataclass
@@ -113,6 +120,8 @@ class Trainer:
         train: Split | Loader,
         val: Split | Loader | None = None,
         test: Split | Loader | None = None,
+        *,
+        generated: Any = None,
     ) -> TrainResult:
         """Train ``model`` in place and evaluate the selected epoch.
 
@@ -123,14 +132,35 @@ class Trainer:
         exposes ``targets()``, as :class:`Split` and :class:`TensorLoader` do.
         After training, the model holds the parameters of the epoch chosen by
         ``config.selection_metric`` on ``val`` (the last epoch without ``val``).
+
+        With ``config.sampler="drfairness"`` the training batches come from a
+        :class:`~fairbinn.core.drfairness.DrFairnessSampler` over ``train``
+        (a Split, a full graph, or a loader's dataset), ``val`` and
+        ``generated`` (optional examples of the same kind as ``train``, marked
+        as generated); its ratios join the history as ``ratio_y<label>_g<group>``
+        (and ``real_fraction_y<label>``) columns.
         """
         cfg = self.config
         device = resolve_device(cfg.device)
-        train_loader = self._loader(train, shuffle=True)
+        if cfg.sampler == "drfairness":
+            train_loader = DrFairnessSampler(
+                _rows_of(train), _rows_of(val), generated=_rows_of(generated), batch_size=cfg.batch_size,
+                k=cfg.ratio_k, lr=cfg.ratio_lr, seed=cfg.seed,
+            )
+        elif generated is not None:
+            raise ValueError("generated data is only used by sampler='drfairness'; "
+                             "the uniform sampler would ignore it")
+        else:
+            train_loader = self._loader(train, shuffle=True)
         val_loader, test_loader = self._loader(val, False), self._loader(test, False)
         num_groups = self._num_groups(train_loader)
         seed_everything(cfg.seed)
         model.to(device)
+        if hasattr(train_loader, "bind"):  # a sampler that reads the model, e.g. DrFairnessSampler
+            if cfg.separate_batches:
+                raise ValueError(f"separate_batches cannot be combined with {type(train_loader).__name__}: "
+                                 "a second stream of batches would step its ratios twice")
+            train_loader.bind(model)
         strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
         select = cfg.selection_metric if val_loader is not None else None
         minimise = select in FAIRNESS_GAP_METRICS
@@ -158,6 +188,8 @@ class Trainer:
                          if saved_epoch else "no checkpoint was written (set checkpoint_dir to keep one)")
                 raise FloatingPointError(f"{error}; {where}") from None
             record = {"epoch": epoch, **losses}
+            if hasattr(train_loader, "epoch_record"):  # e.g. a sampler's ratios
+                record.update(train_loader.epoch_record())
             if val_loader is not None:
                 record.update({f"val_{k}": v for k, v in self.evaluate(model, val_loader).items()})
             history.append(record)
@@ -172,7 +204,7 @@ class Trainer:
                     "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
                     "optimizers": [o.state_dict() for o in strategy.optimizers],
                     "schedulers": [s.state_dict() for s in strategy.schedulers],
-                    "rng": rng_states(), "loader_rng": _loader_rng(train_loader),
+                    "rng": rng_states(), "loader": _loader_state(train_loader),
                     "history": history, "best_score": best_score, "best_state": best_state,
                     "selected_epoch": selected_epoch,
                 })
@@ -207,8 +239,8 @@ class Trainer:
         for scheduler, saved in zip(strategy.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         restore_rng_states(state["rng"])
-        if state["loader_rng"] is not None and isinstance(train_loader, TensorLoader):
-            train_loader.generator.set_state(state["loader_rng"])
+        if state["loader"] is not None:
+            train_loader.load_state_dict(state["loader"])
         return state
 
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
@@ -266,6 +298,12 @@ class Trainer:
 _SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
 
 
+def _rows_of(data: Any) -> Any:
+    """What a sampler draws rows from: a Split or full graph as given, a ``DataLoader``'s dataset."""
+    dataset = getattr(data, "dataset", None)
+    return dataset if dataset is not None and hasattr(dataset, "targets") else data
+
+
 def _improves(score: float, best: float, minimise: bool) -> bool:
     if math.isnan(score):
         return False
@@ -280,8 +318,9 @@ def _resumable(config: TrainConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
-def _loader_rng(loader) -> torch.Tensor | None:
-    return loader.generator.get_state() if isinstance(loader, TensorLoader) else None
+def _loader_state(loader) -> dict | None:
+    """The training loader's own state (shuffling generator, sampler ratios) when it has one."""
+    return loader.state_dict() if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:

@@ -7,6 +7,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from ..core.config import TrainConfig
+from ..core.data import Split
 from ..core.model import FairModel
 from ..core.runtime import seed_everything
 from ..core.trainer import Trainer, TrainResult
@@ -62,6 +63,7 @@ def run_tabular(
     *,
     data_dir: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    generated: Split | None = None,
     **config_overrides: Any,
 ) -> TrainResult:
     """Train and evaluate one model on a tabular benchmark.
@@ -77,6 +79,9 @@ def run_tabular(
     model_kwargs : dict, optional
         Passed to :func:`paper_mlp` (``hidden_dims``, ``fairness_position``,
         ``num_fairness_layers``, ``fairness_layer``, ``dropout``...).
+    generated : Split, optional
+        Generated training rows (same features), drawn beside the real ones by
+        ``config.sampler="drfairness"``.
 
     The model is initialised after seeding with ``config.seed``, so a seed
     fixes initialisation, shuffling and dropout. The result's ``extra`` holds
@@ -89,7 +94,7 @@ def run_tabular(
     seed_everything(config.seed)
     model = paper_mlp(dataset, **(model_kwargs or {}))
     start = time.perf_counter()
-    result = Trainer(config).fit(model, dataset.train, dataset.val, dataset.test)
+    result = Trainer(config).fit(model, dataset.train, dataset.val, dataset.test, generated=generated)
     result.extra.update(
         dataset=dataset.summary(),
         model={

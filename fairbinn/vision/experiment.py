@@ -40,6 +40,7 @@ def run_vision(
     data_kwargs: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     num_workers: int = 0,
+    generated: Any = None,
     **config_overrides: Any,
 ) -> TrainResult:
     """Train and evaluate one image classifier on CelebA.
@@ -62,6 +63,10 @@ def run_vision(
         ``fairness``, ``num_fairness_layers``, ``pretrained``...).
     num_workers : int, default 0
         DataLoader worker processes.
+    generated : dataset, optional
+        Generated training images: a map-style dataset of ``(image, y, s)``
+        with ``targets()``, drawn beside the real ones by
+        ``config.sampler="drfairness"``.
 
     Batches hold ``config.batch_size`` images; the training order is shuffled
     with ``config.seed``, and the model is initialised after seeding with it.
@@ -77,7 +82,7 @@ def run_vision(
     seed_everything(config.seed)
     model = create_vision_model(**(model_kwargs or {}))
     start = time.perf_counter()
-    result = Trainer(config).fit(model, train, val, test)
+    result = Trainer(config).fit(model, train, val, test, generated=generated)
     train_time = sum(record["train_time_s"] for record in result.history)
     result.extra.update(
         dataset=dataset.summary(),

@@ -1,0 +1,195 @@
+"""Dr-Fairness sampler: valid ratios, no drift without a reason, batches drawn to the ratios, trainer integration."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fairbinn.core.data import Split
+from fairbinn.core.drfairness import DrFairnessSampler
+from fairbinn.core.model import FairModel
+from fairbinn.core.trainer import Trainer
+from fairbinn.graph.dataset import FullGraph
+from torch_geometric.data import Data
+
+from synthetic import make_biased_split
+
+
+def _model(d: int = 6) -> FairModel:
+    return FairModel(nn.Sequential(nn.Linear(d, 16), nn.ReLU()), nn.Linear(16, 1), nn.Linear(16, 16))
+
+
+def _bound(train, val, **kwargs) -> DrFairnessSampler:
+    sampler = DrFairnessSampler(train, val, **kwargs)
+    sampler.bind(_model(train.num_features))
+    return sampler
+
+
+def test_initial_ratios_are_the_real_group_proportions_per_label(biased):
+    train, val, _ = biased
+    sampler = _bound(train, val)
+    for label in (0, 1):
+        groups = train.s[train.y == label]
+        expected = torch.bincount(groups, minlength=2).double() / len(groups)
+        got = torch.tensor([sampler.ratios()[f"ratio_y{label}_g{g}"] for g in (0, 1)], dtype=torch.double)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert "real_fraction_y0" not in sampler.ratios()  # no generated data, no real fraction
+
+
+def test_ratios_stay_distributions_and_batches_keep_the_label_totals(biased):
+    train, val, _ = biased
+    sampler = _bound(train, val, batch_size=50, lr=0.2)
+    label_share = float(train.y.mean())
+    for _ in range(30):
+        sampler.update()
+        weights = sampler.cell_weights()
+        assert (weights >= 0).all()
+        assert float(weights.sum()) == pytest.approx(1.0, abs=1e-6)
+        ratios = sampler.ratios()
+        for label in (0, 1):
+            assert sum(ratios[f"ratio_y{label}_g{g}"] for g in (0, 1)) == pytest.approx(1.0, abs=1e-6)
+        batch = train.y[sampler.draw()]
+        assert len(batch) == 50
+        assert int(batch.sum()) == round(50 * label_share)  # per-label totals held at the real proportions
+    assert sampler.ratios() != pytest.approx(_bound(train, val).ratios(), abs=1e-3)  # lr 0.2 moved them
+
+
+def test_batches_follow_the_ratios(biased):
+    train, val, _ = biased
+    sampler = _bound(train, val, batch_size=100)
+    with torch.no_grad():
+        sampler.alpha.copy_(torch.log(torch.tensor([[0.8, 0.2], [0.3, 0.7]])))
+    rows = torch.cat([sampler.draw() for _ in range(300)])
+    for label, expected in ((0, 0.2), (1, 0.7)):
+        of_label = train.s[rows][train.y[rows] == label]
+        assert float(of_label.float().mean()) == pytest.approx(expected, abs=0.01)
+
+
+def test_identical_groups_do_not_drift():
+    """Group 1 is an exact copy of group 0: every cell's loss gradient is the same, so the ratios stay put."""
+    base = make_biased_split(200, 3, groups=1)
+    twin = Split(torch.cat([base.x, base.x]), torch.cat([base.y, base.y]),
+                 torch.cat([torch.zeros(200, dtype=torch.long), torch.ones(200, dtype=torch.long)]))
+    val = make_biased_split(300, 4, groups=2, name="val")
+    sampler = _bound(twin, val, lr=0.1, probe_per_cell=400)  # the probe takes every member of every cell
+    start = sampler.alpha.detach().clone()
+    for _ in range(20):
+        sampler.update()
+    torch.testing.assert_close(sampler.alpha.detach(), start, atol=1e-5, rtol=0)
+
+
+def _minority_problem(n: int, seed: int, minority: float = 0.1) -> Split:
+    """Group 1 is rare and follows its own decision rule (harder to learn from few examples)."""
+    g = torch.Generator().manual_seed(seed)
+    s = (torch.rand(n, generator=g) < minority).long()
+    x = torch.randn(n, 5, generator=g)
+    w0, w1 = torch.tensor([2.0, -1, 0, 0, 0]), torch.tensor([-1.0, 0, 2, 1, 0])
+    logit = torch.where(s[:, None] == 0, x * w0, x * w1).sum(1)
+    y = (torch.rand(n, generator=g) < torch.sigmoid(3 * logit)).float()
+    return Split(torch.cat([x, s[:, None].float()], 1), y, s)
+
+
+def _harder_minority(n: int, seed: int) -> Split:
+    """5% of the rows are group 1, labelled by a rule of their own that shares one feature with the majority's."""
+    g = torch.Generator().manual_seed(seed)
+    s = (torch.rand(n, generator=g) < 0.05).long()
+    x = torch.randn(n, 4, generator=g)
+    logit = torch.where(s == 0, 2 * x[:, 0] + x[:, 1], x[:, 0] + 2 * x[:, 2])
+    y = (torch.rand(n, generator=g) < torch.sigmoid(3 * logit)).float()
+    return Split(torch.cat([x, s[:, None].float()], 1), y, s)
+
+
+def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls():
+    train, val, test = _harder_minority(3000, 1), _harder_minority(1000, 2), _harder_minority(20000, 3)
+    settings = dict(strategy="erm", epochs=8, lr=1e-2, selection_metric=None, progress=False)
+    results = {}
+    for sampler in ("uniform", "drfairness"):
+        torch.manual_seed(0)
+        model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
+        results[sampler] = Trainer(sampler=sampler, ratio_lr=3e-2, ratio_k=1.0, **settings).fit(
+            model, train, val, test)
+    first, last = results["drfairness"].history[0], results["drfairness"].history[-1]
+    for label in (0, 1):
+        share = float((train.s[train.y == label] == 1).float().mean())
+        assert last[f"ratio_y{label}_g1"] > 2 * share  # the rare group's ratio at least doubled
+    assert last["ratio_y1_g1"] >= first["ratio_y1_g1"]
+    uniform, adaptive = results["uniform"].test, results["drfairness"].test
+    assert uniform["eo"] > 0.1
+    assert adaptive["eo"] < uniform["eo"] / 2
+    assert adaptive["accuracy"] > uniform["accuracy"] - 0.01
+
+
+def test_generated_noise_loses_to_real_data():
+    """Generated examples with random labels: the sampler learns to rely on the real ones."""
+    train, val = _minority_problem(1500, 1), _minority_problem(600, 2)
+    g = torch.Generator().manual_seed(5)
+    noise = Split(torch.randn(1500, 6, generator=g), (torch.rand(1500, generator=g) < 0.5).float(),
+                  (torch.rand(1500, generator=g) < 0.5).long())
+    model = _model(6)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2, progress=False)
+    result = trainer.fit(model, train, val, generated=noise)
+    last = result.history[-1]
+    assert last["real_fraction_y0"] > 0.6 and last["real_fraction_y1"] > 0.6
+    assert [r["real_fraction_y1"] for r in result.history] == sorted(r["real_fraction_y1"] for r in result.history)
+
+
+def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
+    train, val, test = biased
+    settings = dict(strategy="bilevel", lr=1e-2, sampler="drfairness", ratio_lr=1e-2, progress=False)
+    torch.manual_seed(0)
+    whole_model = _model()
+    whole = Trainer(epochs=4, **settings).fit(whole_model, train, val, test)
+    assert {"ratio_y0_g0", "ratio_y1_g1", "outer_objective"} <= set(whole.history[0])
+    assert all(math.isfinite(r["outer_objective"]) for r in whole.history)
+
+    torch.manual_seed(0)
+    Trainer(epochs=2, checkpoint_dir=str(tmp_path), **settings).fit(_model(), train, val, test)
+    resumed_model = _model()
+    resumed = Trainer(epochs=4, checkpoint_dir=str(tmp_path), resume=True, **settings).fit(
+        resumed_model, train, val, test)
+    for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert resumed.history[-1]["ratio_y1_g1"] == whole.history[-1]["ratio_y1_g1"]
+
+
+def test_graph_nodes_are_drawn_with_repeats_from_the_training_nodes():
+    n = 60
+    g = torch.Generator().manual_seed(0)
+    s = (torch.arange(n) % 3 == 0).long()
+    y = (torch.rand(n, generator=g) < 0.5).long()
+    y[:4] = torch.tensor([0, 1, 0, 1])
+    data = Data(x=torch.randn(n, 4, generator=g), edge_index=torch.randint(n, (2, 200), generator=g), y=y, sens=s)
+    train_mask, val_mask = torch.arange(n) < 40, torch.arange(n) >= 40
+    sampler = DrFairnessSampler(FullGraph(data, train_mask), FullGraph(data, val_mask), batch_size=64)
+
+    class GraphEncoder(nn.Module):
+        def forward(self, inputs):
+            x, _ = inputs
+            return x
+
+    sampler.bind(FairModel(GraphEncoder(), nn.Linear(4, 1)))
+    batch = next(iter(sampler))
+    assert batch.mask.dtype == torch.long and len(batch.mask) == 64
+    assert bool(train_mask[batch.mask].all())  # only training nodes
+    assert len(torch.unique(batch.mask)) < 64  # 64 draws from 40 nodes repeat some
+
+
+def test_bad_input_is_refused(biased):
+    train, val, _ = biased
+    with pytest.raises(ValueError, match="validation data"):
+        DrFairnessSampler(train, None)
+    with pytest.raises(ValueError, match="k must be"):
+        DrFairnessSampler(train, val, k=-1.0)
+    with pytest.raises(ValueError, match="generated data has 3 features"):
+        DrFairnessSampler(train, val, generated=Split.from_arrays(np.zeros((4, 3), np.float32), [0, 1, 0, 1],
+                                                                  [0, 1, 1, 0]))
+    with pytest.raises(ValueError, match="separate_batches"):
+        Trainer(sampler="drfairness", separate_batches=True, epochs=1, progress=False).fit(_model(), train, val)
+    with pytest.raises(ValueError, match="only used by sampler='drfairness'"):
+        Trainer(epochs=1, progress=False).fit(_model(), train, val, generated=train)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        Trainer(sampler="fairbatch")
+    with pytest.raises(RuntimeError, match="bind"):
+        next(iter(DrFairnessSampler(train, val)))
