@@ -109,9 +109,13 @@ def _min_max(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 
 def _feature_matrix(table: pd.DataFrame, columns: list[str], source: Path) -> np.ndarray:
+    """The feature columns as float64; :func:`read_node_table` has checked their values line by line."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValueError(f"{source}: feature column(s) {missing} not found")
+        raise ValueError(
+            f"{source}, line 1: feature column(s) {missing} not found; expected them in the header "
+            f"(line 1), which names {list(table.columns)[:12]}{'...' if len(table.columns) > 12 else ''}"
+        )
     frame = table[columns]
     non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
@@ -180,16 +184,22 @@ def load_fairgnn_graph(
     for path in (nodes, edges):
         if not path.is_file():
             raise FileNotFoundError(f"graph file not found: {path}")
-    table = read_node_table(nodes, id_column)
-    for column in (label, sensitive):
-        if column not in table.columns:
-            raise ValueError(f"{nodes}: no column {column!r}; columns are {list(table.columns)[:12]}...")
-    if features is None:
-        excluded = {id_column, label} | (set() if keep_sensitive_feature else {sensitive})
-        features = [c for c in table.columns if c not in excluded]
-    features = list(features)
-    if label in features:
+    features = list(features) if features is not None else None
+    if features is not None and label in features:
         raise ValueError(f"the label column {label!r} cannot also be a feature")
+    excluded = {id_column, label} | (set() if keep_sensitive_feature else {sensitive})
+    chosen = set(features) if features is not None else None
+
+    def is_feature(column: str) -> bool:
+        return column in chosen if chosen is not None else column not in excluded
+
+    # label and sensitive attribute: numbers, empty for unknown; features: numbers on every row
+    table = read_node_table(
+        nodes, id_column, required=[label, sensitive],
+        numeric=lambda column: column in (label, sensitive) or is_feature(column), complete=is_feature,
+    )
+    if features is None:
+        features = [c for c in table.columns if is_feature(c)]
     x = _feature_matrix(table, features, nodes)
     notes: dict[str, Any] = {}
     if normalize_features:

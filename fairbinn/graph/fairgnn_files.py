@@ -18,9 +18,12 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..core.tablefile import guess_separator, read_csv_table
 
 __all__ = ["PublishedFile", "read_node_table", "read_edge_list", "edges_to_positions", "check_published"]
 
@@ -34,46 +37,82 @@ class PublishedFile:
     sha256: str
 
 
-def read_node_table(path: Path, id_column: str) -> pd.DataFrame:
+def read_node_table(
+    path: Path,
+    id_column: str,
+    *,
+    required: Sequence[str] = (),
+    numeric: Collection[str] | Callable[[str], bool] | None = None,
+    complete: Collection[str] | Callable[[str], bool] | None = None,
+) -> pd.DataFrame:
     """The node table, checked for an id column with unique integer ids.
 
-    Raises ``ValueError`` naming the problem (missing column, non-integer or
-    duplicate ids).
+    The file is read by :func:`~fairbinn.core.tablefile.read_csv_table`, which
+    also checks that the header names the ``required`` columns, that every
+    line has as many fields as the header, that the ``numeric`` columns hold
+    numbers and the ``complete`` ones a value on every row. Raises
+    ``ValueError`` naming the file, the line and what was expected (a missing
+    column, a malformed row, a non-integer or duplicate id).
     """
-    table = pd.read_csv(path)
-    if id_column not in table.columns:
-        raise ValueError(f"{path}: no node id column {id_column!r}; columns are {list(table.columns)[:12]}...")
+    table = read_csv_table(
+        path, required=[id_column, *required], numeric=_and_column(numeric, id_column),
+        complete=_and_column(complete, id_column), what="node table", line_index=True,
+    )
     ids = table[id_column]
     if not pd.api.types.is_integer_dtype(ids):
-        raise ValueError(f"{path}: node ids in {id_column!r} must be integers, got dtype {ids.dtype}")
-    duplicated = ids[ids.duplicated()]
-    if len(duplicated):
+        fractional = (ids != np.floor(ids)).to_numpy() if pd.api.types.is_float_dtype(ids) else np.ones(len(ids), bool)
+        line = table.index[int(fractional.argmax())]
+        raise ValueError(f"{path}, line {line}: expected an integer node id in column {id_column!r}, got {ids.at[line]}")
+    duplicated = ids.duplicated().to_numpy()
+    if duplicated.any():
+        line = table.index[int(duplicated.argmax())]
+        first = table.index[int((ids == ids.at[line]).to_numpy().argmax())]
         raise ValueError(
-            f"{path}: {len(duplicated)} duplicate node id(s) in {id_column!r}, "
-            f"e.g. {duplicated.unique()[:5].tolist()}; every node must appear once"
+            f"{path}, line {line}: expected every node id once in column {id_column!r}, found {ids.at[line]} "
+            f"again (first on line {first}); {int(duplicated.sum())} duplicate node id(s) in all"
         )
-    return table
+    return table.reset_index(drop=True)
+
+
+def _and_column(selection: Collection[str] | Callable[[str], bool] | None, column: str):
+    """``selection`` (column names or a predicate on them) with ``column`` added."""
+    if selection is None:
+        return [column]
+    if callable(selection):
+        return lambda name: name == column or selection(name)
+    return [column, *selection]
 
 
 def read_edge_list(path: Path) -> np.ndarray:
     """Edges as an int64 array ``(m, 2)`` of node ids, one pair per line.
 
-    Raises ``ValueError`` naming the first line that is not two integers.
+    Raises ``ValueError`` naming the first line that is not two integers
+    separated by whitespace.
     """
     try:
         fast = pd.read_csv(path, sep=r"\s+", header=None)
     except pd.errors.EmptyDataError:
         return np.empty((0, 2), dtype=np.int64)
-    except pd.errors.ParserError:  # ragged lines: fall through to the line-by-line diagnosis
+    except (pd.errors.ParserError, UnicodeDecodeError):  # ragged lines: fall through to the line-by-line diagnosis
         fast = None
     if fast is not None and fast.shape[1] == 2 and all(pd.api.types.is_integer_dtype(t) for t in fast.dtypes):
         return fast.to_numpy(np.int64)
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, start=1):
         fields = line.split()
-        if fields and (len(fields) != 2 or not all(f.lstrip("-").isdigit() for f in fields)):
-            raise ValueError(f"{path}, line {number}: expected two integer node ids, got {line!r}")
-    raise ValueError(f"{path}: could not read the edge list as two integer columns")
+        if not fields:
+            continue
+        if len(fields) != 2:
+            other = guess_separator(line) if len(fields) == 1 else None
+            hint = f", the line looks {other!r}-separated" if other else ""
+            raise ValueError(
+                f"{path}, line {number}: expected two integer node ids separated by whitespace, "
+                f"found {len(fields)} field(s){hint}: {line!r}"
+            )
+        bad = [f for f in fields if not f.lstrip("-").isdigit()]
+        if bad:
+            raise ValueError(f"{path}, line {number}: expected two integer node ids, got {bad[0]!r} in {line!r}")
+    raise ValueError(f"{path}: expected two integer node ids on every line, could not read them as such")
 
 
 def edges_to_positions(edges: np.ndarray, ids: np.ndarray, *, source: str = "edge list") -> tuple[np.ndarray, int]:

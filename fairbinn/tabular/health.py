@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 
 from ..core.datadir import dataset_dir
+from ..core.tablefile import read_csv_table
 from .preprocess import TabularDataset, make_dataset, seeded_partition
 
 __all__ = ["load_health", "HEALTH_AGE_COLUMNS"]
@@ -17,6 +17,10 @@ HEALTH_AGE_COLUMNS = [f"age_{decade}5" for decade in range(9)]
 _ID_COLUMNS = ["MemberID_t", "YEAR_t", "trainset"]
 _MISSING_FLAGS = ["age_MISS", "sexMISS"]
 _REQUIRED = ["YEAR_t", "CharlsonIndexI_max", *HEALTH_AGE_COLUMNS]
+
+
+def _is_numeric(column: str) -> bool:
+    return column != "YEAR_t"
 
 
 def _leaks_label(column: str) -> bool:
@@ -61,12 +65,19 @@ def load_health(
     Shape with the shared file and defaults: 55,924 rows x 124 features
     (123 without the sensitive attribute); 33,554 train / 11,185 validation /
     11,185 test rows.
+
+    A malformed file raises ``ValueError`` naming the file, the line and what
+    was expected (see :func:`~fairbinn.core.tablefile.read_csv_table`): a
+    header that is not comma-separated or lacks a needed column, a row with
+    more or fewer than the header's fields, a value that is empty or (outside
+    ``YEAR_t``) not a number, a row without exactly one age bucket set.
     """
     _, (path,) = dataset_dir("health", data_dir, [["health.csv"], ["health.csv.zip"]])
-    frame = pd.read_csv(path)
-    missing = [c for c in _REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; is this the Heritage Health health.csv?")
+    # every column but YEAR_t ("Y1".."Y3") is a number, on every row
+    frame = read_csv_table(
+        path, required=_REQUIRED, numeric=_is_numeric, complete=lambda column: True,
+        what="Heritage Health health.csv", line_index=True,
+    )
     years = sorted(frame["YEAR_t"].astype(str).unique())
     frame = frame[frame["YEAR_t"] == year]
     if frame.empty:
@@ -82,17 +93,15 @@ def load_health(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{path}: {int(bad.sum())} row(s) of {year} do not have exactly one age bucket set "
-            f"(first: MemberID_t {frame.iloc[row].get('MemberID_t', '?')})"
+            f"{path}, line {frame.index[row]}: expected exactly one of the age columns "
+            f"{HEALTH_AGE_COLUMNS[0]} ... {HEALTH_AGE_COLUMNS[-1]} to be 1, found {int(ages[row].sum())} "
+            f"({int(bad.sum())} such row(s) of {year})"
         )
     groups = ages.argmax(axis=1).astype(np.int64)
     labels = (frame["CharlsonIndexI_max"].to_numpy() > 0).astype(np.float32)
 
     dropped = [c for c in frame.columns if c in _ID_COLUMNS or c in _MISSING_FLAGS or _leaks_label(c)]
     features = frame.drop(columns=dropped + HEALTH_AGE_COLUMNS).copy()
-    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if non_numeric:
-        raise ValueError(f"{path}: expected numeric feature columns, got non-numeric {non_numeric}")
     if include_sensitive:
         features = features.assign(age_bucket=groups.astype(np.float64))
     features = features.reset_index(drop=True)

@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from ..core.datadir import DataFilesNotFoundError, dataset_dir
+from ..core.tablefile import guess_separator
 from .cache import ImageStore, as_image_size, read_image, try_read_image
 
 __all__ = [
@@ -137,42 +138,118 @@ def _read_index(folder: Path, stamps: tuple[int, ...]) -> CelebAIndex:
 
 def _read_attributes(path: Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     with path.open(encoding="utf-8") as handle:
-        first, second = handle.readline().strip(), handle.readline().split()
+        first, second_line, third_line = handle.readline().strip(), handle.readline(), handle.readline()
     if not first.isdigit():
         raise ValueError(f"{path}, line 1: expected the number of images, got {first[:40]!r}")
+    second = second_line.split()
     if len(second) != 40:
-        raise ValueError(f"{path}, line 2: expected the 40 attribute names, found {len(second)} fields")
+        other = guess_separator(second_line) if len(second) == 1 else None
+        raise ValueError(
+            f"{path}, line 2: expected the 40 attribute names separated by spaces, found {len(second)} field(s)"
+            + (f"; line 2 looks {other!r}-separated" if other else "")
+        )
+    # the first row is checked up front: pandas would take one with a field too many as an index column
+    _check_attribute_rows(path, tuple(second), [(3, third_line)])
     try:
         table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, names=["file", *second], dtype={"file": str})
     except (pd.errors.ParserError, ValueError) as error:
+        _check_attribute_rows(path, tuple(second), _numbered_lines(path))
         raise ValueError(
             f"{path}: expected '<file> <40 values of -1 or 1>' on every line from line 3 ({error})"
         ) from None
     values = table[list(second)]
     if values.isna().any().any() or not values.isin([-1, 1]).all().all():
-        bad = int(np.flatnonzero(values.isna().any(axis=1) | ~values.isin([-1, 1]).all(axis=1))[0])
-        raise ValueError(
-            f"{path}, line {bad + 3}: attribute values must be -1 or 1, got {table.iloc[bad].tolist()[1:]}"
-        )
+        _check_attribute_rows(path, tuple(second), _numbered_lines(path))  # raises, naming the line
+        raise ValueError(f"{path}: expected '<file> <40 values of -1 or 1>' on every line from line 3")
     if int(first) != len(table):
-        raise ValueError(f"{path}: line 1 announces {int(first)} images but {len(table)} rows follow")
+        raise ValueError(
+            f"{path}, line 1: expected the number of image rows that follow ({len(table)}), got {int(first)}"
+        )
     return tuple(second), table["file"].to_numpy(dtype=str), values.to_numpy(dtype=np.int8)
 
 
+def _numbered_lines(path: Path):
+    """``(1-based line number, line)`` of a text file, lazily."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        yield from enumerate(handle, start=1)
+
+
+def _field_count_problem(line: str, found: int, expected: int) -> str:
+    if found > expected:
+        return "a value too many"
+    other = guess_separator(line) if found == 1 else None
+    return f"the line looks {other!r}-separated" if other else "a row cut short or a missing value"
+
+
+def _check_attribute_rows(path: Path, names: tuple[str, ...], lines) -> None:
+    """Raise for the first of ``lines`` (``(number, text)``, from line 3) that is not ``<file> <40 values of -1/1>``."""
+    for number, line in lines:
+        fields = line.split()
+        if number < 3 or not fields:
+            continue
+        if len(fields) != len(names) + 1:
+            raise ValueError(
+                f"{path}, line {number}: expected {len(names) + 1} whitespace-separated fields (the file name "
+                f"and the {len(names)} attribute values), found {len(fields)} "
+                f"({_field_count_problem(line, len(fields), len(names) + 1)}): {line.strip()[:80]!r}"
+            )
+        for name, value in zip(names, fields[1:]):
+            if value not in ("-1", "1") and _number(value) not in (-1.0, 1.0):
+                raise ValueError(f"{path}, line {number}: expected -1 or 1 for attribute {name!r}, got {value!r}")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _check_partition_rows(path: Path, lines) -> None:
+    """Raise for the first of ``lines`` (``(number, text)``) that is not ``<file> <0|1|2>``."""
+    for number, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise ValueError(
+                f"{path}, line {number}: expected 2 whitespace-separated fields (the file name and the split "
+                f"0, 1 or 2), found {len(fields)} ({_field_count_problem(line, len(fields), 2)}): "
+                f"{line.strip()[:80]!r}"
+            )
+        if fields[1] not in ("0", "1", "2") and _number(fields[1]) not in (0.0, 1.0, 2.0):
+            raise ValueError(f"{path}, line {number}: expected the split 0, 1 or 2, got {fields[1]!r}")
+
+
 def _read_partition(path: Path, files: np.ndarray) -> np.ndarray:
+    first = next(((n, line) for n, line in _numbered_lines(path) if line.strip()), (1, ""))
+    _check_partition_rows(path, [first])  # pandas would take a first row with a field too many as an index
     try:
         table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "split"], dtype={"file": str})
     except (pd.errors.ParserError, ValueError) as error:
+        _check_partition_rows(path, _numbered_lines(path))
         raise ValueError(f"{path}: expected '<file> <0|1|2>' on every line ({error})") from None
-    bad = ~table["split"].isin(list(SPLITS.values()))
-    if bad.any():
-        line = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}, line {line + 1}: the split must be 0, 1 or 2, got {table['split'].iloc[line]!r}")
-    split = table.set_index("file")["split"].reindex(files)
+    if not table["split"].isin(list(SPLITS.values())).all():
+        _check_partition_rows(path, _numbered_lines(path))  # raises, naming the line
+        raise ValueError(f"{path}: expected '<file> <0|1|2>' on every line")
+    try:
+        split = table.set_index("file")["split"].reindex(files)
+    except ValueError:  # a file listed twice
+        seen: dict[str, int] = {}
+        for number, line in _numbered_lines(path):
+            name = line.split()[0] if line.strip() else None
+            if name in seen:
+                raise ValueError(
+                    f"{path}, line {number}: expected each image once, found {name} again (first on line {seen[name]})"
+                ) from None
+            if name is not None:
+                seen[name] = number
+        raise
     if split.isna().any():
         missing = split.index[split.isna()]
         raise ValueError(
-            f"{path}: {len(missing)} image(s) of {ATTRIBUTE_FILE} have no split (first: {missing[0]})"
+            f"{path}: expected a line '<file> <0|1|2>' for every image of {ATTRIBUTE_FILE}; "
+            f"{len(missing)} image(s) of {ATTRIBUTE_FILE} have no split (first: {missing[0]})"
         )
     return split.to_numpy(dtype=np.int8)
 

@@ -120,13 +120,37 @@ def test_missing_files_name_what_is_expected(tmp_path, synthetic_celeba):
         CelebA(synthetic_celeba)
 
 
+def _cut_last_line(lines):
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]
+
+
+def _blank_line_then_bad_value(lines):
+    lines.insert(5, "")  # line 6 is blank: the rows below move down one line
+    lines[7] = lines[7][:-2] + " x"
+
+
+ATTRIBUTE_FIELDS = r"expected 41 whitespace-separated fields \(the file name and the 40 attribute values\)"
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda lines: lines.__setitem__(3, lines[3].replace(" 1", " 0", 1)), "line 4: attribute values must be -1 or 1"),
-        (lambda lines: lines.__setitem__(0, "13"), "line 1 announces 13 images but 12 rows follow"),
-        (lambda lines: lines.__setitem__(1, " ".join(ATTRIBUTES[:39])), "line 2: expected the 40 attribute names"),
-        (lambda lines: lines.__setitem__(4, lines[4] + " 1"), "expected '<file> <40 values of -1 or 1>'"),
+        (lambda lines: lines.__setitem__(3, lines[3].replace(" 1", " 0", 1)),
+         r"line 4: expected -1 or 1 for attribute 'Attractive', got '0'"),
+        (lambda lines: lines.__setitem__(8, lines[8][:-2] + " x"), r"line 9: expected -1 or 1 for attribute 'Young', got 'x'"),
+        (_blank_line_then_bad_value, r"line 8: expected -1 or 1 for attribute 'Young', got 'x'"),
+        (lambda lines: lines.__setitem__(0, "13"), r"line 1: expected the number of image rows that follow \(12\), got 13"),
+        (lambda lines: lines.__setitem__(0, "images: 12"), r"line 1: expected the number of images, got 'images: 12'"),
+        (lambda lines: lines.__setitem__(1, " ".join(ATTRIBUTES[:39])),
+         r"line 2: expected the 40 attribute names separated by spaces, found 39 field\(s\)"),
+        (lambda lines: lines.__setitem__(1, ",".join(ATTRIBUTES)),
+         r"line 2: expected the 40 attribute names separated by spaces, found 1 field\(s\); line 2 looks ','-separated"),
+        (lambda lines: lines.__setitem__(4, lines[4] + " 1"), rf"line 5: {ATTRIBUTE_FIELDS}, found 42 \(a value too many\)"),
+        (lambda lines: lines.__setitem__(2, lines[2] + " 1"), rf"line 3: {ATTRIBUTE_FIELDS}, found 42"),
+        (lambda lines: lines.__setitem__(5, lines[5][:-9]), rf"line 6: {ATTRIBUTE_FIELDS}, found 38 \(a row cut short"),
+        (_cut_last_line, rf"line 14: {ATTRIBUTE_FIELDS}, found 19 \(a row cut short"),
+        (lambda lines: lines.__setitem__(6, ",".join(lines[6].split())),
+         rf"line 7: {ATTRIBUTE_FIELDS}, found 1 \(the line looks ','-separated\)"),
     ],
 )
 def test_malformed_attribute_file(synthetic_celeba, edit, message):
@@ -134,14 +158,35 @@ def test_malformed_attribute_file(synthetic_celeba, edit, message):
     lines = path.read_text().splitlines()
     edit(lines)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=r"list_attr_celeba\.txt, " + message):
         read_celeba_index(synthetic_celeba)
 
 
-def test_partition_must_cover_every_image(synthetic_celeba):
+PARTITION_FIELDS = r"expected 2 whitespace-separated fields \(the file name and the split 0, 1 or 2\)"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda lines: lines.__setitem__(2, "000003.jpg 3"), r"line 3: expected the split 0, 1 or 2, got '3'"),
+        (lambda lines: lines.__setitem__(4, "000005.jpg x"), r"line 5: expected the split 0, 1 or 2, got 'x'"),
+        (lambda lines: lines.__setitem__(3, "000004.jpg"), rf"line 4: {PARTITION_FIELDS}, found 1 \(a row cut short"),
+        (lambda lines: lines.__setitem__(0, "000001.jpg 0 0"), rf"line 1: {PARTITION_FIELDS}, found 3 \(a value too many\)"),
+        (lambda lines: lines.__setitem__(6, "000007.jpg 1 1"), rf"line 7: {PARTITION_FIELDS}, found 3"),
+        (lambda lines: lines.__setitem__(1, "000002.jpg,0"), r"line 2: .*found 1 \(the line looks ','-separated\)"),
+        (lambda lines: lines.__setitem__(11, "000001.jpg 0"),
+         r"line 12: expected each image once, found 000001.jpg again \(first on line 1\)"),
+        (lambda lines: lines.pop(),
+         r"expected a line '<file> <0\|1\|2>' for every image of list_attr_celeba.txt; "
+         r"1 image\(s\) of list_attr_celeba.txt have no split \(first: 000012.jpg\)"),
+    ],
+)
+def test_malformed_partition_file(synthetic_celeba, edit, message):
     path = synthetic_celeba / "celeba" / "list_eval_partition.txt"
-    path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
-    with pytest.raises(ValueError, match=r"1 image\(s\) of list_attr_celeba.txt have no split \(first: 000012.jpg\)"):
+    lines = path.read_text().splitlines()
+    edit(lines)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"list_eval_partition\.txt(, |: )" + message):
         read_celeba_index(synthetic_celeba)
 
 
