@@ -55,7 +55,7 @@ from typing import Callable
 
 from .core.datadir import resolve_data_dir
 from .graph.datasets import GRAPH_DATASETS
-from .graph.fairgnn_files import PublishedFile, _sha256
+from .graph.fairgnn_files import PublishedFile, file_sha256
 
 __all__ = [
     "RemoteFile", "DatasetSource", "DOWNLOADS", "DownloadError", "ChecksumError", "download", "manual_steps",
@@ -242,7 +242,7 @@ def download(
 
 
 def _matches(path: Path, remote: RemoteFile) -> bool:
-    return path.stat().st_size == remote.size and _sha256(path) == remote.sha256
+    return path.stat().st_size == remote.size and file_sha256(path) == remote.sha256
 
 
 def _download_file(remote: RemoteFile, url: str, folder: Path, shown_folder: str, force: bool,
@@ -368,7 +368,7 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
 
 
 def _verify(remote: RemoteFile, url: str, part: Path, final: Path, shown: str) -> None:
-    size, digest = part.stat().st_size, _sha256(part)
+    size, digest = part.stat().st_size, file_sha256(part)
     if size == remote.size and digest == remote.sha256:
         return
     part.unlink()

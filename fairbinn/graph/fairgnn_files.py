@@ -25,7 +25,9 @@ import pandas as pd
 
 from ..core.tablefile import guess_separator, read_csv_table
 
-__all__ = ["PublishedFile", "read_node_table", "read_edge_list", "edges_to_positions", "check_published"]
+__all__ = [
+    "PublishedFile", "read_node_table", "read_edge_list", "edges_to_positions", "check_published", "file_sha256",
+]
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def edges_to_positions(edges: np.ndarray, ids: np.ndarray, *, source: str = "edg
     return positions[known].T.copy(), dropped
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -156,6 +159,6 @@ def check_published(folder: Path, files: tuple[PublishedFile, ...]) -> list[str]
         size = path.stat().st_size
         if size != expected.size:
             problems.append(f"{expected.name} has {size:,} bytes, the published file {expected.size:,}")
-        elif _sha256(path) != expected.sha256:
+        elif file_sha256(path) != expected.sha256:
             problems.append(f"{expected.name} has the published size but a different sha256")
     return problems
