@@ -2,7 +2,8 @@
 
 Tabular (groups = the sensitive attribute, real data only): ERM, FairBiNN
 (bilevel, eta 100), ERM on Dr-Fairness batches, and FairBiNN on Dr-Fairness
-batches; the paper's MLP, 50 epochs, epoch chosen on validation accuracy.
+batches, the latter two with the default ratio_k 20 and with ratio_k 1; the
+paper's MLP, 50 epochs by default, epoch chosen on validation accuracy.
 
 CelebA (images available here, ResNet-18 from scratch): ERM, FairBiNN, and
 Dr-Fairness on real images only, and on real plus "generated" images. The
@@ -32,22 +33,24 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import TrainConfig, load_tabular, run_tabular
-from fairbinn.vision import load_celeba, paper_config, run_vision
+from fairbinn import Trainer, TrainConfig, load_tabular, run_tabular, seed_everything
+from fairbinn.vision import create_vision_model, load_celeba, paper_config
 from reporting import RunLog, mean_std_tables
 
 TABULAR = [
-    # label, strategy, sampler
-    ("ERM", "erm", "uniform"),
-    ("FairBiNN, eta 100", "bilevel", "uniform"),
-    ("Dr-Fairness (ERM)", "erm", "drfairness"),
-    ("Dr-Fairness + FairBiNN", "bilevel", "drfairness"),
+    # label, strategy, sampler, ratio_k
+    ("ERM", "erm", "uniform", 20.0),
+    ("FairBiNN, eta 100", "bilevel", "uniform", 20.0),
+    ("Dr-Fairness (ERM)", "erm", "drfairness", 20.0),
+    ("Dr-Fairness + FairBiNN", "bilevel", "drfairness", 20.0),
+    ("Dr-Fairness (ERM), k 1", "erm", "drfairness", 1.0),
+    ("Dr-Fairness + FairBiNN, k 1", "bilevel", "drfairness", 1.0),
 ]
 VISION = [
-    ("ERM (real half)", "erm", "uniform"),
-    ("FairBiNN, paper eta (real half)", "bilevel", "uniform"),
-    ("Dr-Fairness (ERM), real half only", "erm", "drfairness"),
-    ("Dr-Fairness (ERM), real half + noise 'generated' half", "erm", "drfairness+noise"),
+    ("ERM (real half)", "erm", "uniform", 20.0),
+    ("FairBiNN, paper eta (real half)", "bilevel", "uniform", 20.0),
+    ("Dr-Fairness (ERM), real half only", "erm", "drfairness", 20.0),
+    ("Dr-Fairness (ERM), real half + noise 'generated' half", "erm", "drfairness+noise", 20.0),
 ]
 METRICS = ["accuracy", "auc", "dp", "eo"]
 
@@ -100,12 +103,12 @@ def _record(dataset: str, label: str, seed: int, epochs: int, result, start: flo
 
 def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) -> None:
     data = None
-    for label, strategy, sampler in TABULAR:
+    for label, strategy, sampler, k in TABULAR:
         if (dataset, label, seed) in done:
             continue
         data = data or load_tabular(dataset, args.data_dir, seed=seed)
-        config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=sampler, seed=seed,
-                             progress=False)
+        config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=sampler, ratio_k=k,
+                             seed=seed, progress=False)
         start = time.perf_counter()
         result = run_tabular(data, config)
         log.append(_record(dataset, label, seed, args.epochs, result, start))
@@ -114,7 +117,7 @@ def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) 
 
 def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
     data = None
-    for label, strategy, sampler in VISION:
+    for label, strategy, sampler, k in VISION:
         if ("celeba", label, seed) in done:
             continue
         if data is None:
@@ -125,7 +128,7 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
             real = Rows(data.train, real_rows)
             noise = Rows(data.train, held_out, noise_seed=seed)
         config = paper_config(data.target).replace(
-            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False,
+            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, ratio_k=k,
             sampler="uniform" if sampler == "uniform" else "drfairness",
         )
         start = time.perf_counter()
@@ -135,11 +138,7 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
 
 
 def _vision_run(data, real, config: TrainConfig, generated):
-    """run_vision on the real half of the training images (and the generated noise, when given)."""
-    from fairbinn.core.runtime import seed_everything
-    from fairbinn.core.trainer import Trainer
-    from fairbinn.vision import create_vision_model
-
+    """As run_vision, on the real half of the training images (and the generated noise, when given)."""
     _, val, test = data.loaders(config.batch_size, seed=config.seed)
     train = real if config.sampler == "drfairness" else torch.utils.data.DataLoader(
         real, batch_size=config.batch_size, shuffle=True,
