@@ -33,6 +33,7 @@ from . import __version__
 import pandas as pd
 
 from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
+from .core import distributed
 from .core.constraints import list_constraints
 from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
@@ -469,7 +470,18 @@ def _tabular_data(args: argparse.Namespace, seed: int) -> TabularDataset:
 
 def train_command(args: argparse.Namespace) -> int:
     modality = _check_scope(args)
-    title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
+    # under torchrun (WORLD_SIZE > 1) this process is one of a data-parallel run; rank 0 reports
+    joined = distributed.init_from_env(device=args.device)
+    main_process = distributed.is_main_process()
+    if not main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
+    finally:
+        if joined:
+            distributed.destroy()
+    if not main_process:
+        return 0
     runs = []
     for mode, result in results:
         eta = result.config["eta"]

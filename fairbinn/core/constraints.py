@@ -23,6 +23,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from . import distributed
+
 __all__ = [
     "FairnessConstraint",
     "DemographicParity",
@@ -49,11 +51,17 @@ def group_gaps(values: Tensor, cells: Tensor, num_rows: int, num_groups: int) ->
     ``+1/n_high``, ``-1/n_low`` or 0), so the graph holds three nodes instead of
     a chain of masks, maxima and minima. Value and (sub)gradient are those of
     ``max - min``.
+
+    In a distributed training step (:mod:`fairbinn.core.distributed`) the
+    counts and sums are all-reduced first, so the means are those of the whole
+    global batch, and the processes' linear parts are summed into the global gap.
     """
     size = num_rows * num_groups
     with torch.no_grad():
         counts = torch.bincount(cells, minlength=size)
         sums = torch.bincount(cells, weights=values.detach(), minlength=size)
+        if distributed.active():  # group statistics of the global batch
+            sums, counts = distributed.sum_statistics(sums, counts)
         grid = (sums / counts).view(num_rows, num_groups)  # NaN in empty cells
         offsets = torch.arange(0, size, num_groups, device=values.device)
         high = grid.nan_to_num(float("-inf")).argmax(dim=1) + offsets
@@ -64,7 +72,7 @@ def group_gaps(values: Tensor, cells: Tensor, num_rows: int, num_groups: int) ->
         weight.index_add_(0, high, inverse[high]).index_add_(0, low, inverse[low], alpha=-1)
         rows = torch.div(cells, num_groups, rounding_mode="floor")
     gaps = torch.zeros(num_rows, dtype=values.dtype, device=values.device)
-    return gaps.index_add(0, rows, values * weight[cells])
+    return distributed.global_sum(gaps.index_add(0, rows, values * weight[cells]))
 
 
 def _cells(groups: Tensor, num_groups: int) -> Tensor:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.optim.lr_scheduler import ExponentialLR
 
+from . import distributed
 from .config import TrainConfig
 from .constraints import FairnessConstraint
 from .data import Batch
@@ -87,6 +88,12 @@ class Strategy(ABC):
         self.adam_kwargs = dict(adam_kwargs or {})
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[ExponentialLR] = []
+        self.forward: nn.Module = model  # the model's forward, or its DistributedDataParallel wrapper
+
+    def data_parallel(self, **ddp_kwargs) -> None:
+        """Route the forward passes whose gradients must be averaged over processes through
+        ``DistributedDataParallel`` (see :mod:`fairbinn.core.distributed`); here: the whole model."""
+        self.forward = nn.parallel.DistributedDataParallel(self.model, **ddp_kwargs)
 
     @property
     def uses_follower_batches(self) -> bool:
@@ -109,6 +116,12 @@ class Strategy(ABC):
         return optimizer
 
     def _bce(self, logits: Tensor, y: Tensor) -> Tensor:
+        if distributed.active():  # the mean over the global batch: global sum / global count
+            per_example = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+            sums = per_example.sum(-1)
+            count = torch.full_like(sums, per_example.shape[-1])
+            total, count = distributed.global_sum(torch.stack([sums, count])).unbind(0)
+            return total / count
         if logits.dim() == 1:
             return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
         per_example = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
@@ -133,7 +146,7 @@ class ERM(Strategy):
         self.optimizer = self._add_optimizer(list(model.parameters()), config.lr, config.lr_decay)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        logits, y, _ = batch.selected(self.model(batch.inputs))
+        logits, y, _ = batch.selected(self.forward(batch.inputs))
         loss = self._bce(logits, y)
         return loss, {"bce": loss.detach()}
 
@@ -151,7 +164,7 @@ class Lagrangian(ERM):
     name = "lagrangian"
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        logits, y, s = batch.selected(self.model(batch.inputs))
+        logits, y, s = batch.selected(self.forward(batch.inputs))
         bce = self._bce(logits, y)
         fairness = self._fairness(logits, y, s)
         loss = bce + self.eta * fairness
@@ -182,15 +195,21 @@ class Bilevel(Strategy):
         self.follower_optimizer = self._add_optimizer(
             self.follower_params, config.fairness_lr, config.fairness_lr_decay
         )
+        self.encode: nn.Module = model.encoder  # the leader's forward, or its DDP wrapper
 
     @property
     def uses_follower_batches(self) -> bool:
         return self.config.separate_batches
 
+    def data_parallel(self, **ddp_kwargs) -> None:
+        """DDP averages the leader's (encoder's and head's) gradients; the follower averages its own."""
+        self.encode = nn.parallel.DistributedDataParallel(_Leader(self.model), **ddp_kwargs)
+
     def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
         logits, y, s = batch.selected(self.model.decode(features))
         fairness = self._fairness(logits, y, s)
         grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params)
+        grads = distributed.average_gradients(list(grads))
         for param, grad in zip(self.follower_params, grads):
             param.grad = grad
         self.follower_optimizer.step()
@@ -212,7 +231,7 @@ class Bilevel(Strategy):
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
         shared_batch = follower_batch is None
         follower_batch = batch if shared_batch else follower_batch
-        features = self.model.encoder(batch.inputs)
+        features = self.encode(batch.inputs)
         if self.config.order == "follower_first":
             follower_features = features.detach() if shared_batch else self._fresh_features(follower_batch)
             fairness = self._follower_step(follower_features, follower_batch)
@@ -221,6 +240,18 @@ class Bilevel(Strategy):
             bce = self._leader_step(features, batch)
             fairness = self._follower_step(self._fresh_features(follower_batch), follower_batch)
         return {"bce": bce, "fairness": fairness}
+
+
+class _Leader(nn.Module):
+    """The leader's modules (encoder and head) as one module whose forward is the encoder's,
+    so DistributedDataParallel syncs the head's gradients too (the head runs on its output)."""
+
+    def __init__(self, model: FairModel) -> None:
+        super().__init__()
+        self.encoder, self.head = model.encoder, model.head
+
+    def forward(self, inputs):
+        return self.encoder(inputs)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)}

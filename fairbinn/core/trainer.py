@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import FAIRNESS_GAP_METRICS, TrainConfig
 from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from .drfairness import DrFairnessSampler
@@ -139,9 +140,18 @@ class Trainer:
         ``generated`` (optional examples of the same kind as ``train``, marked
         as generated); its ratios join the history as ``ratio_y<label>_g<group>``
         (and ``real_fraction_y<label>``) columns.
+
+        Under ``torchrun`` (an initialised process group with several
+        processes, see :mod:`fairbinn.core.distributed`) each process trains
+        on its share of every global batch of ``config.batch_size`` rows, the
+        losses use statistics of the whole global batch and gradients are
+        averaged, so the parameters equal a single-process run's. Every
+        process evaluates the whole ``val`` / ``test`` data (same results
+        everywhere); only rank 0 writes checkpoints.
         """
         cfg = self.config
-        device = resolve_device(cfg.device)
+        device = distributed.local_device(resolve_device(cfg.device))
+        parallel = distributed.is_distributed()
         if cfg.sampler == "drfairness":
             train_loader = DrFairnessSampler(
                 _rows_of(train), _rows_of(val), generated=_rows_of(generated), batch_size=cfg.batch_size,
@@ -152,6 +162,8 @@ class Trainer:
                              "the uniform sampler would ignore it")
         else:
             train_loader = self._loader(train, shuffle=True)
+        if parallel:
+            train_loader = distributed.ShardedLoader(train_loader, distributed.rank(), distributed.world_size())
         val_loader, test_loader = self._loader(val, False), self._loader(test, False)
         num_groups = self._num_groups(train_loader)
         seed_everything(cfg.seed)
@@ -173,16 +185,19 @@ class Trainer:
             selected_epoch = state["selected_epoch"] if best_state is not None else cfg.epochs
             saved_epoch = state["epoch"]
             first_epoch = saved_epoch + 1
+        if parallel:
+            strategy.data_parallel(**({"device_ids": [device.index]} if device.type == "cuda" else {}))
 
         bar = tqdm(
             range(first_epoch, cfg.epochs + 1),
             desc=f"{cfg.strategy} eta={cfg.eta:g}",
-            disable=not cfg.progress,
+            disable=not cfg.progress or not distributed.is_main_process(),
             leave=False,
         )
         for epoch in bar:
             try:
-                losses = self._train_epoch(strategy, train_loader, device, epoch)
+                with distributed.exact_statistics():
+                    losses = self._train_epoch(strategy, train_loader, device, epoch)
             except FloatingPointError as error:
                 where = (f"the last good checkpoint is {cfg.checkpoint_dir}/checkpoint.pt (epoch {saved_epoch})"
                          if saved_epoch else "no checkpoint was written (set checkpoint_dir to keep one)")
@@ -200,14 +215,16 @@ class Trainer:
                     best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
             if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-                save_checkpoint(cfg.checkpoint_dir, {
-                    "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
-                    "optimizers": [o.state_dict() for o in strategy.optimizers],
-                    "schedulers": [s.state_dict() for s in strategy.schedulers],
-                    "rng": rng_states(), "loader": _loader_state(train_loader),
-                    "history": history, "best_score": best_score, "best_state": best_state,
-                    "selected_epoch": selected_epoch,
-                })
+                if distributed.is_main_process():  # the others hold the same state
+                    save_checkpoint(cfg.checkpoint_dir, {
+                        "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
+                        "optimizers": [o.state_dict() for o in strategy.optimizers],
+                        "schedulers": [s.state_dict() for s in strategy.schedulers],
+                        "rng": rng_states(), "loader": _loader_state(train_loader),
+                        "history": history, "best_score": best_score, "best_state": best_state,
+                        "selected_epoch": selected_epoch,
+                    })
+                distributed.barrier()
                 saved_epoch = epoch
         bar.close()
 
@@ -226,7 +243,9 @@ class Trainer:
     def _resume(self, model: FairModel, strategy, train_loader) -> dict:
         """Restore a checkpoint written by an identical configuration; return it."""
         cfg = self.config
-        state, settings = load_checkpoint(cfg.checkpoint_dir), _resumable(cfg)
+        # rank 0 reads the checkpoint and sends it to the others (no shared file system needed)
+        state = distributed.from_main_process(load_checkpoint, cfg.checkpoint_dir)
+        settings = _resumable(cfg)
         if state["config"] != settings:
             changed = sorted(k for k in state["config"] if state["config"][k] != settings.get(k))
             raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
