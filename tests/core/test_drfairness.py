@@ -1,6 +1,8 @@
 """Dr-Fairness sampler: valid ratios, no drift without a reason, batches drawn to the ratios, trainer integration."""
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,13 +94,12 @@ def _minority_problem(n: int, seed: int, minority: float = 0.1) -> Split:
 
 
 def _harder_minority(n: int, seed: int) -> Split:
-    """5% of the rows are group 1, labelled by a rule of their own that shares one feature with the majority's."""
-    g = torch.Generator().manual_seed(seed)
-    s = (torch.rand(n, generator=g) < 0.05).long()
-    x = torch.randn(n, 4, generator=g)
-    logit = torch.where(s == 0, 2 * x[:, 0] + x[:, 1], x[:, 0] + 2 * x[:, 2])
-    y = (torch.rand(n, generator=g) < torch.sigmoid(3 * logit)).float()
-    return Split(torch.cat([x, s[:, None].float()], 1), y, s)
+    """The rare-group problem of benchmarks/drfairness_synthetic.py (one generator for the test and the figures)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "drfairness_synthetic.py"
+    spec = importlib.util.spec_from_file_location("drfairness_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.harder_minority(n, seed)
 
 
 def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls():
