@@ -1,4 +1,5 @@
-"""Graph benchmarks: FairGNN-format graphs (NBA, Pokec-z, Pokec-n) and PyG GNN backbones."""
+"""Graph benchmarks: FairGNN-format graphs (NBA, Pokec-z, Pokec-n), PyG GNN backbones,
+neighbour-sampled mini-batches and a Pokec-like synthetic graph of any size."""
 
 import warnings
 
@@ -11,7 +12,9 @@ from .backbones import GraphEncoder, build_gnn, create_gnn_body, list_gnn_bodies
 from .dataset import FullGraph, GraphDataset, check_graph
 from .datasets import GRAPH_DATASETS, FairGNNGraph, load_fairgnn_graph, load_graph, load_nba, load_pokec
 from .experiment import PAPER_GRAPH_SETTINGS, paper_gnn, run_graph
+from .minibatch import NeighborBatches, neighbor_batches, neighbor_sampling_backend
 from .splits import fairgnn_split
+from .synthetic import POKEC_Z_STATS, pokec_like_graph
 
 __all__ = [
     "GraphDataset",
@@ -32,4 +35,9 @@ __all__ = [
     "PAPER_GRAPH_SETTINGS",
     "paper_gnn",
     "run_graph",
+    "NeighborBatches",
+    "neighbor_batches",
+    "neighbor_sampling_backend",
+    "POKEC_Z_STATS",
+    "pokec_like_graph",
 ]
