@@ -29,9 +29,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__
 import pandas as pd
 
+from . import __version__
 from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
 from .core import distributed
 from .core.constraints import list_constraints

@@ -204,9 +204,10 @@ class DrFairnessSampler:
         self.num_groups = int(max(self.pool.s.max(), self.val_pool.s.max())) + 1
 
         pool, groups = self.pool, self.num_groups
+        self.num_cells = 4 * groups  # (label, group, source)
         self.cell = (pool.y.long() * groups + pool.s) * 2 + pool.source  # (n,) cell of every example
-        counts = torch.bincount(self.cell, minlength=4 * groups).view(2, groups, 2)
-        self.members = [torch.nonzero(self.cell == c).squeeze(1) for c in range(4 * groups)]
+        counts = torch.bincount(self.cell, minlength=self.num_cells).view(2, groups, 2)
+        self.members = [torch.nonzero(self.cell == c).squeeze(1) for c in range(self.num_cells)]
         self.available = counts > 0  # (2, G, 2)
         real = counts[:, :, REAL].double()
         label_share = real.sum(1) / real.sum()
@@ -301,12 +302,11 @@ class DrFairnessSampler:
         was_training = model.training
         model.eval()
         try:
-            probe_h, probe_y = self._head_inputs(self.pool.batch(probe_rows), device)
-            val_h, val_y, val_s = self._head_inputs(self.val_pool.batch(val_rows), device, groups=True)
+            probe_h, probe_y, _ = self._head_inputs(self.pool.batch(probe_rows), device)
+            val_h, val_y, val_s = self._head_inputs(self.val_pool.batch(val_rows), device)
             params = {name: p.detach() for name, p in model.head.named_parameters()}
             with torch.enable_grad():
-                live = {name: p.requires_grad_(True) for name, p in
-                        ((n, q.clone()) for n, q in params.items())}
+                live = {name: p.clone().requires_grad_() for name, p in params.items()}
                 losses = _bce(self._logits(live, val_h), val_y)
                 objective = _group_gap(losses, val_y, val_s, self.num_groups) + self.k * losses.mean()
                 direction = torch.autograd.grad(objective, list(live.values()), allow_unused=True)
@@ -316,8 +316,8 @@ class DrFairnessSampler:
 
             def cell_losses(head_params: dict[str, Tensor]) -> Tensor:
                 per_example = _bce(self._logits(head_params, probe_h), probe_y)
-                sums = torch.zeros(self.cell_weights_shape, device=device).index_add(0, cells, per_example)
-                return sums / torch.bincount(cells, minlength=self.cell_weights_shape).clamp_min(1)
+                sums = torch.zeros(self.num_cells, device=device).index_add(0, cells, per_example)
+                return sums / torch.bincount(cells, minlength=self.num_cells).clamp_min(1)
 
             _, alignment = jvp(cell_losses, (params,), (tangents,))
         finally:
@@ -333,20 +333,16 @@ class DrFairnessSampler:
         self._objective.append(value)
         return value
 
-    @property
-    def cell_weights_shape(self) -> int:
-        return 4 * self.num_groups
-
     def _logits(self, head_params: dict[str, Tensor], features: Tensor) -> Tensor:
         logits = functional_call(self.model.head, head_params, (features,))
         return logits.squeeze(1) if logits.dim() == 2 and logits.shape[1] == 1 else logits
 
     @torch.no_grad()
-    def _head_inputs(self, batch: Batch, device: torch.device, groups: bool = False):
-        """The head's inputs (encoder, then fairness block) and labels of a batch's selected examples."""
+    def _head_inputs(self, batch: Batch, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """The head's inputs (encoder, then fairness block), labels and groups of a batch's selected examples."""
         batch = move_to(batch, device)
         features, y, s = batch.selected(self.model.fairness(self.model.encoder(batch.inputs)))
-        return (features, y.float(), s) if groups else (features, y.float())
+        return features, y.float(), s
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
