@@ -35,6 +35,7 @@ from . import __version__
 from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
 from .core import distributed
 from .core.constraints import list_constraints
+from .core.drfairness import HESSIANS
 from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
@@ -151,6 +152,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--ratio-k", type=float, default=defaults.ratio_k,
                       help=f"drfairness: weight of the validation loss beside the group-loss gap "
                            f"(default {defaults.ratio_k:g})")
+    game.add_argument("--ratio-hessian", choices=list(HESSIANS), default=defaults.ratio_hessian,
+                      help="drfairness: inverse Hessian of the hypergradient, the identity over the head "
+                           "(as published, default) or the damped exact Hessian of the head's final linear layer")
+    game.add_argument("--ratio-damping", type=float, default=defaults.ratio_damping,
+                      help=f"drfairness with --ratio-hessian last_layer: ridge relative to the Hessian's mean "
+                           f"diagonal (default {defaults.ratio_damping:g})")
     game.add_argument("--seed", type=int, default=defaults.seed)
     game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
 
@@ -321,6 +328,7 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
         leader_penalty=args.leader_penalty, seed=args.seed, device=args.device, progress=not args.no_progress,
         sampler=args.sampler, ratio_lr=args.ratio_lr, ratio_k=args.ratio_k,
+        ratio_hessian=args.ratio_hessian, ratio_damping=args.ratio_damping,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .constraints import NORMS, FairnessConstraint, create_constraint
+from .drfairness import HESSIANS
 
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
 
@@ -92,6 +93,13 @@ class TrainConfig:
     ratio_k : float, default 20.0
         Dr-Fairness: weight of the overall validation loss beside the largest
         group-loss gap in the outer objective.
+    ratio_hessian : {"identity", "last_layer"}, default "identity"
+        Dr-Fairness: inverse-Hessian approximation of the hypergradient, the
+        identity over the head (as published) or the damped exact Hessian of
+        the head's final linear layer.
+    ratio_damping : float, default 1e-3
+        Dr-Fairness with ``ratio_hessian="last_layer"``: ridge relative to the
+        mean of the Hessian's diagonal.
     """
 
     strategy: str = "bilevel"
@@ -118,6 +126,8 @@ class TrainConfig:
     sampler: str = "uniform"
     ratio_lr: float = 1e-3
     ratio_k: float = 20.0
+    ratio_hessian: str = "identity"
+    ratio_damping: float = 1e-3
 
     def __post_init__(self) -> None:
         problems = []
@@ -155,6 +165,10 @@ class TrainConfig:
             problems.append(f"ratio_lr must be a finite number > 0, got {self.ratio_lr!r}")
         if not _is_number(self.ratio_k) or not math.isfinite(self.ratio_k) or self.ratio_k < 0:
             problems.append(f"ratio_k must be a finite number >= 0, got {self.ratio_k!r}")
+        if self.ratio_hessian not in HESSIANS:
+            problems.append(f"ratio_hessian must be one of {HESSIANS}, got {self.ratio_hessian!r}")
+        if not _is_number(self.ratio_damping) or not math.isfinite(self.ratio_damping) or self.ratio_damping <= 0:
+            problems.append(f"ratio_damping must be a finite number > 0, got {self.ratio_damping!r}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.selection_metric is not None and self.selection_metric not in _SELECTABLE:

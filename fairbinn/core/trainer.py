@@ -155,7 +155,7 @@ class Trainer:
         if cfg.sampler == "drfairness":
             train_loader = DrFairnessSampler(
                 _rows_of(train), _rows_of(val), generated=_rows_of(generated), batch_size=cfg.batch_size,
-                k=cfg.ratio_k, lr=cfg.ratio_lr, seed=cfg.seed,
+                k=cfg.ratio_k, lr=cfg.ratio_lr, hessian=cfg.ratio_hessian, damping=cfg.ratio_damping, seed=cfg.seed,
             )
         elif generated is not None:
             raise ValueError("generated data is only used by sampler='drfairness'; "

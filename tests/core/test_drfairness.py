@@ -69,13 +69,14 @@ def test_batches_follow_the_ratios(biased):
         assert float(of_label.float().mean()) == pytest.approx(expected, abs=0.01)
 
 
-def test_identical_groups_do_not_drift():
+@pytest.mark.parametrize("hessian", ["identity", "last_layer"])
+def test_identical_groups_do_not_drift(hessian):
     """Group 1 is an exact copy of group 0: every cell's loss gradient is the same, so the ratios stay put."""
     base = make_biased_split(200, 3, groups=1)
     twin = Split(torch.cat([base.x, base.x]), torch.cat([base.y, base.y]),
                  torch.cat([torch.zeros(200, dtype=torch.long), torch.ones(200, dtype=torch.long)]))
     val = make_biased_split(300, 4, groups=2, name="val")
-    sampler = _bound(twin, val, lr=0.1, probe_per_cell=400)  # the probe takes every member of every cell
+    sampler = _bound(twin, val, lr=0.1, probe_per_cell=400, hessian=hessian)  # the probe: every member of every cell
     start = sampler.alpha.detach().clone()
     for _ in range(20):
         sampler.update()
@@ -102,15 +103,17 @@ def _harder_minority(n: int, seed: int) -> Split:
     return module.harder_minority(n, seed)
 
 
-def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls():
+@pytest.mark.parametrize("hessian, k", [("identity", 1.0), ("last_layer", 20.0)])
+def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls(hessian, k):
+    """The identity version needs a small k; with the last layer's Hessian the default k = 20 works too."""
     train, val, test = _harder_minority(3000, 1), _harder_minority(1000, 2), _harder_minority(20000, 3)
     settings = dict(strategy="erm", epochs=8, lr=1e-2, selection_metric=None, progress=False)
     results = {}
     for sampler in ("uniform", "drfairness"):
         torch.manual_seed(0)
         model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
-        results[sampler] = Trainer(sampler=sampler, ratio_lr=3e-2, ratio_k=1.0, **settings).fit(
-            model, train, val, test)
+        results[sampler] = Trainer(sampler=sampler, ratio_lr=3e-2, ratio_k=k, ratio_hessian=hessian,
+                                   **settings).fit(model, train, val, test)
     first, last = results["drfairness"].history[0], results["drfairness"].history[-1]
     for label in (0, 1):
         share = float((train.s[train.y == label] == 1).float().mean())
@@ -123,7 +126,7 @@ def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls():
 
 
 def test_generated_noise_loses_to_real_data():
-    """Generated examples with random labels: the sampler learns to rely on the real ones."""
+    """Generated examples with random features and labels: the sampler learns to rely on the real ones."""
     train, val = _minority_problem(1500, 1), _minority_problem(600, 2)
     g = torch.Generator().manual_seed(5)
     noise = Split(torch.randn(1500, 6, generator=g), (torch.rand(1500, generator=g) < 0.5).float(),
@@ -134,6 +137,95 @@ def test_generated_noise_loses_to_real_data():
     last = result.history[-1]
     assert last["real_fraction_y0"] > 0.6 and last["real_fraction_y1"] > 0.6
     assert [r["real_fraction_y1"] for r in result.history] == sorted(r["real_fraction_y1"] for r in result.history)
+
+
+def test_noise_with_the_real_labels_loses_to_real_data_with_the_last_layer_hessian():
+    """Noise features but the real labels (as noise images would have): both labels' real fractions rise."""
+    train, val = _minority_problem(1500, 1), _minority_problem(600, 2)
+    g = torch.Generator().manual_seed(5)
+    noise = Split(torch.randn(1500, 6, generator=g), train.y.clone(), train.s.clone())
+    torch.manual_seed(0)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2,
+                      ratio_hessian="last_layer", progress=False)
+    history = trainer.fit(_model(6), train, val, generated=noise).history
+    for label in (0, 1):
+        trace = [r[f"real_fraction_y{label}"] for r in history]
+        assert trace == sorted(trace) and trace[-1] > 0.6, trace
+
+
+def test_last_layer_hypergradient_matches_an_explicit_hessian_solve(biased):
+    """<H^-1 grad F, grad loss_c> against torch.func.hessian of the weighted probe loss, per cell."""
+    train, val, _ = biased
+    torch.manual_seed(0)
+    model = _model()
+    sampler = DrFairnessSampler(train, val, hessian="last_layer", damping=0.05, probe_per_cell=8)
+    sampler.bind(model)
+    with torch.no_grad():
+        sampler.alpha.copy_(torch.log(torch.tensor([[0.7, 0.3], [0.4, 0.6]])))
+    rows = sampler._probe()
+    probe = sampler._head_inputs(sampler.pool.batch(rows), torch.device("cpu"))
+    val_rows = torch.arange(200)
+    val_batch = sampler._head_inputs(sampler.val_pool.batch(val_rows), torch.device("cpu"))
+    cells = sampler.cell[rows]
+    got, objective = sampler._last_layer_alignment(probe, val_batch, cells)
+
+    layer = model.head
+    features = probe[0]  # the head is a single nn.Linear: its inputs are the head inputs
+    theta = torch.cat([layer.weight.detach().reshape(-1), layer.bias.detach()])
+
+    def logits(t, h):
+        return h @ t[:-1] + t[-1]
+
+    weights = sampler.cell_weights().detach().reshape(-1)
+    counts = torch.bincount(cells, minlength=sampler.num_cells).clamp_min(1)
+
+    def train_loss(t):  # the expected minibatch loss: cell means weighted by the cell weights
+        losses = nn.functional.binary_cross_entropy_with_logits(logits(t, features), probe[1], reduction="none")
+        return ((weights / counts)[cells] * losses).sum()
+
+    def outer(t):
+        losses = nn.functional.binary_cross_entropy_with_logits(logits(t, val_batch[0]), val_batch[1],
+                                                                reduction="none")
+        gaps = []
+        for label in (0, 1):
+            of_label = val_batch[1] == label
+            means = [losses[of_label & (val_batch[2] == g)].mean() for g in (0, 1)]
+            gaps.append((means[0] - means[1]).abs())
+        return torch.stack(gaps).max() + 20.0 * losses.mean()
+
+    hessian = torch.func.hessian(train_loss)(theta)
+    hessian = hessian + 0.05 * hessian.diagonal().mean() * torch.eye(len(theta))
+    direction = torch.linalg.solve(hessian, torch.func.grad(outer)(theta))
+    expected = torch.stack([
+        torch.func.grad(lambda t: nn.functional.binary_cross_entropy_with_logits(
+            logits(t, features[cells == c]), probe[1][cells == c]))(theta) @ direction
+        if bool((cells == c).any()) else torch.tensor(0.0)
+        for c in range(sampler.num_cells)])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert float(objective) == pytest.approx(float(outer(theta)), rel=1e-6)
+
+
+def test_probe_uses_batch_statistics_and_leaves_running_statistics_alone(biased):
+    """Batch norm sees the probe as a training step would; the model's state and modes come back unchanged."""
+    train, val, _ = biased
+    torch.manual_seed(0)
+    norm = nn.BatchNorm1d(16)
+    model = FairModel(nn.Sequential(nn.Linear(6, 16), norm, nn.ReLU()), nn.Linear(16, 1))
+    model.train()
+    with torch.no_grad():
+        model(train.x[:200])  # running statistics away from their initial values
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sampler = DrFairnessSampler(train, val, probe_per_cell=50)
+    sampler.bind(model)
+    seen = []
+    norm.register_forward_hook(lambda module, args, out: seen.append((module.training, out.detach())))
+    sampler.update()
+    assert model.training and norm.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    (probe_mode, probe_out), (val_mode, _) = seen  # the probe first, then the validation batch
+    assert probe_mode and not val_mode
+    torch.testing.assert_close(probe_out.mean(0), norm.bias.detach().expand(16), atol=1e-5, rtol=0)
 
 
 def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
@@ -194,3 +286,17 @@ def test_bad_input_is_refused(biased):
         Trainer(sampler="fairbatch")
     with pytest.raises(RuntimeError, match="bind"):
         next(iter(DrFairnessSampler(train, val)))
+    with pytest.raises(ValueError, match="hessian must be one of"):
+        DrFairnessSampler(train, val, hessian="newton")
+    with pytest.raises(ValueError, match="damping must be"):
+        DrFairnessSampler(train, val, hessian="last_layer", damping=0.0)
+    with pytest.raises(ValueError, match="ratio_hessian must be one of"):
+        Trainer(sampler="drfairness", ratio_hessian="exact")
+    two_outputs = FairModel(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Linear(16, 2))
+    with pytest.raises(ValueError, match="ends in an nn.Linear with one output"):
+        DrFairnessSampler(train, val, hessian="last_layer").bind(two_outputs)
+    squashed = FairModel(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Sequential(nn.Linear(16, 1), nn.Tanh()))
+    sampler = DrFairnessSampler(train, val, hessian="last_layer")
+    sampler.bind(squashed)
+    with pytest.raises(ValueError, match="nothing may follow it"):
+        sampler.update()
