@@ -4,13 +4,14 @@
 minority's ``x0 + 2 x2`` (the group is also a feature). An MLP (one hidden
 layer of 16) trained with ERM on uniform batches fits the majority's rule and
 leaves a large equalized-odds gap. The script trains it with uniform batches
-and with Dr-Fairness batches for each ``ratio_k``, 8 epochs, Adam lr 1e-2,
+and with Dr-Fairness batches for each ``ratio_k`` and each hypergradient
+(``ratio_hessian``: the identity, or the last layer's Hessian), 8 epochs, Adam lr 1e-2,
 ratio lr 3e-2, 3000 training / 1000 validation / 20000 test rows, seeds 0-2,
 and prints test accuracy, EO and the rare group's final ratios per label.
 
 Usage::
 
-    python benchmarks/drfairness_synthetic.py            # k = 1 and 20, seeds 0 1 2
+    python benchmarks/drfairness_synthetic.py            # k = 1 and 20, both Hessians, seeds 0 1 2
 
 Writes ``<out>/drfairness_synthetic.md``.
 """
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from fairbinn import FairModel, Split, Trainer
+from fairbinn.core.drfairness import HESSIANS
 
 
 def harder_minority(n: int, seed: int) -> Split:
@@ -39,6 +41,7 @@ def harder_minority(n: int, seed: int) -> Split:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ks", type=float, nargs="+", default=[1.0, 20.0])
+    parser.add_argument("--hessians", nargs="+", default=["identity", "last_layer"], choices=list(HESSIANS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -46,16 +49,18 @@ def main() -> None:
     train, val, test = harder_minority(3000, 1), harder_minority(1000, 2), harder_minority(20000, 3)
     lines = ["| sampler | seed | accuracy | EO | ratio of group 1, label 0 | ratio of group 1, label 1 |",
              "|---|---|---|---|---|---|"]
-    for sampler, k in [("uniform", None)] + [("drfairness", k) for k in args.ks]:
+    runs = [("uniform", None, "identity")] + [("drfairness", k, h) for h in args.hessians for k in args.ks]
+    for sampler, k, hessian in runs:
         for seed in args.seeds:
             torch.manual_seed(seed)
             model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
             config = dict(strategy="erm", epochs=8, lr=1e-2, seed=seed, selection_metric=None, progress=False,
-                          sampler=sampler, ratio_lr=3e-2, ratio_k=k if k is not None else 20.0)
+                          sampler=sampler, ratio_lr=3e-2, ratio_k=k if k is not None else 20.0,
+                          ratio_hessian=hessian)
             result = Trainer(**config).fit(model, train, val, test)
             last = result.history[-1]
             ratios = [f"{last[f'ratio_y{y}_g1']:.3f}" if sampler != "uniform" else "-" for y in (0, 1)]
-            name = "uniform" if k is None else f"drfairness, k={k:g}"
+            name = "uniform" if k is None else f"drfairness, k={k:g}, {hessian} Hessian"
             lines.append(f"| {name} | {seed} | {result.test['accuracy']:.3f} | {result.test['eo']:.3f} | "
                          + " | ".join(ratios) + " |")
             print(lines[-1], flush=True)
