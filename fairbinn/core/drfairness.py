@@ -454,8 +454,8 @@ class DrFairnessSampler:
     def settings(self) -> dict[str, Any]:
         """The sampler's settings, as plain values (recorded with a run's results)."""
         return {"sampler": "drfairness", "k": self.k, "ratio_lr": self.lr, "val_batch_size": self.val_batch_size,
-                "probe_per_cell": self.probe_per_cell, "hessian": self.hessian, "damping": self.damping, "generated": self.has_generated,
-                "generated_examples": int((~self.pool.real).sum())}
+                "probe_per_cell": self.probe_per_cell, "hessian": self.hessian, "damping": self.damping,
+                "generated": self.has_generated, "generated_examples": int((~self.pool.real).sum())}
 
 
 def _bce(logits: Tensor, y: Tensor) -> Tensor:
