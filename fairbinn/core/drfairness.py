@@ -261,14 +261,14 @@ class DrFairnessSampler:
         self.optimizer = torch.optim.Adam(self._outer, lr=self.lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.model: nn.Module | None = None
+        self._final_layer: nn.Linear | None = None  # the head's final layer, for hessian="last_layer"
         self.steps_per_epoch = -(-int(pool.real.sum()) // batch_size)
         self._objective: list[float] = []
 
     # ------------------------------------------------------------------ loader protocol
     def bind(self, model: nn.Module) -> None:
         """Use ``model`` (a :class:`~fairbinn.core.model.FairModel`) for the hypergradients."""
-        if self.hessian == "last_layer":
-            _final_linear(model.head)  # fail now, not at the first step
+        self._final_layer = _final_linear(model.head) if self.hessian == "last_layer" else None  # fails now
         self.model = model
 
     def __len__(self) -> int:
@@ -410,7 +410,7 @@ class DrFairnessSampler:
 
     def _last_layer_inputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Inputs of the head's final ``nn.Linear`` (a column of ones appended for its bias) and the logits."""
-        layer = _final_linear(self.model.head)
+        layer = self._final_layer
         seen: list[Tensor] = []
         handle = layer.register_forward_hook(lambda module, args, out: seen.append(args[0]))
         try:
