@@ -38,7 +38,10 @@ __all__ = [
     "soft_equalized_odds_difference",
     "group_metrics",
     "binary_fairness_report",
+    "undefined_gaps",
     "REPORT_KEYS",
+    "GAP_METRICS",
+    "higher_is_better",
 ]
 
 
@@ -243,6 +246,41 @@ def group_metrics(
 
 REPORT_KEYS = ("accuracy", "auc", "ap", "dp", "eo", "eopp", "soft_dp", "soft_eo")
 """Keys of :func:`binary_fairness_report`, in display order."""
+GAP_METRICS = ("dp", "eo", "eopp", "soft_dp", "soft_eo")
+"""The report's unfairness gaps: lower is better. Every other key (accuracy,
+AUC, AP) is a score: higher is better."""
+_NEEDS_LABELS = {"eo": (0, 1), "eopp": (1,), "soft_eo": (0, 1)}
+"""Gaps measured within true labels, and the labels each needs."""
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of report key ``metric`` is better (False for the gaps)."""
+    if metric not in REPORT_KEYS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(REPORT_KEYS)}")
+    return metric not in GAP_METRICS
+
+
+def undefined_gaps(y_true: Any, *, sensitive_features: Any) -> dict[str, str]:
+    """The gaps of :data:`GAP_METRICS` that data with these labels and groups cannot measure, with why.
+
+    A gap between groups needs two groups; the equalized-odds gaps need both
+    labels (``eo``, ``soft_eo``) or positives (``eopp``). Returns
+    ``{metric: reason}``, empty when every gap is defined. The
+    fairlearn-signature functions still return fairlearn's values (0 for a
+    single group); :func:`binary_fairness_report` returns NaN for these.
+    """
+    y = _binary("y_true", y_true)
+    labels, codes = _groups(sensitive_features)
+    _same_length(y_true=y, sensitive_features=codes)
+    if labels.size < 2:
+        return {metric: f"one group ({labels[0]})" for metric in GAP_METRICS}
+    present = set(np.unique(y).tolist())
+    reasons = {}
+    for metric, needed in _NEEDS_LABELS.items():
+        missing = [label for label in needed if label not in present]
+        if missing:
+            reasons[metric] = "no " + " and no ".join("positive" if m == 1 else "negative" for m in missing) + " labels"
+    return reasons
 
 
 def binary_fairness_report(
@@ -255,14 +293,15 @@ def binary_fairness_report(
     parity, equalized odds and equal opportunity differences of the
     predictions ``y_score >= threshold``) and ``soft_dp`` / ``soft_eo`` (the
     same gaps on mean scores). ``auc`` and ``ap`` are NaN when ``y_true`` holds
-    a single class.
+    a single class; a gap that the data cannot measure (one group; one label
+    for the equalized-odds gaps, see :func:`undefined_gaps`) is NaN, never 0.
     """
     y = _binary("y_true", y_true)
     s = _scores("y_score", y_score)
     p = (s >= threshold).astype(np.int64)
     both_classes = 0 < y.sum() < y.size
     kwargs = {"sensitive_features": sensitive_features}
-    return {
+    report = {
         "accuracy": accuracy(y, p),
         "auc": roc_auc(y, s) if both_classes else float("nan"),
         "ap": average_precision(y, s) if both_classes else float("nan"),
@@ -272,3 +311,6 @@ def binary_fairness_report(
         "soft_dp": soft_demographic_parity_difference(y, s, **kwargs),
         "soft_eo": soft_equalized_odds_difference(y, s, **kwargs),
     }
+    for metric in undefined_gaps(y, **kwargs):
+        report[metric] = float("nan")
+    return report

@@ -122,3 +122,27 @@ def test_single_group_and_single_class():
 def test_bad_input_raises_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_undefined_gaps_are_nan_in_the_report_with_their_reason():
+    one_group = fm.binary_fairness_report([0, 1, 1], [0.2, 0.7, 0.9], sensitive_features=["a", "a", "a"])
+    assert all(np.isnan(one_group[k]) for k in fm.GAP_METRICS) and one_group["accuracy"] == 1.0
+    assert fm.undefined_gaps([0, 1, 1], sensitive_features=["a", "a", "a"]) == {k: "one group (a)" for k in fm.GAP_METRICS}
+    positives = fm.binary_fairness_report([1, 1, 1, 1], [0.2, 0.7, 0.9, 0.4], sensitive_features=[0, 0, 1, 1])
+    assert positives["dp"] == 0.0 and positives["soft_dp"] == pytest.approx(0.2)  # defined: two groups
+    assert positives["eopp"] == 0.0  # TPRs 0.5 and 0.5
+    assert np.isnan(positives["eo"]) and np.isnan(positives["soft_eo"])
+    assert fm.undefined_gaps([1, 1, 1, 1], sensitive_features=[0, 0, 1, 1]) == {
+        "eo": "no negative labels", "soft_eo": "no negative labels"}
+    assert fm.undefined_gaps([0, 0], sensitive_features=[0, 1]) == {
+        "eo": "no positive labels", "eopp": "no positive labels", "soft_eo": "no positive labels"}
+    assert fm.undefined_gaps([0, 1], sensitive_features=[0, 1]) == {}
+    # the fairlearn-signature functions keep fairlearn's value
+    assert fm.equalized_odds_difference([1, 1, 1, 1], [0, 1, 1, 1], sensitive_features=[0, 0, 1, 1]) == 0.5
+
+
+def test_metric_directions():
+    assert fm.higher_is_better("accuracy") and fm.higher_is_better("auc")
+    assert not any(fm.higher_is_better(k) for k in fm.GAP_METRICS)
+    with pytest.raises(ValueError, match="unknown metric 'loss'; choose one of accuracy, auc"):
+        fm.higher_is_better("loss")
