@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,14 +35,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import FAIRNESS_GAP_METRICS, TrainConfig
+from .config import TrainConfig
 from .data import Batch, Split, check_targets
 from .fairness_layers import LinearStack, ResidualStack, _ResidualLayer
-from .metrics import binary_fairness_report
+from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device
+from .selection import EpochSelector
 from .strategies import create_strategy
-from .trainer import TrainResult, _improves, _metrics_of
+from .trainer import TrainResult, _metrics_of, epoch_selector, warn_budget_shortfall
 
 __all__ = [
     "NotStackableError",
@@ -250,42 +252,54 @@ class StackedTrainer:
             model, cfg, cfg.build_constraint(), num_groups, eta=etas, adam_kwargs=self.adam_kwargs
         )
         generators = [torch.Generator().manual_seed(c.seed) for c in self.configs]
-        select = cfg.selection_metric if val is not None else None
-        minimise = select in FAIRNESS_GAP_METRICS
-        best = [math.nan] * k
-        selected = [cfg.epochs] * k
-        best_states: list[dict[str, Tensor] | None] = [None] * k
+        selectors = [epoch_selector(c, val) for c in self.configs]
         histories: list[list[dict[str, float]]] = [[] for _ in range(k)]
         x, y, s = (t.to(device) for t in (train.x, train.y, train.s))
+        evaluated = {"val": val, "test": test if cfg.record_test else None}
 
         bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.strategy} x{k}", disable=not cfg.progress, leave=False)
         for epoch in bar:
             losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
-            val_reports = self._evaluate(model, val) if val is not None else None
+            reports = {name: self._evaluate(model, split) for name, split in evaluated.items() if split is not None}
             for i in range(k):
                 record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
-                if val_reports is not None:
-                    record.update({f"val_{n}": v for n, v in val_reports[i].items()})
+                for name, per_model in reports.items():
+                    record.update({f"{name}_{n}": v for n, v in per_model[i].items()})
                 histories[i].append(record)
-                if select is not None and _improves(record[f"val_{select}"], best[i], minimise):
-                    best[i], selected[i] = record[f"val_{select}"], epoch
-                    best_states[i] = model.model_state_dict(i)
+                selectors[i].update(epoch, record, lambda: model.model_state_dict(i))
         bar.close()
 
         current = model.state_dict()  # shares storage with the stack's parameters
-        for i, state in enumerate(best_states):
-            if state is not None and selected[i] != cfg.epochs:
-                for name, value in state.items():
+        for i, selector in enumerate(selectors):
+            if selector.best_state is not None and selector.selected_epoch != cfg.epochs:
+                for name, value in selector.best_state.items():
                     current[name][i].copy_(value)
-        test_reports = self._evaluate(model, test) if test is not None else [None] * k
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for config, selector in zip(self.configs, selectors):
+                warn_budget_shortfall(selector, config)
+        if caught:
+            warnings.warn(f"{len(caught)} of {k} models met no epoch under the budget:\n"
+                          + "\n".join(str(w.message) for w in caught), UserWarning, stacklevel=2)
+        if test is None:
+            test_reports: list[dict[str, float] | None] = [None] * k
+        elif cfg.record_test:
+            test_reports = [_metrics_of(h[selector.selected_epoch - 1], "test_") for h, selector in
+                            zip(histories, selectors)]
+        else:
+            test_reports = self._evaluate(model, test)
+        undefined = {name: undefined_gaps(split.y.numpy(), sensitive_features=split.s.numpy())
+                     for name, split in (("val", val), ("test", test)) if split is not None}
         return [
             TrainResult(
                 config=self.configs[i].to_dict(),
                 history=histories[i],
-                selected_epoch=selected[i],
-                val=_metrics_of(histories[i][selected[i] - 1], "val_") if val is not None else None,
+                selected_epoch=selectors[i].selected_epoch,
+                val=_metrics_of(histories[i][selectors[i].selected_epoch - 1], "val_") if val is not None else None,
                 test=test_reports[i],
                 extra={"stack_size": k},
+                budget_met=selectors[i].budget_met,
+                undefined={name: reasons for name, reasons in undefined.items() if reasons},
             )
             for i in range(k)
         ]

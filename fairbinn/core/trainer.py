@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -14,13 +15,14 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .config import FAIRNESS_GAP_METRICS, TrainConfig
+from .config import TrainConfig
 from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from .drfairness import DrFairnessSampler
 from .data import Split, as_batch, check_targets, move_to
-from .metrics import binary_fairness_report
+from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
+from .selection import EpochSelector
 from .strategies import create_strategy
 
 __all__ = ["Trainer", "TrainResult"]
@@ -50,10 +52,23 @@ class TrainResult:
         for each loss the strategy reports (``bce``, and ``fairness`` for
         lagrangian / bilevel) and ``val_<metric>`` for each metric of
         :func:`~fairbinn.core.metrics.binary_fairness_report`.
+        With ``config.record_test`` also ``test_<metric>`` (for reporting only).
     selected_epoch : int
         The epoch whose parameters the model holds after training (1-based).
     val, test : dict or None
-        Metrics of the selected model on the validation and test splits.
+        Metrics of the selected model on the validation and test splits. A gap
+        the split cannot measure is NaN (see ``undefined``).
+    budget_met : bool or None
+        With ``config.fairness_budget``: whether some epoch's validation gap
+        met it (if not, the selected epoch is the one with the smallest gap).
+        None without a budget.
+    undefined : dict
+        ``{"val" | "test": {metric: reason}}`` for the gaps a split cannot
+        measure (one group; one label for the equalized-odds gaps).
+    model : FairModel or None
+        The trained model holding the selected epoch's parameters, where the
+        caller built it (``run_tabular``, ``run_graph``, ``run_vision``,
+        :func:`fairbinn.sweep`); not part of :meth:`to_dict`.
     """
 
     config: dict[str, Any]
@@ -62,6 +77,9 @@ class TrainResult:
     val: dict[str, float] | None = None
     test: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    budget_met: bool | None = None
+    undefined: dict[str, dict[str, str]] = field(default_factory=dict)
+    model: Any = field(default=None, repr=False, compare=False)
 
     def history_frame(self) -> pd.DataFrame:
         """The history as a DataFrame indexed by epoch."""
@@ -71,8 +89,10 @@ class TrainResult:
         return {
             "config": self.config,
             "selected_epoch": self.selected_epoch,
+            "budget_met": self.budget_met,
             "val": self.val,
             "test": self.test,
+            "undefined": self.undefined,
             "history": self.history,
             **self.extra,
         }
@@ -174,26 +194,23 @@ class Trainer:
                                  "a second stream of batches would step its ratios twice")
             train_loader.bind(model)
         strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
-        select = cfg.selection_metric if val_loader is not None else None
-        minimise = select in FAIRNESS_GAP_METRICS
-        best_score, best_state, selected_epoch = math.nan, None, cfg.epochs
+        selector = epoch_selector(cfg, val_loader)
         history: list[dict[str, float]] = []
         first_epoch, saved_epoch = 1, None
         if cfg.resume:
-            state = self._resume(model, strategy, train_loader)
-            history, best_score, best_state = state["history"], state["best_score"], state["best_state"]
-            selected_epoch = state["selected_epoch"] if best_state is not None else cfg.epochs
-            saved_epoch = state["epoch"]
+            state = self._resume(model, strategy, train_loader, selector)
+            history, saved_epoch = state["history"], state["epoch"]
             first_epoch = saved_epoch + 1
         if parallel:
             strategy.data_parallel(**({"device_ids": [device.index]} if device.type == "cuda" else {}))
 
         bar = tqdm(
             range(first_epoch, cfg.epochs + 1),
-            desc=f"{cfg.strategy} eta={cfg.eta:g}",
+            desc=cfg.strategy if cfg.strategy == "erm" else f"{cfg.strategy} eta={cfg.eta:g}",
             disable=not cfg.progress or not distributed.is_main_process(),
             leave=False,
         )
+        undefined: dict[str, dict[str, str]] = {}
         for epoch in bar:
             try:
                 with distributed.exact_statistics():
@@ -205,14 +222,12 @@ class Trainer:
             record = {"epoch": epoch, **losses}
             if hasattr(train_loader, "epoch_record"):  # e.g. a sampler's ratios
                 record.update(train_loader.epoch_record())
-            if val_loader is not None:
-                record.update({f"val_{k}": v for k, v in self.evaluate(model, val_loader).items()})
+            for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
+                if loader is not None:
+                    metrics, undefined[prefix] = self._assess(model, loader)
+                    record.update({f"{prefix}_{k}": v for k, v in metrics.items()})
             history.append(record)
-            if select is not None:
-                score = record[f"val_{select}"]
-                if _improves(score, best_score, minimise):
-                    best_score, selected_epoch = score, epoch
-                    best_state = copy.deepcopy(model.state_dict())
+            selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
             if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
                 if distributed.is_main_process():  # the others hold the same state
@@ -221,33 +236,42 @@ class Trainer:
                         "optimizers": [o.state_dict() for o in strategy.optimizers],
                         "schedulers": [s.state_dict() for s in strategy.schedulers],
                         "rng": rng_states(), "loader": _loader_state(train_loader),
-                        "history": history, "best_score": best_score, "best_state": best_state,
-                        "selected_epoch": selected_epoch,
+                        "history": history, "selector": selector.state_dict(),
                     })
                 distributed.barrier()
                 saved_epoch = epoch
         bar.close()
 
-        if best_state is not None and selected_epoch != cfg.epochs:
-            model.load_state_dict(best_state)
-        val_metrics = _metrics_of(history[selected_epoch - 1], "val_") if val_loader is not None else None
-        test_metrics = self.evaluate(model, test_loader) if test_loader is not None else None
+        selected_epoch = selector.selected_epoch
+        if selector.best_state is not None and selected_epoch != cfg.epochs:
+            model.load_state_dict(selector.best_state)
+        warn_budget_shortfall(selector, cfg)
+        selected = history[selected_epoch - 1]
+        val_metrics = _metrics_of(selected, "val_") if val_loader is not None else None
+        test_metrics = None
+        if test_loader is not None:
+            if cfg.record_test:
+                test_metrics = _metrics_of(selected, "test_")
+            else:
+                test_metrics, undefined["test"] = self._assess(model, test_loader)
         return TrainResult(
             config=cfg.to_dict(),
             history=history,
             selected_epoch=selected_epoch,
             val=val_metrics,
             test=test_metrics,
+            budget_met=selector.budget_met,
+            undefined={split: reasons for split, reasons in undefined.items() if reasons},
         )
 
-    def _resume(self, model: FairModel, strategy, train_loader) -> dict:
+    def _resume(self, model: FairModel, strategy, train_loader, selector: EpochSelector) -> dict:
         """Restore a checkpoint written by an identical configuration; return it."""
         cfg = self.config
         # rank 0 reads the checkpoint and sends it to the others (no shared file system needed)
         state = distributed.from_main_process(load_checkpoint, cfg.checkpoint_dir)
         settings = _resumable(cfg)
         if state["config"] != settings:
-            changed = sorted(k for k in state["config"] if state["config"][k] != settings.get(k))
+            changed = sorted(k for k in {**state["config"], **settings} if state["config"].get(k) != settings.get(k))
             raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
         if state["epoch"] >= cfg.epochs:
             raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} is at epoch {state['epoch']}; "
@@ -260,6 +284,7 @@ class Trainer:
         restore_rng_states(state["rng"])
         if state["loader"] is not None:
             train_loader.load_state_dict(state["loader"])
+        selector.load_state_dict(state["selector"])
         return state
 
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
@@ -308,10 +333,13 @@ class Trainer:
 
     def evaluate(self, model: FairModel, loader: Split | Loader) -> dict[str, float]:
         """:func:`~fairbinn.core.metrics.binary_fairness_report` of ``model`` on ``loader``."""
+        return self._assess(model, loader)[0]
+
+    def _assess(self, model: FairModel, loader: Split | Loader) -> tuple[dict[str, float], dict[str, str]]:
+        """The report of ``model`` on ``loader`` and the gaps it cannot measure, with why."""
         y, scores, groups = self.predict(model, loader)
-        return binary_fairness_report(
-            y, scores, sensitive_features=groups, threshold=self.config.threshold
-        )
+        report = binary_fairness_report(y, scores, sensitive_features=groups, threshold=self.config.threshold)
+        return report, undefined_gaps(y, sensitive_features=groups)
 
 
 _SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
@@ -323,12 +351,48 @@ def _rows_of(data: Any) -> Any:
     return dataset if dataset is not None and hasattr(dataset, "targets") else data
 
 
-def _improves(score: float, best: float, minimise: bool) -> bool:
-    if math.isnan(score):
-        return False
-    if math.isnan(best):
-        return True
-    return score < best if minimise else score > best
+def epoch_selector(config: TrainConfig, val: Any) -> EpochSelector:
+    """The :class:`EpochSelector` of a run with ``config`` and validation data ``val`` (None: the last epoch).
+
+    A budget the validation data cannot measure (EO without both labels, a
+    single group) is an error here, before training.
+    """
+    if val is None:
+        if config.fairness_budget is not None:
+            raise ValueError("fairness_budget chooses epochs on validation data; pass a validation split")
+        return EpochSelector(None)
+    if config.fairness_budget is not None:
+        targets = _targets_of(val)
+        if targets is not None:
+            y, s = (t.detach().cpu().numpy() for t in targets)
+            reason = undefined_gaps(y, sensitive_features=s).get(config.budget_metric)
+            if reason:
+                raise ValueError(f"the validation data cannot measure the budget metric "
+                                 f"{config.budget_metric!r}: {reason}")
+    return EpochSelector(config.selection_metric, budget=config.fairness_budget, budget_metric=config.budget_metric)
+
+
+def _targets_of(loader: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Labels and groups of the examples a loader evaluates, when known without running a model."""
+    source = _rows_of(loader)
+    if hasattr(source, "targets"):
+        return source.targets()
+    if isinstance(source, (list, tuple)):  # batches given as a list, e.g. a full graph
+        batches = [as_batch(item) for item in source]
+        pairs = [batch.selected(batch.y)[1:] for batch in batches]
+        return torch.cat([y for y, _ in pairs]), torch.cat([s for _, s in pairs])
+    return None
+
+
+def warn_budget_shortfall(selector: EpochSelector, config: TrainConfig) -> None:
+    """Warn when no epoch met ``config``'s fairness budget, saying which gap was reached and what may help."""
+    shortfall = selector.shortfall()
+    if shortfall is None:
+        return
+    advice = ("ERM has no fairness term; train lagrangian or bilevel to meet a budget" if config.strategy == "erm"
+              else f"a larger eta than {config.eta:g} may meet it")
+    run = config.strategy if config.strategy == "erm" else f"{config.strategy} eta={config.eta:g}"
+    warnings.warn(f"{run} seed={config.seed}: {shortfall}; {advice}", UserWarning, stacklevel=3)
 
 
 def _resumable(config: TrainConfig) -> dict:

@@ -115,3 +115,14 @@ def test_resume_errors_name_the_problem(tmp_path):
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable fairbinn checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_resume_keeps_the_budget_choice(tmp_path):
+    budget = dict(fairness_budget=0.05, budget_metric="soft_dp")
+    whole, whole_result = _train(6, **budget)
+    _train(3, checkpoint_dir=str(tmp_path), **budget)
+    resumed, resumed_result = _train(6, checkpoint_dir=str(tmp_path), resume=True, **budget)
+    _assert_same(whole, resumed)  # both hold the selected epoch's parameters
+    assert (resumed_result.selected_epoch, resumed_result.budget_met) == (whole_result.selected_epoch,
+                                                                          whole_result.budget_met)
+    assert resumed_result.val == whole_result.val

@@ -31,6 +31,8 @@ RUNS = {
     "bilevel": dict(strategy="bilevel"),
     "bilevel_separate": dict(strategy="bilevel", order="leader_first", separate_batches=True, constraint="dp"),
     "drfairness": dict(strategy="bilevel", sampler="drfairness", ratio_k=1.0),
+    "released_loss": dict(strategy="lagrangian", constraint="released_dp", eta=20.0),
+    "budget": dict(strategy="lagrangian", selection_metric="accuracy", fairness_budget=0.3, budget_metric="soft_dp"),
 }
 WORLD = 2
 

@@ -151,6 +151,84 @@ def test_erm_trains_on_a_single_group_but_fairness_strategies_refuse(biased):
     train = biased[0]
     one_group = Split(train.x, train.y, torch.zeros_like(train.s))
     result = Trainer(strategy="erm", **FAST).fit(model_for(one_group), one_group, one_group)
-    assert result.val["dp"] == 0.0 and result.val["accuracy"] > 0.6
+    # a gap between groups is undefined with one group: NaN with the reason, never 0
+    assert np.isnan(result.val["dp"]) and result.val["accuracy"] > 0.6
+    assert result.undefined["val"]["dp"] == "one group (0)"
     with pytest.raises(ValueError, match="1 distinct group"):
         Trainer(strategy="lagrangian", **FAST).fit(model_for(one_group), one_group)
+
+
+def _first_best(values, candidates):
+    """1-based epoch of the largest value among the candidate epochs (the earliest on ties)."""
+    best = max(values[e - 1] for e in candidates)
+    return min(e for e in candidates if values[e - 1] == best)
+
+
+def test_budget_selection_takes_the_most_accurate_epoch_under_the_budget(biased):
+    train, val, test = biased
+    free = Trainer(strategy="lagrangian", eta=1.0, **FAST).fit(model_for(train), train, val, test)
+    gaps = [r["val_dp"] for r in free.history]
+    accuracies = [r["val_accuracy"] for r in free.history]
+    budget = sorted(gaps)[1]  # two epochs meet it
+    model = model_for(train)
+    result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=budget, **FAST).fit(model, train, val, test)
+    assert [r["val_dp"] for r in result.history] == gaps  # the budget changes the choice, not the training
+    meeting = [e for e in range(1, 5) if gaps[e - 1] <= budget]
+    assert len(meeting) >= 2
+    assert result.selected_epoch == _first_best(accuracies, meeting) and result.budget_met is True
+    assert result.val["dp"] <= budget
+    assert Trainer(**FAST).evaluate(model, val) == pytest.approx(result.val)  # the model holds that epoch
+    assert result.to_dict()["budget_met"] is True
+
+
+def test_unmet_budget_keeps_the_smallest_gap_and_warns(biased):
+    train, val, _ = biased
+    with pytest.warns(UserWarning, match=r"lagrangian eta=1 seed=0: no epoch met the validation soft_dp budget "
+                                         r"1e-09; the smallest validation soft_dp reached was 0\.\d{4} \(epoch \d\), "
+                                         r"the epoch kept; a larger eta than 1 may meet it"):
+        result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=1e-9, budget_metric="soft_dp", **FAST).fit(
+            model_for(train), train, val)
+    gaps = [r["val_soft_dp"] for r in result.history]
+    assert result.budget_met is False and result.selected_epoch == int(np.argmin(gaps)) + 1
+    with pytest.warns(UserWarning, match="ERM has no fairness term"):
+        assert Trainer(strategy="erm", fairness_budget=1e-9, **FAST).fit(model_for(train), train, val).budget_met is False
+
+
+def test_test_metrics_of_every_epoch_are_recorded_but_never_choose(biased):
+    train, val, test = biased
+    plain = Trainer(strategy="bilevel", eta=1.0, fairness_budget=0.2, **FAST).fit(model_for(train), train, val, test)
+    model = model_for(train)
+    recorded = Trainer(strategy="bilevel", eta=1.0, fairness_budget=0.2, record_test=True, **FAST).fit(
+        model, train, val, test)
+    assert recorded.selected_epoch == plain.selected_epoch and recorded.val == plain.val
+    assert "test_accuracy" not in plain.history[0]
+    selected = recorded.history[recorded.selected_epoch - 1]
+    assert recorded.test == pytest.approx({k[5:]: v for k, v in selected.items() if k.startswith("test_")})
+    assert recorded.test == pytest.approx(plain.test)
+    assert Trainer(**FAST).evaluate(model, test) == pytest.approx(recorded.test)
+
+
+def test_a_budget_the_validation_data_cannot_measure_fails_before_training(biased):
+    train, val, _ = biased
+    negatives_only = Split(val.x, torch.zeros_like(val.y), val.s, name="val")
+    model = model_for(train)
+    before = _params(model)
+    with pytest.raises(ValueError, match="validation data cannot measure the budget metric 'eo': no positive labels"):
+        Trainer(strategy="lagrangian", fairness_budget=0.1, budget_metric="eo", **FAST).fit(model, train, negatives_only)
+    with pytest.raises(ValueError, match="fairness_budget chooses epochs on validation data"):
+        Trainer(strategy="lagrangian", fairness_budget=0.1, **FAST).fit(model, train)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(fairness_budget=0.0), "fairness_budget must be a finite number > 0, got 0.0"),
+    (dict(fairness_budget=-0.1), "fairness_budget must be a finite number > 0"),
+    (dict(fairness_budget=float("nan")), "fairness_budget must be a finite number > 0, got nan"),
+    (dict(fairness_budget=float("inf")), "fairness_budget must be a finite number > 0, got inf"),
+    (dict(fairness_budget="0.1"), "fairness_budget must be a finite number > 0, got '0.1'"),
+    (dict(fairness_budget=0.1, budget_metric="parity"), "budget_metric must be one of dp, eo, eopp, soft_dp, soft_eo"),
+    (dict(fairness_budget=0.1, selection_metric=None), "selection_metric, which cannot be None"),
+])
+def test_bad_budgets_are_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
