@@ -30,6 +30,7 @@ __all__ = [
     "DemographicParity",
     "EqualizedOdds",
     "EqualOpportunity",
+    "ReleasedDemographicParity",
     "create_constraint",
     "list_constraints",
     "group_gaps",
@@ -130,14 +131,7 @@ class FairnessConstraint(ABC):
     ) -> Tensor:
         """The loss: a scalar for 1-D inputs ``(n,)``; one loss per row, ``(r,)``,
         for 2-D inputs ``(r, n)`` (the models of a stack, each with its own batch)."""
-        if not (probs.shape == y.shape == groups.shape and probs.dim() in (1, 2)):
-            raise ValueError(
-                "probs, y and groups must be of equal length, 1-D (n,) or 2-D (r, n); got shapes "
-                f"{tuple(probs.shape)}, {tuple(y.shape)}, {tuple(groups.shape)}"
-            )
-        if num_groups is None:
-            num_groups = int(groups.max().item()) + 1 if groups.numel() else 1
-        groups = groups.long()
+        groups, num_groups = _checked(probs, y, groups, num_groups)
         if probs.dim() == 1:
             gap = self.gap(probs, y, groups, num_groups)
         else:
@@ -181,6 +175,108 @@ class EqualOpportunity(FairnessConstraint):
         return _label_gaps(probs, y, groups, num_groups)[:, 1]
 
 
+class ReleasedDemographicParity(FairnessConstraint):
+    """The DP loss of the FairBiNN authors' released code: groups' mean score against the batch mean.
+
+    With ``m_g`` the mean probability of group ``g`` in the batch and ``m`` the
+    batch mean, the loss is::
+
+        groups="reference" (default, as the released code runs):  (m_ref - m)² / 2
+        groups="all" (the formula its loss class was written for): Σ_g (m_g - m)² / (2 K)
+
+    ``K`` is the number of groups; a group absent from the batch adds nothing.
+    The released code builds its constraint matrix so that every row points
+    at its first sensitive class, which leaves only ``(m_0 - m)² / 2``; there
+    group 0 is Male on Adult (our group 1: ``reference_group=1`` reproduces
+    it) and the youngest age group on Health. With two groups ``m_ref - m =
+    (n_other / n)(m_ref - m_other)``, so on Adult (men about two thirds of
+    the rows) the loss is about ``0.054 * gap²``: the released code's eta 100
+    weighs the gap as ``DemographicParity``'s eta 5.4 does. ``norm="absolute"``
+    takes ``|m_g - m|`` in place of the square.
+
+    Parameters
+    ----------
+    norm : {"squared", "absolute"}, default "squared"
+    groups : {"reference", "all"}, default "reference"
+    reference_group : int, default 0
+        The group compared with the batch mean when ``groups="reference"``.
+    """
+
+    name = "released_dp"
+
+    def __init__(self, norm: str = "squared", groups: str = "reference", reference_group: int = 0) -> None:
+        super().__init__(norm)
+        if groups not in ("reference", "all"):
+            raise ValueError(f"groups must be 'reference' or 'all', got {groups!r}")
+        if not isinstance(reference_group, int) or isinstance(reference_group, bool) or reference_group < 0:
+            raise ValueError(f"reference_group must be an integer >= 0, got {reference_group!r}")
+        self.groups, self.reference_group = groups, reference_group
+
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        """The largest ``|m_g - m|`` over the compared groups, ``(r,)`` (a gap in ``[0, 1]``, for reporting)."""
+        with torch.no_grad():
+            deviation, compared, _ = self._deviations(probs, groups, num_groups)
+            return (deviation.abs() * compared).amax(dim=1)
+
+    def _deviations(self, probs: Tensor, groups: Tensor, num_groups: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``m_g - m`` ``(r, K)``, which groups are compared (present ones) ``(r, K)``, group counts ``(r, K)``;
+        statistics of the global batch in a distributed step. No gradient."""
+        rows = probs.shape[0]
+        size = rows * num_groups
+        cells = _cells(groups, num_groups)
+        with torch.no_grad():
+            counts = torch.bincount(cells, minlength=size).to(probs.dtype)
+            sums = torch.bincount(cells, weights=probs.detach().reshape(-1), minlength=size).to(probs.dtype)
+            if distributed.active():
+                sums, counts = distributed.sum_statistics(sums, counts)
+            counts, sums = counts.view(rows, num_groups), sums.view(rows, num_groups)
+            mean = sums.sum(1, keepdim=True) / counts.sum(1, keepdim=True)
+            deviation = sums / counts.clamp(min=1) - mean
+            compared = counts > 0
+            if self.groups == "reference":
+                only = torch.zeros_like(compared)
+                if self.reference_group < num_groups:
+                    only[:, self.reference_group] = True
+                compared = compared & only
+        return deviation, compared, counts
+
+    def __call__(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None = None) -> Tensor:
+        groups, num_groups = _checked(probs, y, groups, num_groups)
+        single = probs.dim() == 1
+        if single:
+            probs, groups = probs[None], groups[None]
+        deviation, compared, counts = self._deviations(probs, groups, num_groups)
+        scale = 0.5 if self.groups == "reference" else 0.5 / num_groups
+        with torch.no_grad():
+            # the loss is scale * Σ_g f(m_g - m) with f the square or the absolute value; given the group
+            # statistics it has the value below and, per example i in group g(i), the gradient
+            # scale * (f'(d_g(i)) / n_g(i) [g(i) compared] - Σ_g f'(d_g) / n)
+            slope = (2 * deviation if self.norm == "squared" else deviation.sign()) * compared
+            value = scale * ((deviation.square() if self.norm == "squared" else deviation.abs()) * compared).sum(1)
+            total = counts.sum(1, keepdim=True)
+            per_group = slope / counts.clamp(min=1) - (slope.sum(1, keepdim=True) / total)
+            weight = scale * per_group.reshape(-1)[_cells(groups, num_groups)].view_as(probs)
+        linear = distributed.global_sum((probs * weight).sum(1))
+        loss = value + linear - linear.detach()
+        return loss[0] if single else loss
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(norm={self.norm!r}, groups={self.groups!r}, "
+                f"reference_group={self.reference_group})")
+
+
+def _checked(probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None) -> tuple[Tensor, int]:
+    """Check a constraint's inputs; return the groups as int64 and the number of groups."""
+    if not (probs.shape == y.shape == groups.shape and probs.dim() in (1, 2)):
+        raise ValueError(
+            "probs, y and groups must be of equal length, 1-D (n,) or 2-D (r, n); got shapes "
+            f"{tuple(probs.shape)}, {tuple(y.shape)}, {tuple(groups.shape)}"
+        )
+    if num_groups is None:
+        num_groups = int(groups.max().item()) + 1 if groups.numel() else 1
+    return groups.long(), num_groups
+
+
 _CONSTRAINTS: dict[str, type[FairnessConstraint]] = {
     "dp": DemographicParity,
     "demographic_parity": DemographicParity,
@@ -188,6 +284,7 @@ _CONSTRAINTS: dict[str, type[FairnessConstraint]] = {
     "equalized_odds": EqualizedOdds,
     "eopp": EqualOpportunity,
     "equal_opportunity": EqualOpportunity,
+    "released_dp": ReleasedDemographicParity,
 }
 
 

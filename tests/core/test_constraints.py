@@ -7,6 +7,7 @@ from fairbinn.core.constraints import (
     DemographicParity,
     EqualizedOdds,
     EqualOpportunity,
+    ReleasedDemographicParity,
     create_constraint,
     group_gaps,
 )
@@ -117,3 +118,53 @@ def test_group_gaps_value_and_gradient_match_direct_computation(num_rows, num_gr
     (grad_ours,) = torch.autograd.grad((ours * weights).sum(), values)
     (grad_ref,) = torch.autograd.grad((reference * weights).sum(), values)
     torch.testing.assert_close(grad_ours, grad_ref)
+
+
+def _released_code_loss(probs, groups, classes, alpha=1.0):
+    """The released code's DemographicParityLoss, rebuilt from its description: constraint rows
+    M mu with mu = (group means..., batch mean), a matrix whose every row refers to the first
+    class, and alpha times the mean of relu(M mu) squared over its 2K rows."""
+    k = len(classes)
+    matrix = torch.zeros(2 * k, k + 1)
+    for i in range(2 * k):
+        column = 0  # as released: i % 2 - 1 and i % 2 both land on column 0 for the group means
+        matrix[i, column], matrix[i, -1] = (1.0, -1.0) if i % 2 == 0 else (-1.0, 1.0)
+    mu = torch.stack([probs[groups == c].mean() for c in classes] + [probs.mean()])
+    return alpha * torch.relu(matrix @ mu).square().mean()
+
+
+def test_released_code_loss_value_and_gradient():
+    generator = torch.Generator().manual_seed(1)
+    probs = torch.rand(60, generator=generator, requires_grad=True)
+    groups = torch.randint(0, 3, (60,), generator=generator)
+    y = torch.randint(0, 2, (60,), generator=generator)
+    ours = ReleasedDemographicParity()(probs, y, groups, 3)
+    reference = _released_code_loss(probs, groups, [0, 1, 2])
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert ours.item() == pytest.approx(0.5 * (probs[groups == 0].mean() - probs.mean()).item() ** 2, rel=1e-5)
+    mine, = torch.autograd.grad(ours, probs)
+    theirs, = torch.autograd.grad(reference, probs)
+    torch.testing.assert_close(mine, theirs, atol=1e-7, rtol=1e-4)
+    # each group against the batch mean, the formula the released class was written for
+    every = ReleasedDemographicParity(groups="all", norm="absolute")(probs, y, groups, 3)
+    direct = sum((probs[groups == g].mean() - probs.mean()).abs() for g in range(3)) / 6
+    assert every.item() == pytest.approx(direct.item(), rel=1e-5)
+    torch.testing.assert_close(torch.autograd.grad(every, probs)[0], torch.autograd.grad(direct, probs)[0])
+
+
+def test_released_code_loss_on_adult_scale_and_rows():
+    # two groups, men (our group 1) two thirds of the batch: (m_men - m) = (1/3)(m_men - m_women)
+    probs = t([0.2] * 10 + [0.5] * 20)
+    groups = t([0] * 10 + [1] * 20, torch.long)
+    y = torch.zeros(30)
+    gap = 0.3
+    assert ReleasedDemographicParity(reference_group=1)(probs, y, groups).item() == pytest.approx(gap ** 2 / 18)
+    assert ReleasedDemographicParity()(probs, y, groups).item() == pytest.approx(gap ** 2 * 2 / 9)
+    assert ReleasedDemographicParity().gap(probs, y, groups, 2).item() == pytest.approx(0.2)
+    stacked = torch.stack([probs, probs.flip(0)])
+    rows = create_constraint("released_dp")(stacked, torch.zeros(2, 30), torch.stack([groups, groups]), 2)
+    assert rows.shape == (2,) and rows[0].item() == pytest.approx(gap ** 2 * 2 / 9)
+    with pytest.raises(ValueError, match="groups must be 'reference' or 'all'"):
+        ReleasedDemographicParity(groups="some")
+    with pytest.raises(ValueError, match="reference_group must be an integer >= 0"):
+        ReleasedDemographicParity(reference_group=-1)
