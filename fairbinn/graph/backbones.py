@@ -9,6 +9,7 @@ from torch_geometric.nn import GAT, GCN
 
 from ..core.fairness_layers import create_fairness_layer
 from ..core.model import FairModel
+from ..core.saving import records_build
 
 __all__ = [
     "GraphEncoder",
@@ -78,6 +79,7 @@ def create_gnn_body(
     return factory(in_channels, hidden_channels, num_layers, dropout=dropout, **kwargs)
 
 
+@records_build()
 def build_gnn(
     in_features: int,
     backbone: str | nn.Module = "gcn",

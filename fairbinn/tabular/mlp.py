@@ -8,6 +8,7 @@ from torch import nn
 
 from ..core.fairness_layers import create_fairness_layer, make_activation
 from ..core.model import FairModel
+from ..core.saving import records_build
 
 __all__ = ["build_mlp"]
 
@@ -21,6 +22,7 @@ def _dense(widths: Sequence[int], activation: str, dropout: float) -> list[nn.Mo
     return layers
 
 
+@records_build()
 def build_mlp(
     in_features: int,
     hidden_dims: Sequence[int] = (128, 128),

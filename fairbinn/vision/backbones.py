@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ..core.fairness_layers import create_fairness_layer, list_fairness_layers, make_activation
 from ..core.model import FairModel
+from ..core.saving import records_build
 
 __all__ = ["SOURCES", "BLOCK_FAIRNESS", "ConvResidualStack", "create_vision_model", "list_vision_fairness"]
 
@@ -116,6 +117,7 @@ class _TimmHead(nn.Module):
         return f"forward_head of {type(self.model).__name__} (parameters owned by the encoder)"
 
 
+@records_build(drop=("pretrained",))
 def create_vision_model(
     name: str = "resnet18",
     *,
