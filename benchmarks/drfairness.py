@@ -142,7 +142,7 @@ def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) 
             continue
         data = data or load_tabular(dataset, args.data_dir, seed=seed)
         config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=sampler.split("+")[0],
-                             ratio_k=k, ratio_hessian=hessian, seed=seed, progress=False)
+                             ratio_k=k, ratio_hessian=hessian, seed=seed, progress=False, leader_penalty=False)
         start = time.perf_counter()
         result = run_tabular(data, config, generated=noise_rows(data.train, seed) if "+noise" in sampler else None)
         log.append(_record(dataset, label, seed, args.epochs, result, start))
@@ -162,7 +162,7 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
             real = Rows(data.train, real_rows)
             noise = Rows(data.train, held_out, noise_seed=seed)
         config = paper_config(data.target).replace(
-            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, ratio_k=k,
+            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, ratio_k=k, leader_penalty=False,
             ratio_lr=VISION_RATIO_LR, ratio_hessian=hessian,
             sampler="uniform" if sampler == "uniform" else "drfairness",
         )

@@ -141,7 +141,7 @@ def worker(settings: dict) -> dict:
         "graph_tensors_gib": round(sum(t.numel() * t.element_size() for t in dataset.data.to_dict().values()
                                        if torch.is_tensor(t)) / 2**30, 3),
     }
-    config = TrainConfig(strategy=settings["strategy"], epochs=settings["warmup"] + settings["epochs"],
+    config = TrainConfig(strategy=settings["strategy"], leader_penalty=False, epochs=settings["warmup"] + settings["epochs"],
                          lr=1e-2, fairness_lr=1e-5, eta=1000.0, batch_size=settings["batch_size"],
                          device=settings["device"], seed=settings["seed"], selection_metric=None,
                          progress=False)

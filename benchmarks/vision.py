@@ -99,7 +99,7 @@ def measure_step_cost(data, args: argparse.Namespace, settings: dict) -> dict:
     batch = move_to(as_batch(next(iter(data.train.loader(args.batch_size)))), device)
     strategies = {}
     for strategy in args.strategies:
-        config = paper_config(data.target, strategy=strategy, device=args.device)
+        config = paper_config(data.target, strategy=strategy, device=args.device, leader_penalty=False)
         seed_everything(0)
         model = create_vision_model(fairness=args.fairness).to(device).train()
         strategies[strategy] = create_strategy(model, config, config.build_constraint(), num_groups=2)
@@ -146,7 +146,8 @@ def main() -> None:
 def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, seed: int) -> dict:
     """One training run through :func:`run_vision`, as a JSON-ready record."""
     config = paper_config(data.target, strategy=strategy, seed=seed, epochs=settings["epochs"],
-                          batch_size=args.batch_size, device=args.device, progress=False)
+                          batch_size=args.batch_size, device=args.device, progress=False,
+                          leader_penalty=False)  # the paper's game, as the committed tables
     result = run_vision(data, config, model_kwargs={"fairness": args.fairness}, num_workers=args.num_workers)
     extra = result.extra
     record = {

@@ -7,6 +7,7 @@ from .constraints import (
     EqualizedOdds,
     EqualOpportunity,
     FairnessConstraint,
+    ReleasedDemographicParity,
     create_constraint,
     list_constraints,
 )
@@ -23,6 +24,8 @@ from .fairness_layers import (
 from .model import FairModel
 from .pareto import DP_BUDGETS, accuracy_at_budgets, area_over_curve, pareto_front
 from .runtime import resolve_device, seed_everything
+from .saving import load_model, read_saved, records_build, save_model
+from .selection import EpochSelector
 from .stacked import NotStackableError, StackedTrainer, register_stacker, stack_models
 from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy
 from .trainer import Trainer, TrainResult
@@ -33,6 +36,7 @@ __all__ = [
     "DemographicParity",
     "EqualizedOdds",
     "EqualOpportunity",
+    "ReleasedDemographicParity",
     "create_constraint",
     "list_constraints",
     "Batch",
@@ -57,6 +61,11 @@ __all__ = [
     "stack_models",
     "resolve_device",
     "seed_everything",
+    "save_model",
+    "load_model",
+    "read_saved",
+    "records_build",
+    "EpochSelector",
     "Strategy",
     "ERM",
     "Lagrangian",

@@ -8,6 +8,7 @@ from typing import Any
 
 from .constraints import NORMS, FairnessConstraint, create_constraint
 from .drfairness import HESSIANS
+from .metrics import GAP_METRICS, REPORT_KEYS
 
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
 
@@ -15,9 +16,8 @@ STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 ORDERS = ("follower_first", "leader_first")
 SAMPLERS = ("uniform", "drfairness")
 """Ways of drawing training batches (``TrainConfig.sampler``)."""
-FAIRNESS_GAP_METRICS = ("dp", "eo", "eopp", "soft_dp", "soft_eo")
-"""Validation metrics that model selection minimises; every other one is maximised."""
-_SELECTABLE = ("accuracy", "auc", "ap") + FAIRNESS_GAP_METRICS
+FAIRNESS_GAP_METRICS = GAP_METRICS
+"""Validation metrics that model selection minimises (and fairness budgets bound); every other one is maximised."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class TrainConfig:
         ``erm``: all parameters minimise BCE. ``lagrangian``: all parameters
         minimise BCE + eta * fairness loss. ``bilevel`` (FairBiNN): the
         follower (fairness layers) steps on eta * fairness loss with its own
-        optimizer, the leader (everything else) steps on BCE.
+        optimizer, the leader (everything else) on BCE + eta * fairness loss
+        (the game of the authors' released code; ``leader_penalty=False``
+        gives the leader BCE alone, as the paper's Algorithm 1 writes it).
     eta : float, default 100.0
         Weight of the fairness loss (>= 0). Ignored by ``erm``.
     constraint : str or FairnessConstraint, default "dp"
@@ -50,13 +52,15 @@ class TrainConfig:
     order : {"follower_first", "leader_first"}, default "follower_first"
         Bilevel update order in a step: follower first as the authors' released
         code does, or leader first as the paper's Algorithm 1 writes it.
-    leader_penalty : bool, default False
+    leader_penalty : bool, default True
         Bilevel only: the leader minimises BCE + eta * fairness loss instead of
-        BCE alone. This is what the authors' released code effectively runs:
-        it does not clear the gradients of the follower's fairness loss before
-        the leader's backward pass, so they add up (there the penalty's
-        gradient is taken before the follower's step, here after it). The
-        paper's algorithm (and the default) gives the leader BCE alone.
+        BCE alone. This is the game the authors' released code runs and the
+        paper's numbers come from: it does not clear the gradients of the
+        follower's fairness loss before the leader's backward pass, so they
+        add up (there the penalty's gradient is taken before the follower's
+        step, here after it). ``False`` is the paper's Algorithm 1 as written
+        (the leader on BCE alone), which leaves DP at ERM's level: the leader,
+        100x faster than the follower, undoes the fairness block.
     separate_batches : bool, default False
         Bilevel only: the follower draws its own minibatches from an
         independent shuffle of the training data instead of sharing the
@@ -66,6 +70,20 @@ class TrainConfig:
         "ap" (maximised) or "dp", "eo", "eopp", "soft_dp", "soft_eo"
         (minimised). ``None`` keeps the last epoch. Without a validation split
         the last epoch is kept.
+    fairness_budget : float, optional
+        Budget selection: the reported epoch is the best validation
+        ``selection_metric`` among the epochs whose validation
+        ``budget_metric`` is at most this (> 0). If no epoch meets it, the
+        epoch with the smallest validation gap is kept, the result's
+        ``budget_met`` is False and a warning names the smallest gap reached.
+        Needs validation data and a ``selection_metric``.
+    budget_metric : {"dp", "soft_dp", "eo", "eopp", "soft_eo"}, default "dp"
+        The validation gap the budget bounds.
+    record_test : bool, default False
+        Also evaluate the test split after every epoch (the history gains
+        ``test_<metric>`` columns), so that every checkpoint can be reported
+        as a candidate (:func:`fairbinn.sweep`). Selection never reads them:
+        test metrics only report what validation chose.
     threshold : float, default 0.5
         Probability threshold for hard predictions in the metrics.
     seed : int, default 0
@@ -113,9 +131,12 @@ class TrainConfig:
     lr_decay: float = 1.0
     fairness_lr_decay: float = 1.0
     order: str = "follower_first"
-    leader_penalty: bool = False
+    leader_penalty: bool = True
     separate_batches: bool = False
     selection_metric: str | None = "accuracy"
+    fairness_budget: float | None = None
+    budget_metric: str = "dp"
+    record_test: bool = False
     threshold: float = 0.5
     seed: int = 0
     device: str = "cpu"
@@ -171,10 +192,19 @@ class TrainConfig:
             problems.append(f"ratio_damping must be a finite number > 0, got {self.ratio_damping!r}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
-        if self.selection_metric is not None and self.selection_metric not in _SELECTABLE:
+        if self.selection_metric is not None and self.selection_metric not in REPORT_KEYS:
             problems.append(
-                f"selection_metric must be None or one of {_SELECTABLE}, got {self.selection_metric!r}"
+                f"selection_metric must be None or one of {', '.join(REPORT_KEYS)}, got {self.selection_metric!r}"
             )
+        if self.fairness_budget is not None:
+            if not _is_number(self.fairness_budget) or not math.isfinite(self.fairness_budget) \
+                    or self.fairness_budget <= 0:
+                problems.append(f"fairness_budget must be a finite number > 0, got {self.fairness_budget!r}")
+            if self.selection_metric is None:
+                problems.append("fairness_budget chooses the best epoch under the budget by selection_metric, "
+                                "which cannot be None")
+        if self.budget_metric not in GAP_METRICS:
+            problems.append(f"budget_metric must be one of {', '.join(GAP_METRICS)}, got {self.budget_metric!r}")
         if not _is_number(self.threshold) or not 0 < self.threshold < 1:
             problems.append(f"threshold must be in (0, 1), got {self.threshold!r}")
         if problems:

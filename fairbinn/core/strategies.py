@@ -9,11 +9,13 @@ Bilevel step (FairBiNN), follower first, one shared minibatch::
     z = encoder(x)                          # one encoder forward, kept in the graph
     follower: eta * fairness(head(fairness_block(z.detach())))
               gradient w.r.t. the fairness block only, Adam step (fairness_lr)
-    leader:   BCE(head(fairness_block(z)))  # block already updated
+    leader:   BCE(head(fairness_block(z))) [+ eta * fairness]  # block already updated
               gradient w.r.t. encoder and head only, Adam step (lr)
 
-With ``config.leader_penalty`` the leader's loss is BCE + eta * fairness, as
-in the authors' released code (see :class:`~fairbinn.core.config.TrainConfig`).
+By default (``config.leader_penalty=True``) the leader's loss is BCE + eta *
+fairness, the game of the authors' released code, whose numbers the paper
+reports; ``leader_penalty=False`` is the paper's Algorithm 1 as written (the
+leader on BCE alone; see :class:`~fairbinn.core.config.TrainConfig`).
 
 The follower's backward never enters the encoder, and neither backward
 computes gradients for the other player's parameters. In leader-first order,

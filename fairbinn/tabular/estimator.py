@@ -38,8 +38,9 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         Hidden widths; default two layers as wide as the encoded input.
     num_fairness_layers : int, default 1
     fairness_layer : str, default "linear"
-    leader_penalty : bool, default False
-        See :class:`~fairbinn.core.config.TrainConfig`.
+    leader_penalty : bool, default True
+        See :class:`~fairbinn.core.config.TrainConfig` (True: the game of the
+        authors' released code; False: the paper's Algorithm 1).
     sensitive : str or list of str, optional
         Column name(s) of a DataFrame ``X`` holding the sensitive attribute;
         several columns are combined into intersectional groups (every
@@ -52,6 +53,13 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         Fraction of the training rows held out (stratified by label, seeded)
         to choose the epoch with the best validation accuracy; 0 keeps the
         last epoch.
+    fairness_budget : float, optional
+        Keep the most accurate epoch (on the held-out validation rows) whose
+        validation ``budget_metric`` is at most this; needs
+        ``validation_fraction > 0``. ``result_.budget_met`` says whether one
+        did (if not, the epoch with the smallest gap is kept, with a warning).
+    budget_metric : str, default "dp"
+        "dp", "soft_dp", "eo", "eopp" or "soft_eo".
     handle_unknown : {"error", "ignore"}, default "error"
         A category of a DataFrame column unseen in ``fit``: an error naming the
         column and value, or (``"ignore"``) all-zero indicators, as
@@ -93,10 +101,12 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         hidden_dims: Sequence[int] | None = None,
         num_fairness_layers: int = 1,
         fairness_layer: str = "linear",
-        leader_penalty: bool = False,
+        leader_penalty: bool = True,
         sensitive: str | Sequence[str] | None = None,
         keep_sensitive: bool = True,
         validation_fraction: float = 0.0,
+        fairness_budget: float | None = None,
+        budget_metric: str = "dp",
         handle_unknown: str = "error",
         random_state: int = 0,
         device: str = "cpu",
@@ -115,6 +125,8 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         self.sensitive = sensitive
         self.keep_sensitive = keep_sensitive
         self.validation_fraction = validation_fraction
+        self.fairness_budget = fairness_budget
+        self.budget_metric = budget_metric
         self.handle_unknown = handle_unknown
         self.random_state = random_state
         self.device = device
@@ -237,12 +249,16 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         groups = self._groups(sensitive_features, len(features), fit=True)
         if sensitive_features is None:
             self.groups_ = np.asarray([None], dtype=object)
+        if self.fairness_budget is not None and not self.validation_fraction:
+            raise ValueError("fairness_budget chooses the epoch on held-out validation rows; "
+                             "set validation_fraction > 0")
         train, val = self._splits(features, labels, groups)
         config = TrainConfig(
             strategy=self.strategy, eta=float(self.eta), constraint=self.constraint, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, fairness_lr=self.fairness_lr,
             leader_penalty=self.leader_penalty, seed=self.random_state, device=self.device, progress=False,
             selection_metric="accuracy" if val is not None else None,
+            fairness_budget=self.fairness_budget, budget_metric=self.budget_metric,
         )
         width = features.shape[1]
         if width == 0:

@@ -104,4 +104,5 @@ def run_tabular(
         },
         wall_time_s=time.perf_counter() - start,
     )
+    result.model = model
     return result

@@ -94,4 +94,5 @@ def run_vision(
         seconds_per_step=train_time / (len(train) * len(result.history)),
         wall_time_s=time.perf_counter() - start,
     )
+    result.model = model
     return result

@@ -115,3 +115,18 @@ def test_bad_input_is_named(make, message):
     y = np.arange(40) % 2
     with pytest.raises(ValueError, match=message):
         make(X, y)
+
+
+def test_fairness_budget_chooses_the_epoch_on_held_out_rows(adult_frame):
+    X, y = adult_frame
+    kwargs = dict(strategy="lagrangian", eta=2.0, epochs=6, sensitive="sex", handle_unknown="ignore",
+                  validation_fraction=0.25)
+    free = fairbinn.FairBiNNClassifier(**kwargs).fit(X, y)
+    gaps = [r["val_dp"] for r in free.result_.history]
+    budget = sorted(gaps)[2]
+    fair = fairbinn.FairBiNNClassifier(**kwargs, fairness_budget=budget).fit(X, y)
+    assert fair.result_.budget_met is True and fair.result_.val["dp"] <= budget
+    meeting = [r for r in fair.result_.history if r["val_dp"] <= budget]
+    assert fair.result_.val["accuracy"] == max(r["val_accuracy"] for r in meeting)
+    with pytest.raises(ValueError, match="set validation_fraction > 0"):
+        fairbinn.FairBiNNClassifier(strategy="lagrangian", epochs=1, sensitive="sex", fairness_budget=0.1).fit(X, y)
