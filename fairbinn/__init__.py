@@ -27,14 +27,15 @@ from .tabular import __all__ as _tabular_all
 from .vision import *  # noqa: F401,F403
 from .vision import __all__ as _vision_all
 from .plotting import plot_fronts, plot_history, read_reference_points, save_figure  # noqa: E402
-from .sweeps import PAPER_ETAS, sweep  # noqa: E402
+from .search import EtaSearch, search_etas  # noqa: E402
+from .sweeps import PAPER_ETAS, BudgetChoice, choose_under_budget, sweep  # noqa: E402
 from . import core, graph, metrics, tabular, vision  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "core", "graph", "metrics", "tabular", "vision", "__version__",
     *_core_all, *_tabular_all, *_graph_all, *_vision_all,
-    "sweep", "PAPER_ETAS", "plot_fronts", "plot_history", "read_reference_points", "save_figure",
+    "sweep", "PAPER_ETAS", "choose_under_budget", "BudgetChoice", "EtaSearch", "search_etas", "plot_fronts", "plot_history", "read_reference_points", "save_figure",
 ]
 
 

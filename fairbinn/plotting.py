@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from .core.pareto import pareto_front
+from .core.pareto import DP_BUDGETS, accuracy_at_budgets, pareto_front
 
 __all__ = ["plot_fronts", "plot_history", "plot_ratios", "read_reference_points", "save_figure"]
 
-_COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel+penalty": "tab:purple"}
+_COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel-paper": "tab:purple"}
 _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
            "eo": "equalized odds difference", "eopp": "equal opportunity difference"}
 
@@ -51,42 +51,54 @@ def plot_fronts(
     *,
     fairness: str = "dp",
     split: str = "test",
+    budgets: Sequence[float] = DP_BUDGETS,
     reference: pd.DataFrame | str | os.PathLike | None = None,
     title: str | None = None,
     ax: Any = None,
 ):
-    """Accuracy against unfairness for each strategy of a :func:`fairbinn.sweep` table.
+    """Accuracy against unfairness of a :func:`fairbinn.sweep` table: what validation chose, at its ``split`` metrics.
 
-    Every model is a faint dot at its ``split`` metrics. Each strategy's curve
-    joins the means over seeds of its etas that are on the Pareto front of the
-    *validation* means (so the curve's points are chosen without the test
-    split), drawn at their ``split`` means with one standard deviation as
-    error bars. ``reference`` points (a DataFrame or a CSV read by
-    :func:`read_reference_points`) are drawn as black crosses with their labels.
+    For each strategy: small dots are the checkpoints (rows) on each seed's
+    *validation* Pareto front (validation accuracy up, validation
+    ``fairness`` down); the line joins, for each budget, the checkpoint
+    :func:`~fairbinn.core.pareto.accuracy_at_budgets` chooses on validation,
+    as the mean over seeds with one standard deviation as error bars (a
+    budget no seed meets is left out). Every choice is made on the validation
+    columns; the ``split`` columns only place the points. ``budgets`` are
+    drawn as dotted vertical lines; ``reference`` points (a DataFrame or a
+    CSV read by :func:`read_reference_points`, e.g. the paper's) as black
+    crosses with their labels.
 
     Returns the matplotlib ``Figure``; :func:`save_figure` writes it.
     """
     plt = _pyplot()
     acc, unf = f"{split}_accuracy", f"{split}_{fairness}"
-    missing = [c for c in ("strategy", "eta", acc, unf, "val_accuracy", f"val_{fairness}") if c not in table.columns]
+    needed = ("strategy", "seed", acc, unf, "val_accuracy", f"val_{fairness}")
+    missing = [c for c in needed if c not in table.columns]
     if missing:
         raise ValueError(f"the sweep table has no column(s) {missing}")
     if ax is None:
         figure, ax = plt.subplots(figsize=(6.4, 4.6))
     else:
         figure = ax.figure
+    chosen = accuracy_at_budgets(table, budgets, fairness=fairness) if budgets else None
     for strategy, part in table.groupby("strategy", sort=False):
         color = _COLORS.get(strategy)
-        ax.scatter(part[unf], part[acc], s=10, alpha=0.3, color=color)
-        means = part.groupby("eta")[["val_accuracy", f"val_{fairness}", acc, unf]].agg(["mean", "std"])
-        chosen = pareto_front(
-            pd.DataFrame({"a": means[("val_accuracy", "mean")], "u": means[(f"val_{fairness}", "mean")]}),
-            accuracy="a", unfairness="u",
-        ).index
-        curve = means.loc[chosen].sort_values((unf, "mean"))
-        ax.errorbar(curve[(unf, "mean")], curve[(acc, "mean")], xerr=curve[(unf, "std")].fillna(0),
-                    yerr=curve[(acc, "std")].fillna(0), marker="o", ms=4, lw=1.2, capsize=2, color=color,
-                    label=strategy if len(means) == 1 else f"{strategy} (front chosen on validation)")
+        fronts = [pareto_front(seed_rows, accuracy="val_accuracy", unfairness=f"val_{fairness}")
+                  for _, seed_rows in part.groupby("seed")]
+        front = pd.concat(fronts)
+        ax.scatter(front[unf], front[acc], s=9, alpha=0.35, color=color)
+        if chosen is None:
+            continue
+        mine = chosen[(chosen["strategy"] == strategy) & chosen["found"]]
+        points = mine.groupby("budget")[[unf, acc]].agg(["mean", "std"])
+        if points.empty:
+            continue
+        ax.errorbar(points[(unf, "mean")], points[(acc, "mean")], xerr=points[(unf, "std")].fillna(0),
+                    yerr=points[(acc, "std")].fillna(0), marker="o", ms=4, lw=1.2, capsize=2, color=color,
+                    label=f"{strategy}: chosen per budget on validation")
+    for budget in budgets or ():
+        ax.axvline(budget, color="grey", lw=0.6, ls=":")
     if reference is not None:
         points = reference if isinstance(reference, pd.DataFrame) else read_reference_points(reference, fairness)
         ax.scatter(points[fairness], points["accuracy"], marker="x", s=50, color="black", zorder=5)
@@ -96,7 +108,7 @@ def plot_fronts(
     ax.set_xlabel(f"{split} {_LABELS.get(fairness, fairness)} (lower is fairer)")
     ax.set_ylabel(f"{split} accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
     figure.tight_layout()

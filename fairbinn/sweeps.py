@@ -1,12 +1,23 @@
-"""One call for a whole accuracy-fairness trade-off: strategies x etas x seeds.
+"""One call for a whole accuracy-fairness trade-off: strategies x etas x seeds, every checkpoint a candidate.
 
 ``sweep`` trains every (strategy, eta, seed) model of one dataset and returns
-a table with one row per model and its selected epoch. On tabular data the
-models of one strategy are trained together as a stack (see
-:mod:`fairbinn.core.stacked`): one pass over each minibatch updates all of
-them, and each model's results equal those of training it alone with the
+a table with one row per checkpoint (epoch) of every model, with its
+validation metrics and the test metrics of that checkpoint. Which
+checkpoints answer a question (a front, a budget) is then chosen on the
+validation columns alone (:func:`~fairbinn.core.pareto.pareto_front`,
+:func:`~fairbinn.core.pareto.accuracy_at_budgets`); the test columns only
+report what validation chose. ``etas="auto"`` finds the etas where the
+trade-off lives (:mod:`fairbinn.search`).
+
+On tabular data the models of one strategy are trained together as a stack
+(see :mod:`fairbinn.core.stacked`): one pass over each minibatch updates all
+of them, and each model's results equal those of training it alone with the
 same seed (up to floating-point rounding). Graphs, images and networks that
 cannot be stacked (dropout > 0, unknown layers) are trained one at a time.
+
+:func:`choose_under_budget` trains one strategy (etas searched
+automatically by default) and returns the most accurate checkpoint on
+validation whose validation gap meets a budget, with its model.
 """
 
 from __future__ import annotations
@@ -14,30 +25,38 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from .core.config import STRATEGY_NAMES, TrainConfig
 from .core.runtime import seed_everything
+from .core.selection import EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.trainer import TrainResult
 from .graph.dataset import GraphDataset
 from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS, run_graph
+from .search import EtaSearch, search_etas
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
 from .tabular.preprocess import TabularDataset
 from .vision.celeba import CelebASplits
 from .vision.experiment import paper_config, run_vision
 
-__all__ = ["sweep", "PAPER_ETAS", "SWEEP_COLUMNS"]
+__all__ = ["sweep", "choose_under_budget", "BudgetChoice", "PAPER_ETAS", "SWEEP_COLUMNS", "ROWS"]
 
 PAPER_ETAS = (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 """The eta grid of the reproduction report."""
 
-SWEEP_COLUMNS = ("strategy", "eta", "seed", "epoch", "selection")
-"""The columns that identify a point; then ``val_<metric>``, ``test_<metric>``,
-``train_time_s`` and ``stack_size``."""
+SWEEP_COLUMNS = ("strategy", "eta", "seed", "epoch")
+"""The columns that identify a point; then (epoch rows) ``selected`` and, with
+``etas="auto"``, ``search``, or (model rows) ``selection`` and, with a budget,
+``budget_met``; then ``val_<metric>``, ``test_<metric>``, ``train_time_s`` and
+``stack_size``."""
+
+ROWS = ("epochs", "models")
+"""What a row of :func:`sweep` is: a checkpoint (every epoch of every model) or a model (its selected epoch)."""
 
 
 def _load(data: Any, data_dir: str | os.PathLike | None) -> TabularDataset | GraphDataset | CelebASplits:
@@ -51,7 +70,7 @@ def _load(data: Any, data_dir: str | os.PathLike | None) -> TabularDataset | Gra
     if name in GRAPH_DATASETS:
         return load_graph(name, data_dir)
     raise ValueError(
-        f"unknown dataset {data!r} for a sweep; use {sorted(TABULAR_DATASETS) + sorted(GRAPH_DATASETS)}, "
+        f"unknown dataset {data!r} for a sweep; use {', '.join(sorted(TABULAR_DATASETS) + sorted(GRAPH_DATASETS))}, "
         "or pass loaded CelebA splits (fairbinn.load_celeba)"
     )
 
@@ -64,25 +83,110 @@ def _default_config(dataset: Any) -> TrainConfig:
     return TrainConfig()
 
 
-def _row(result: TrainResult, strategy: str, seconds: float, stack_size: int) -> dict[str, Any]:
+def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dict[str, float]:
+    """``val_*`` and ``test_*`` of the selected epoch (``record`` None) or of one history record."""
+    if record is None:
+        return {**{f"val_{k}": v for k, v in (result.val or {}).items()},
+                **{f"test_{k}": v for k, v in (result.test or {}).items()}}
+    return {k: v for k, v in record.items() if k.startswith(("val_", "test_"))}
+
+
+def _epoch_rows(result: TrainResult, strategy: str, stack_size: int) -> list[dict[str, Any]]:
     config = result.config
-    return {
-        "strategy": strategy,
-        "eta": config["eta"],
-        "seed": config["seed"],
-        "epoch": result.selected_epoch,
-        "selection": config["selection_metric"] or "last",
-        **{f"val_{k}": v for k, v in (result.val or {}).items()},
-        **{f"test_{k}": v for k, v in (result.test or {}).items()},
-        "train_time_s": seconds,
-        "stack_size": stack_size,
-    }
+    return [{"strategy": strategy, "eta": config["eta"], "seed": config["seed"], "epoch": record["epoch"],
+             "selected": record["epoch"] == result.selected_epoch, **_metrics(result, record),
+             "train_time_s": record["train_time_s"] / stack_size, "stack_size": stack_size}
+            for record in result.history]
+
+
+def _model_row(result: TrainResult, strategy: str, seconds: float, stack_size: int) -> dict[str, Any]:
+    config = result.config
+    budget = {} if result.budget_met is None else {"budget_met": result.budget_met}
+    return {"strategy": strategy, "eta": config["eta"], "seed": config["seed"], "epoch": result.selected_epoch,
+            "selection": config["selection_metric"] or "last", **budget, **_metrics(result),
+            "train_time_s": seconds, "stack_size": stack_size}
+
+
+@dataclass
+class _Fitter:
+    """Trains (eta, seed) pairs of one configuration on one dataset: stacked where it can, else one at a time.
+
+    Each trained model's result (with ``.model``) is shown to ``keep`` and
+    reduced to rows at once, so models are not held longer than needed.
+    """
+
+    dataset: Any
+    model_kwargs: dict[str, Any] | None
+    backbone: str
+    stack: bool
+    max_stack: int | None
+    fused_adam: bool
+    keep: Callable[[TrainResult], None] | None = None
+
+    def fit(self, config: TrainConfig, pairs: list[tuple[float, int]], label: str) -> tuple[list[dict], list[dict]]:
+        """Epoch rows and model rows of the models of ``pairs`` trained with ``config``."""
+        epoch_rows: list[dict] = []
+        model_rows: list[dict] = []
+        size = len(pairs) if self.max_stack is None else self.max_stack
+        for begin in range(0, len(pairs), size):
+            for result, seconds, stack_size in self._chunk(config, pairs[begin:begin + size]):
+                if self.keep is not None:
+                    self.keep(result)
+                result.model = None
+                epoch_rows += _epoch_rows(result, label, stack_size)
+                model_rows.append(_model_row(result, label, seconds, stack_size))
+        return epoch_rows, model_rows
+
+    def _chunk(self, config: TrainConfig, pairs: list[tuple[float, int]]):
+        if self.stack and isinstance(self.dataset, TabularDataset):
+            try:
+                yield from self._stacked(config, pairs)
+                return
+            except NotStackableError as reason:
+                warnings.warn(f"training {len(pairs)} models one at a time: {reason}", stacklevel=5)
+        for eta, seed in pairs:
+            start = time.perf_counter()
+            result = self._one(config.replace(eta=float(eta), seed=int(seed)))
+            yield result, time.perf_counter() - start, 1
+
+    def _stacked(self, config: TrainConfig, pairs: list[tuple[float, int]]):
+        models = []
+        for _, seed in pairs:
+            seed_everything(seed)
+            models.append(paper_mlp(self.dataset, **(self.model_kwargs or {})))
+        stacked = stack_models(models)
+        trainer = StackedTrainer(config, [eta for eta, _ in pairs], [seed for _, seed in pairs],
+                                 adam_kwargs={"fused": True} if self.fused_adam else None)
+        start = time.perf_counter()
+        results = trainer.fit(stacked, self.dataset.train, self.dataset.val, self.dataset.test)
+        share = (time.perf_counter() - start) / len(pairs)
+        for index, (result, model) in enumerate(zip(results, models)):
+            model.load_state_dict(stacked.model_state_dict(index))
+            result.model = model
+            yield result, share, len(pairs)
+
+    def _one(self, config: TrainConfig) -> TrainResult:
+        if isinstance(self.dataset, TabularDataset):
+            return run_tabular(self.dataset, config, model_kwargs=self.model_kwargs)
+        if isinstance(self.dataset, GraphDataset):
+            return run_graph(self.dataset, config, backbone=self.backbone, model_kwargs=self.model_kwargs)
+        return run_vision(self.dataset, config, model_kwargs=self.model_kwargs)
+
+
+def _check_etas(etas: Sequence[float] | str, strategies: Sequence[str]) -> None:
+    if isinstance(etas, str):
+        if etas != "auto":
+            raise ValueError(f"etas must be a list of numbers or 'auto', got {etas!r}")
+        if all(s == "erm" for s in strategies):
+            raise ValueError("etas='auto' searches eta, and ERM has none; add lagrangian or bilevel")
+    elif any(s != "erm" for s in strategies) and not etas:
+        raise ValueError("etas must not be empty")
 
 
 def sweep(
     data: str | TabularDataset | GraphDataset | CelebASplits,
     strategies: Sequence[str] = ("bilevel", "lagrangian", "erm"),
-    etas: Sequence[float] = PAPER_ETAS,
+    etas: Sequence[float] | str = PAPER_ETAS,
     seeds: Sequence[int] = (0,),
     *,
     config: TrainConfig | None = None,
@@ -92,9 +196,11 @@ def sweep(
     stack: bool = True,
     max_stack: int | None = None,
     fused_adam: bool = False,
+    rows: str = "epochs",
+    search: EtaSearch | None = None,
     **config_overrides: Any,
 ) -> pd.DataFrame:
-    """Train every (strategy, eta, seed) model on one dataset; one row per model.
+    """Train every (strategy, eta, seed) model on one dataset; one row per checkpoint (or per model).
 
     Parameters
     ----------
@@ -103,7 +209,11 @@ def sweep(
         ``TabularDataset``, ``GraphDataset`` or ``CelebASplits``.
     strategies : sequence of str, default ("bilevel", "lagrangian", "erm")
         ERM ignores eta and is trained once per seed (its rows have eta 0).
-    etas : sequence of float, default :data:`PAPER_ETAS`
+    etas : sequence of float or "auto", default :data:`PAPER_ETAS`
+        ``"auto"``: per strategy, a coarse pass finds where the validation
+        gap (``config.budget_metric``, default DP) moves from ERM's level to
+        ~0 and a refined pass fills that interval (:func:`fairbinn.search.search_etas`;
+        16 etas in all by default, the seeds sharing them).
     seeds : sequence of int, default (0,)
         Each seed fixes a model's initialisation and shuffling, as in
         :func:`fairbinn.run_tabular` / :func:`fairbinn.run_graph`.
@@ -111,8 +221,8 @@ def sweep(
         Shared settings; default the paper's for the dataset (tabular:
         ``TrainConfig()``, graphs: ``PAPER_GRAPH_SETTINGS``, CelebA:
         ``paper_config(target)``), then ``config_overrides``. Its
-        ``selection_metric`` picks each model's epoch on validation (default
-        validation accuracy; ``None``: the last epoch).
+        ``selection_metric`` (and ``fairness_budget``) mark each model's
+        selected epoch.
     model_kwargs : dict, optional
         Passed to ``paper_mlp`` / ``paper_gnn`` / ``create_vision_model``.
     backbone : str, default "gcn"
@@ -127,79 +237,166 @@ def sweep(
         Stacks use ``torch.optim.Adam(fused=True)``: faster for large stacks,
         but it rounds differently from the per-model default, so results
         then differ from separate runs beyond the last few bits.
+    rows : {"epochs", "models"}, default "epochs"
+        ``"epochs"``: one row per checkpoint (every epoch of every model) with
+        ``selected`` marking each model's selected epoch. ``"models"``: one
+        row per model, its selected epoch only, with ``selection`` (the
+        metric that chose it) and, with a budget, ``budget_met``.
+    search : EtaSearch, optional
+        Settings of ``etas="auto"``.
 
     Returns
     -------
-    DataFrame, one row per model: ``strategy``, ``eta``, ``seed``, ``epoch``
-    (the selected one), ``selection`` (the metric that chose it), then
-    ``val_<metric>`` and ``test_<metric>`` for each metric of
-    :func:`~fairbinn.core.metrics.binary_fairness_report` (accuracy, auc, ap,
-    dp, eo, eopp, soft_dp, soft_eo), ``train_time_s`` (wall time of training
-    and per-epoch validation; for a stack, the stack's time divided by its
-    size) and ``stack_size`` (1 for a model trained alone). Test metrics are
-    those of the selected epoch only.
+    DataFrame: ``strategy``, ``eta``, ``seed``, ``epoch``, then the row kind's
+    columns (see :data:`SWEEP_COLUMNS`; ``search`` says which pass trained
+    an automatic eta), ``val_<metric>`` and ``test_<metric>`` for each metric
+    of :func:`~fairbinn.core.metrics.binary_fairness_report` (accuracy, auc,
+    ap, dp, eo, eopp, soft_dp, soft_eo; NaN where the split cannot measure a
+    gap), ``train_time_s`` (model rows: wall time of training and per-epoch
+    evaluation; epoch rows: that epoch's training; a stack's time is shared
+    by its models) and ``stack_size``. The test columns are those of each
+    row's own checkpoint; they only report what the validation columns
+    choose and must never be used to choose.
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES]
     if unknown or not strategies:
-        raise ValueError(f"strategies must be a non-empty list of {STRATEGY_NAMES}; got {list(strategies)}")
+        raise ValueError(f"strategies must be a non-empty list of {', '.join(STRATEGY_NAMES)}; got {list(strategies)}")
     if not seeds:
         raise ValueError("seeds must not be empty")
     if max_stack is not None and (not isinstance(max_stack, int) or max_stack < 1):
         raise ValueError(f"max_stack must be a positive integer, got {max_stack!r}")
-    if any(s != "erm" for s in strategies) and not etas:
-        raise ValueError("etas must not be empty")
-    dataset = _load(data, data_dir)
+    if rows not in ROWS:
+        raise ValueError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
+    _check_etas(etas, strategies)
     if (config and config.checkpoint_dir) or config_overrides.get("checkpoint_dir"):
         raise ValueError("sweep does not write checkpoints: every model would share checkpoint_dir")
+    dataset = _load(data, data_dir)
     base = config or _default_config(dataset)
-    if config_overrides:
-        base = base.replace(**config_overrides)
-    rows: list[dict[str, Any]] = []
-    for strategy in dict.fromkeys(strategies):
-        pairs = [(eta, seed) for seed in seeds for eta in ((0.0,) if strategy == "erm" else etas)]
-        strategy_config = base.replace(strategy=strategy)
-        size = len(pairs) if max_stack is None else max_stack
-        for begin in range(0, len(pairs), size):
-            chunk = pairs[begin : begin + size]
-            rows += _train_chunk(dataset, strategy_config, chunk, stack, fused_adam, model_kwargs, backbone)
-    return pd.DataFrame(rows)
+    base = base.replace(**{**config_overrides, "record_test": True})
+    fitter = _Fitter(dataset, model_kwargs, backbone, stack, max_stack, fused_adam)
+    tables = [_sweep_strategy(fitter, base.replace(strategy=strategy), etas, seeds, search, rows)
+              for strategy in dict.fromkeys(strategies)]
+    return pd.concat(tables, ignore_index=True)
 
 
-def _train_chunk(dataset, config, pairs, stack, fused_adam, model_kwargs, backbone) -> list[dict[str, Any]]:
-    if stack and isinstance(dataset, TabularDataset):
-        try:
-            return _train_stacked(dataset, config, pairs, fused_adam, model_kwargs)
-        except NotStackableError as reason:
-            warnings.warn(f"training {len(pairs)} models one at a time: {reason}", stacklevel=3)
-    rows = []
-    for eta, seed in pairs:
-        start = time.perf_counter()
-        result = _train_one(dataset, config.replace(eta=float(eta), seed=int(seed)), model_kwargs, backbone)
-        rows.append(_row(result, config.strategy, time.perf_counter() - start, 1))
-    return rows
+def _sweep_strategy(fitter: _Fitter, config: TrainConfig, etas, seeds, search, rows: str,
+                    label: str | None = None) -> pd.DataFrame:
+    """One strategy's table (epoch or model rows)."""
+    label = label or config.strategy
+    model_rows: list[dict] = []
+
+    def train(etas_: Sequence[float], epochs: int) -> pd.DataFrame:
+        pairs = [(float(eta), int(seed)) for seed in seeds for eta in etas_]
+        epoch_rows, models = fitter.fit(config.replace(epochs=epochs), pairs, label)
+        model_rows.extend(models)
+        return pd.DataFrame(epoch_rows)
+
+    if config.strategy == "erm":
+        table = train([0.0], config.epochs)
+    elif isinstance(etas, str):
+        table = search_etas(train, config.epochs, metric=config.budget_metric, budget=config.fairness_budget,
+                            search=search)
+    else:
+        table = train(etas, config.epochs)
+    if rows == "models":
+        models = pd.DataFrame(model_rows)
+        if "search" in table.columns:  # which pass trained each model
+            passes = table.drop_duplicates(["eta", "seed"]).set_index(["eta", "seed"])["search"]
+            models.insert(5, "search", [passes[(e, s)] for e, s in zip(models["eta"], models["seed"])])
+        return models
+    if "search" in table.columns:
+        table.insert(5, "search", table.pop("search"))
+    return table
 
 
-def _tabular_model(dataset: TabularDataset, seed: int, model_kwargs):
-    seed_everything(seed)
-    return paper_mlp(dataset, **(model_kwargs or {}))
+@dataclass
+class BudgetChoice:
+    """What :func:`choose_under_budget` chose.
+
+    Attributes
+    ----------
+    strategy : str
+    result : TrainResult
+        The chosen model's run: ``config`` (its eta), ``selected_epoch``,
+        ``val`` and ``test`` metrics of that epoch, ``budget_met`` and
+        ``model`` (holding that epoch's parameters).
+    table : DataFrame
+        Every checkpoint that was a candidate, as :func:`sweep` gives them.
+    """
+
+    strategy: str
+    result: TrainResult
+    table: pd.DataFrame
+
+    @property
+    def eta(self) -> float:
+        return self.result.config["eta"]
+
+    @property
+    def epoch(self) -> int:
+        return self.result.selected_epoch
+
+    @property
+    def budget_met(self) -> bool:
+        return bool(self.result.budget_met)
 
 
-def _train_stacked(dataset, config, pairs, fused_adam, model_kwargs) -> list[dict[str, Any]]:
-    models = [_tabular_model(dataset, seed, model_kwargs) for _, seed in pairs]
-    stacked = stack_models(models)
-    trainer = StackedTrainer(
-        config, [eta for eta, _ in pairs], [seed for _, seed in pairs],
-        adam_kwargs={"fused": True} if fused_adam else None,
-    )
-    start = time.perf_counter()
-    results = trainer.fit(stacked, dataset.train, dataset.val, dataset.test)
-    share = (time.perf_counter() - start) / len(pairs)
-    return [_row(result, config.strategy, share, len(pairs)) for result in results]
+def choose_under_budget(
+    data: str | TabularDataset | GraphDataset | CelebASplits,
+    strategy: str,
+    budget: float,
+    *,
+    budget_metric: str = "dp",
+    etas: Sequence[float] | str = "auto",
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    data_dir: str | os.PathLike | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    backbone: str = "gcn",
+    stack: bool = True,
+    fused_adam: bool = True,
+    search: EtaSearch | None = None,
+    **config_overrides: Any,
+) -> BudgetChoice:
+    """Train ``strategy`` (over ``etas``, searched by default) and choose, on validation, a model under a budget.
 
+    Every epoch of every eta is a candidate: the chosen one has the best
+    validation ``selection_metric`` (accuracy by default) among those whose
+    validation ``budget_metric`` is at most ``budget``; if none is, the one
+    with the smallest validation gap (``budget_met`` False, with a warning).
+    ERM has no eta and is trained once. The candidates' table has no test
+    columns: test metrics are reported for the chosen checkpoint only. Stacks
+    use fused Adam by default (``fused_adam``; about a quarter faster per
+    step on a CPU, rounding differently from a model trained alone). Other
+    arguments as for :func:`sweep`.
+    """
+    if strategy not in STRATEGY_NAMES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGY_NAMES)}, got {strategy!r}")
+    dataset = _load(data, data_dir)
+    base = (config or _default_config(dataset)).replace(**config_overrides)
+    base = base.replace(strategy=strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
+                        record_test=False)
+    if strategy != "erm":
+        _check_etas(etas, [strategy])
+    chooser = EpochSelector(base.selection_metric, budget=budget, budget_metric=budget_metric)
+    count = 0
 
-def _train_one(dataset, config: TrainConfig, model_kwargs, backbone) -> TrainResult:
-    if isinstance(dataset, TabularDataset):
-        return run_tabular(dataset, config, model_kwargs=model_kwargs)
-    if isinstance(dataset, GraphDataset):
-        return run_graph(dataset, config, backbone=backbone, model_kwargs=model_kwargs)
-    return run_vision(dataset, config, model_kwargs=model_kwargs)
+    def keep(result: TrainResult) -> None:  # the best model so far under the budget, with its parameters
+        nonlocal count
+        count += 1
+        chooser.update(count, {f"val_{k}": v for k, v in result.val.items()}, lambda: (result, result.model))
+
+    fitter = _Fitter(dataset, model_kwargs, backbone, stack, None, fused_adam, keep=keep)
+    with warnings.catch_warnings():  # models missing the budget are expected while eta is searched
+        warnings.filterwarnings("ignore", message=".*met no epoch under the budget|.*no epoch met the validation")
+        table = _sweep_strategy(fitter, base, etas, [seed], search, "epochs")
+    chosen, model = chooser.best_state
+    chosen.model = model
+    if not chooser.budget_met:
+        gap = chosen.val[budget_metric]
+        warnings.warn(f"{strategy}: no checkpoint met the validation {budget_metric} budget {budget:g}; the smallest "
+                      f"validation {budget_metric} was {gap:.4f} (eta {chosen.config['eta']:g}, epoch "
+                      f"{chosen.selected_epoch}), the checkpoint kept; "
+                      + ("ERM has no fairness term" if strategy == "erm" else "try larger etas"),
+                      UserWarning, stacklevel=2)
+    return BudgetChoice(strategy, chosen, table)

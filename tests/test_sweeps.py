@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,7 +22,7 @@ SETTINGS = dict(epochs=3, batch_size=50, lr=1e-2, fairness_lr=1e-3, progress=Fal
 
 
 def test_sweep_rows_and_columns():
-    table = fairbinn.sweep(DATA, ["bilevel", "erm"], [0.0, 30.0], [0, 1], **SETTINGS)
+    table = fairbinn.sweep(DATA, ["bilevel", "erm"], [0.0, 30.0], [0, 1], rows="models", **SETTINGS)
     assert len(table) == 2 * 2 + 2  # ERM once per seed
     assert list(table.columns[:5]) == ["strategy", "eta", "seed", "epoch", "selection"]
     for split in ("val", "test"):
@@ -34,8 +35,8 @@ def test_sweep_rows_and_columns():
 
 
 def test_stacked_sweep_equals_one_model_at_a_time_and_run_tabular():
-    stacked = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], **SETTINGS)
-    alone = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], stack=False, **SETTINGS)
+    stacked = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], rows="models", **SETTINGS)
+    alone = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 10.0, 100.0], [0, 3], rows="models", stack=False, **SETTINGS)
     assert alone["stack_size"].eq(1).all()
     metrics = [c for c in stacked.columns if c.startswith(("val_", "test_"))]
     pd.testing.assert_frame_equal(stacked[["eta", "seed", "epoch"]], alone[["eta", "seed", "epoch"]])
@@ -48,14 +49,15 @@ def test_stacked_sweep_equals_one_model_at_a_time_and_run_tabular():
 
 def test_unstackable_networks_fall_back_with_a_warning():
     with pytest.warns(UserWarning, match="one at a time: dropout"):
-        table = fairbinn.sweep(DATA, ["bilevel"], [1.0], [0, 1], model_kwargs={"dropout": 0.2}, **SETTINGS)
+        table = fairbinn.sweep(DATA, ["bilevel"], [1.0], [0, 1], model_kwargs={"dropout": 0.2}, rows="models",
+                               **SETTINGS)
     assert table["stack_size"].tolist() == [1, 1]
 
 
 def test_max_stack_splits_the_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        table = fairbinn.sweep(DATA, ["bilevel"], [0.0, 1.0, 2.0], [0], max_stack=2, **SETTINGS)
+        table = fairbinn.sweep(DATA, ["bilevel"], [0.0, 1.0, 2.0], [0], max_stack=2, rows="models", **SETTINGS)
     assert table["stack_size"].tolist() == [2, 2, 1]
 
 
@@ -104,7 +106,7 @@ def test_reference_points_errors_name_the_file_and_line(tmp_path):
 def test_graph_sweep_trains_one_model_at_a_time(data_dir):
     nba = fairbinn.load_nba(data_dir, test_as_val=False)
     table = fairbinn.sweep(nba, ["bilevel", "erm"], [0.0, 1000.0], [0], backbone="gcn", epochs=2,
-                           progress=False)
+                           progress=False, rows="models")
     assert table["strategy"].tolist() == ["bilevel", "bilevel", "erm"]
     assert table["stack_size"].eq(1).all()
     one = fairbinn.run_graph(nba, strategy="bilevel", eta=1000.0, seed=0, epochs=2, progress=False)
@@ -122,3 +124,85 @@ def test_training_curves_have_one_colour_per_run():
     assert {line.get_color() for line in fairness.lines} == {"C1"}
     assert [line.get_color() for line in accuracy.lines] == ["C0", "C0", "C1", "C1"]
     assert list(accuracy.lines[0].get_ydata()) == [r["val_accuracy"] for r in runs[0][1].history]
+
+
+def test_every_checkpoint_is_a_row_with_its_own_test_metrics():
+    epochs = fairbinn.sweep(DATA, ["bilevel", "erm"], [0.0, 30.0], [0, 1], **SETTINGS)
+    models = fairbinn.sweep(DATA, ["bilevel", "erm"], [0.0, 30.0], [0, 1], rows="models", **SETTINGS)
+    assert len(epochs) == (2 * 2 + 2) * 3 and list(epochs.columns[:5]) == ["strategy", "eta", "seed", "epoch",
+                                                                           "selected"]
+    assert all(list(part) == [1, 2, 3] for _, part in epochs.groupby(["strategy", "eta", "seed"])["epoch"])
+    chosen = epochs[epochs["selected"]].reset_index(drop=True)
+    metrics = [c for c in models.columns if c.startswith(("val_", "test_"))]
+    pd.testing.assert_frame_equal(chosen[["strategy", "eta", "seed", "epoch", *metrics]],
+                                  models[["strategy", "eta", "seed", "epoch", *metrics]])
+    # a checkpoint's test columns are that epoch's: a run stopped there gives them
+    one = fairbinn.run_tabular(DATA, strategy="bilevel", eta=30.0, seed=1, selection_metric=None,
+                               **{**SETTINGS, "epochs": 2})
+    row = epochs[(epochs.strategy == "bilevel") & (epochs.eta == 30.0) & (epochs.seed == 1) & (epochs.epoch == 2)]
+    assert row["test_accuracy"].item() == pytest.approx(one.test["accuracy"], abs=1e-6)
+    assert row["test_dp"].item() == pytest.approx(one.test["dp"], abs=1e-6)
+
+
+def test_automatic_etas_search_then_refine():
+    table = fairbinn.sweep(DATA, ["lagrangian", "erm"], "auto", [0], **{**SETTINGS, "epochs": 5})
+    lagrangian = table[table.strategy == "lagrangian"]
+    assert lagrangian["eta"].nunique() == 16
+    passes = lagrangian.groupby("search")["epoch"].max().to_dict()
+    assert passes == {"coarse": 1, "refined": 5}  # the coarse pass trains a fifth of the epochs
+    assert set(lagrangian[lagrangian.search == "coarse"]["eta"]) == set(fairbinn.EtaSearch().coarse)
+    assert len(table[table.strategy == "erm"]) == 5 and table[table.strategy == "erm"]["search"].isna().all()
+    models = fairbinn.sweep(DATA, ["lagrangian"], "auto", [0], rows="models", search=fairbinn.EtaSearch(refined=2),
+                            **{**SETTINGS, "epochs": 5})
+    assert len(models) == 10 and models["search"].tolist() == ["coarse"] * 8 + ["refined"] * 2
+    with pytest.raises(ValueError, match="etas='auto' searches eta, and ERM has none"):
+        fairbinn.sweep(DATA, ["erm"], "auto", **SETTINGS)
+    with pytest.raises(ValueError, match="etas must be a list of numbers or 'auto', got 'many'"):
+        fairbinn.sweep(DATA, ["lagrangian"], "many", **SETTINGS)
+
+
+def _permute_test_columns(table, seed):
+    shuffled = table.copy()
+    order = np.random.default_rng(seed).permutation(len(table))
+    for column in [c for c in table.columns if c.startswith("test_")]:
+        shuffled[column] = table[column].to_numpy()[order]
+    return shuffled
+
+
+def test_no_choice_reads_the_test_columns():
+    table = fairbinn.sweep(DATA, ["bilevel", "lagrangian"], [0.0, 3.0, 30.0], [0, 1], **SETTINGS)
+    shuffled = _permute_test_columns(table, 0)
+    assert not shuffled["test_accuracy"].equals(table["test_accuracy"])
+    keys = ["strategy", "eta", "seed", "epoch"]
+    front = fairbinn.pareto_front(table, accuracy="val_accuracy", unfairness="val_dp")
+    assert front.index.equals(fairbinn.pareto_front(shuffled, accuracy="val_accuracy", unfairness="val_dp").index)
+    for fairness in ("dp", "soft_dp"):
+        chosen = fairbinn.accuracy_at_budgets(table, [0.01, 0.05, 0.2, 1.0], fairness=fairness)
+        again = fairbinn.accuracy_at_budgets(shuffled, [0.01, 0.05, 0.2, 1.0], fairness=fairness)
+        pd.testing.assert_frame_equal(chosen[["budget", "found", *keys]], again[["budget", "found", *keys]])
+    pytest.importorskip("matplotlib")
+    axis = fairbinn.plot_fronts(shuffled, budgets=[0.05, 1.0]).axes[0]
+    # the dots are the rows on each seed's validation front, placed at their (shuffled) test metrics
+    expected = pd.concat([fairbinn.pareto_front(part, accuracy="val_accuracy", unfairness="val_dp")
+                          for _, part in shuffled[shuffled.strategy == "bilevel"].groupby("seed")])
+    drawn = axis.collections[0].get_offsets()
+    assert np.allclose(drawn, expected[["test_dp", "test_accuracy"]].to_numpy())
+
+
+def test_choose_under_budget_takes_the_best_checkpoint_on_validation():
+    choice = fairbinn.choose_under_budget(DATA, "lagrangian", 0.1, etas=[0.0, 3.0, 30.0], **SETTINGS)
+    table = choice.table
+    assert "test_accuracy" not in table.columns  # candidates are compared on validation only
+    meeting = table[table["val_dp"] <= 0.1]
+    best = meeting.sort_values(["val_accuracy", "val_dp"], ascending=[False, True], kind="stable").iloc[0]
+    assert choice.budget_met and (choice.eta, choice.epoch) == (best["eta"], best["epoch"])
+    assert choice.result.val["accuracy"] == pytest.approx(best["val_accuracy"])
+    # the model holds the chosen checkpoint: its test metrics are the ones reported
+    assert fairbinn.Trainer().evaluate(choice.result.model, DATA.test) == pytest.approx(choice.result.test, abs=1e-6)
+    assert [r["epoch"] for r in choice.result.history] == [1, 2, 3]
+    with pytest.warns(UserWarning, match=r"lagrangian: no checkpoint met the validation soft_dp budget 1e-09"):
+        unmet = fairbinn.choose_under_budget(DATA, "lagrangian", 1e-9, budget_metric="soft_dp", etas=[0.0, 3.0],
+                                             **SETTINGS)
+    assert not unmet.budget_met and unmet.result.val["soft_dp"] == pytest.approx(unmet.table["val_soft_dp"].min())
+    erm = fairbinn.choose_under_budget(DATA, "erm", 0.5, **SETTINGS)
+    assert erm.eta == 0.0 and erm.table["eta"].eq(0.0).all()
