@@ -45,7 +45,8 @@ from .graph.backbones import list_gnn_bodies
 from .graph.datasets import GRAPH_DATASETS, load_graph
 from .graph.experiment import PAPER_GRAPH_SETTINGS
 from .graph.experiment import run_graph
-from .sweeps import PAPER_ETAS, sweep
+from .core.saving import json_ready, save_model
+from .sweeps import PAPER_ETAS, ROWS, choose_under_budget, sweep
 from .tabular.csv import load_csv
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
@@ -91,6 +92,15 @@ _FLAG_SCOPE = {
                      "cache_dir"), ("vision",)),
 }
 """Flags that only some modalities use; giving one to another is an error, not silently ignored."""
+
+
+def _etas(value: str) -> float | str:
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an eta is a number or 'auto', got {value!r}") from None
 
 
 def _dataset(value: str) -> str:
@@ -139,11 +149,20 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--separate-batches", action="store_true",
                       help="bilevel: the follower draws its own minibatches")
     game.add_argument("--leader-penalty", action="store_true",
-                      help="bilevel: the leader minimises BCE + eta * fairness, as the authors' released code "
-                           "effectively does (default: BCE alone, as the paper)")
+                      help="bilevel: the leader minimises BCE + eta * fairness, the game of the authors' released "
+                           "code (the default; the flag is kept for their scripts)")
+    game.add_argument("--paper-game", action="store_true",
+                      help="bilevel: the paper's Algorithm 1 as written, the leader on BCE alone (it leaves DP "
+                           "at ERM's level; see docs/results.md)")
     game.add_argument("--select", choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
                       help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
                            "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
+    game.add_argument("--budget", type=float,
+                      help="fairness budget B: report the most accurate epoch (on validation) whose validation "
+                           "gap is <= B; without --eta, train searches eta automatically per mode (16 etas, "
+                           "every epoch a candidate)")
+    game.add_argument("--budget-metric", choices=list(FAIRNESS_GAP_METRICS), default="dp",
+                      help="the validation gap --budget bounds (default dp)")
     game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
                            "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
@@ -220,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(train)
     train.add_argument("--plot", type=Path, help="write training curves (losses, validation accuracy and DP per "
                                                  "epoch; dots mark the selected epochs) as PATH.png and PATH.svg")
+    train.add_argument("--save", type=Path, help="write each mode's chosen model into DIR/<mode>/ (state_dict, "
+                                                 "builder, config and metrics); load it with fairbinn.load_model")
     sweep_parser = commands.add_parser(
         "sweep", help="train the accuracy-fairness trade-off: strategies x etas x seeds",
         description="Train every (strategy, eta, seed) model on one dataset (tabular models of one strategy "
@@ -229,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(sweep_parser)
     sweep_parser.set_defaults(mode=["bilevel", "lagrangian", "erm"])
     group = sweep_parser.add_argument_group("sweep")
-    group.add_argument("--etas", type=float, nargs="+", default=list(PAPER_ETAS),
-                       help="eta values (default 0 10 30 100 300 1000 3000 10000); --mode defaults to all three")
+    group.add_argument("--etas", type=_etas, nargs="+", default=list(PAPER_ETAS),
+                       help="eta values (default 0 10 30 100 300 1000 3000 10000), or 'auto' (searched per mode on "
+                            "validation, 16 etas); --mode defaults to all three")
     group.add_argument("--seeds", type=int, nargs="+", default=[0], help="model seeds (default 0)")
     group.add_argument("--no-stack", action="store_true", help="train one model at a time")
     group.add_argument("--max-stack", type=int, help="most models trained together (default: all of a strategy)")
@@ -240,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="unfairness metric of the budgets and the plot (default dp)")
     group.add_argument("--budgets", type=float, nargs="+", default=list(DP_BUDGETS),
                        help="unfairness budgets (default 0.01 0.02 0.05 0.1)")
-    group.add_argument("--table", type=Path, help="write the table as CSV, one row per model")
+    group.add_argument("--table", type=Path, help="write the table as CSV, one row per checkpoint (see --rows)")
+    group.add_argument("--rows", choices=list(ROWS), default="epochs",
+                       help="rows of --table: every checkpoint (epochs, default) or each model's selected epoch")
     group.add_argument("--plot", type=Path, help="write the plot as PATH.png and PATH.svg")
     group.add_argument("--reference", type=Path, help="CSV of reference points (label, accuracy, <fairness>)")
     fetch = commands.add_parser(
@@ -298,37 +322,43 @@ def _format(value: float | None) -> str:
     return "   n/a" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def results_table(rows: list[tuple[str, TrainResult]]) -> str:
-    """A plain-text table of test metrics, one row per (label, result)."""
+def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None = None) -> str:
+    """A plain-text table of test metrics, one row per (label, result).
+
+    With ``budget_metric``, two columns more: the selected epoch's validation
+    gap and whether it met the budget.
+    """
     keys = list(REPORT_KEYS)
-    header = f"{'model':<22} {'epoch':>5}  " + "  ".join(f"{_COLUMNS[k]:>8}" for k in keys)
+    label_width = max([22, *(len(label) + 1 for label, _ in rows)])
+    budget_head = f"{'val ' + _COLUMNS[budget_metric]:>10} {'met':>4}  " if budget_metric else ""
+    header = f"{'model':<{label_width}} {'epoch':>5}  {budget_head}" + "  ".join(f"{_COLUMNS[k]:>8}" for k in keys)
     lines = [header, "-" * len(header)]
     for label, result in rows:
         cells = "  ".join(f"{_format(result.test.get(k)):>8}" for k in keys)
-        lines.append(f"{label:<22} {result.selected_epoch:>5}  {cells}")
+        budget = ""
+        if budget_metric:
+            met = {True: "yes", False: "no", None: "-"}[result.budget_met]
+            budget = f"{_format(result.val.get(budget_metric)):>10} {met:>4}  "
+        lines.append(f"{label:<{label_width}} {result.selected_epoch:>5}  {budget}{cells}")
+    notes = sorted({f"{_COLUMNS[k]}: {why}" for _, r in rows for k, why in r.undefined.get("test", {}).items()})
+    if notes:
+        lines.append("n/a: the test split cannot measure " + "; ".join(notes))
     return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
     """The training configuration: flags given, else the dataset's paper settings, else TrainConfig's."""
     given = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
+    if args.paper_game and args.leader_penalty:
+        raise ValueError("--paper-game (the leader on BCE alone) contradicts --leader-penalty")
     return TrainConfig(
         **{**defaults, **given},
         constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
         order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
-        leader_penalty=args.leader_penalty, seed=args.seed, device=args.device, progress=not args.no_progress,
+        leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
         sampler=args.sampler, ratio_lr=args.ratio_lr, ratio_k=args.ratio_k,
         ratio_hessian=args.ratio_hessian, ratio_damping=args.ratio_damping,
+        fairness_budget=args.budget, budget_metric=args.budget_metric,
     )
 
 
@@ -344,6 +374,16 @@ def _checkpointing(args: argparse.Namespace, mode: str) -> dict[str, Any]:
 
 def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None, str]:
     """The selection metric and how to describe it."""
+    if args.budget is not None:
+        if args.select is not None:
+            raise ValueError("--budget chooses the most accurate epoch under the budget on validation; "
+                             "it cannot be combined with --select")
+        if val_is_test:
+            raise ValueError("--budget chooses on validation, but this split's validation nodes are its test "
+                             "nodes; add --disjoint-val")
+        searched = " over automatically searched etas" if args.eta is None else ""
+        return "accuracy", (f"validation accuracy among the epochs{searched} whose validation "
+                            f"{args.budget_metric} is <= {args.budget:g}")
     if args.select is None and val_is_test:
         return None, "last epoch (the validation nodes are the test nodes in this split)"
     select = args.select or "accuracy"
@@ -352,17 +392,35 @@ def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None,
     return select, f"validation {select}" + (" = test, in this split" if val_is_test else "")
 
 
-def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, select: str | None,
+                 run_one: Any, sweep_kwargs: dict[str, Any]) -> list[tuple[str, TrainResult]]:
+    """One result per --mode: a single run, or with --budget and no --eta the best checkpoint of an eta search."""
+    search = args.budget is not None and args.eta is None
+    if search and args.checkpoint_dir is not None:
+        raise ValueError("--budget without --eta searches eta over many models, which are not checkpointed; "
+                         "give --eta to train one model per mode with --checkpoint-dir")
+    runs = []
+    for mode in dict.fromkeys(args.mode):
+        mode_config = config.replace(strategy=mode, selection_metric=select, **_checkpointing(args, mode))
+        if search and mode != "erm":
+            result = choose_under_budget(data, mode, args.budget, budget_metric=args.budget_metric, seed=args.seed,
+                                         config=mode_config, **sweep_kwargs).result
+        else:
+            result = run_one(mode_config)
+        runs.append((mode, result))
+    return runs
+
+
+def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
     config = _config(args, {})
     data = _tabular_data(args, args.seed)
     select, described = _selection(args, False)
     kwargs = model_kwargs(args, data)
-    runs = [(mode, run_tabular(data, config.replace(strategy=mode, selection_metric=select,
-                                                    **_checkpointing(args, mode)), model_kwargs=kwargs))
-            for mode in dict.fromkeys(args.mode)]
+    runs = _train_modes(args, data, config, select, lambda c: run_tabular(data, c, model_kwargs=kwargs),
+                        {"model_kwargs": kwargs})
     title = (f"{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
              f"(seed {args.seed}, {config.epochs} epochs, epoch chosen by {described})")
-    return title, runs
+    return title, runs, data
 
 
 def _graph_data(args: argparse.Namespace):
@@ -386,7 +444,7 @@ def _graph_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
     config = _config(args, PAPER_GRAPH_SETTINGS)
     data = _graph_data(args)
     backbone = args.backbone or "gcn"
@@ -394,15 +452,14 @@ def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResu
     kwargs = _graph_model_kwargs(args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
-        runs = [(mode, run_graph(data, config.replace(strategy=mode, selection_metric=select,
-                                                      **_checkpointing(args, mode)),
-                                 backbone=backbone, model_kwargs=kwargs))
-                for mode in dict.fromkeys(args.mode)]
+        runs = _train_modes(args, data, config, select,
+                            lambda c: run_graph(data, c, backbone=backbone, model_kwargs=kwargs),
+                            {"model_kwargs": kwargs, "backbone": backbone})
     summary = data.summary()
     title = (f"{data.name} ({backbone}): test metrics, {summary['test']['nodes']} test nodes, "
              f"{summary['train']['nodes']} training nodes, groups {data.group_names} "
              f"(seed {args.seed}, {config.epochs} full-batch epochs, epoch chosen by {described})")
-    return title, runs
+    return title, runs, data
 
 
 def _vision_config(args: argparse.Namespace) -> TrainConfig:
@@ -430,22 +487,21 @@ def _vision_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]]]:
+def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
     config = _vision_config(args)
     data = _vision_data(args)
     select, described = _selection(args, False)
     kwargs = _vision_model_kwargs(args)
-    runs = [(mode, run_vision(data, config.replace(strategy=mode, selection_metric=select,
-                                                   **_checkpointing(args, mode)),
-                              model_kwargs=kwargs, num_workers=args.workers))
-            for mode in dict.fromkeys(args.mode)]
+    runs = _train_modes(args, data, config, select,
+                        lambda c: run_vision(data, c, model_kwargs=kwargs, num_workers=args.workers),
+                        {"model_kwargs": kwargs})
     counts = data.summary()
     sizes = " / ".join(f"{counts[split]['images']:,}" for split in ("train", "val", "test"))
     title = (f"CelebA {args.target} vs {_vision_sensitive(args)} ({kwargs['name']}, {args.source}, "
              f"{args.image_size}x{args.image_size}, random init unless --pretrained): test metrics, "
              f"{sizes} train / val / test images (seed {args.seed}, {config.epochs} epochs, "
              f"epoch chosen by {described})")
-    return title, runs
+    return title, runs, data
 
 
 def _check_scope(args: argparse.Namespace) -> str:
@@ -484,7 +540,7 @@ def train_command(args: argparse.Namespace) -> int:
     if not main_process:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        title, results = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
+        title, results, data = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
     finally:
         if joined:
             distributed.destroy()
@@ -493,14 +549,16 @@ def train_command(args: argparse.Namespace) -> int:
     runs = []
     for mode, result in results:
         eta = result.config["eta"]
-        name = "bilevel+penalty" if mode == "bilevel" and args.leader_penalty else mode
-        label = f"{name} (eta={eta:g})" if mode != "erm" else "erm"
+        name = "bilevel-paper" if mode == "bilevel" and args.paper_game else mode
+        label = f"{name} (eta={eta:.3g})" if mode != "erm" else "erm"
         runs.append((f"{label} + dr" if args.sampler == "drfairness" else label, result))
     print(f"\n{title}")
-    print(results_table(runs))
+    print(results_table(runs, args.budget_metric if args.budget is not None else None))
     print("DP: demographic parity difference, EO: equalized odds difference, EOpp: equal opportunity "
           "difference (true-positive-rate gap, FairGNN's 'EO'), all of thresholded predictions; "
-          "soft: gaps of mean predicted probability.")
+          "soft: gaps of mean predicted probability."
+          + (f" 'val {_COLUMNS[args.budget_metric]}' and 'met': the selected epoch's validation gap and whether "
+             f"it meets {args.budget:g}." if args.budget is not None else ""))
     if args.plot:
         from .plotting import plot_history, save_figure
 
@@ -511,10 +569,17 @@ def train_command(args: argparse.Namespace) -> int:
             ratios = plot_ratios(runs, title=f"{title}: sampling ratios")
             stem = args.plot.with_suffix("") if args.plot.suffix in (".png", ".svg") else args.plot
             print("wrote " + ", ".join(str(p) for p in save_figure(ratios, stem.with_name(stem.name + "_ratios"))))
+    if args.save:
+        described = {name: list(getattr(data, name)) for name in ("feature_names", "group_names") if hasattr(data, name)}
+        for (mode, result), (label, _) in zip(results, runs):
+            info = {"label": label, "dataset": getattr(data, "name", args.data), **described}
+            metrics = {"selected_epoch": result.selected_epoch, "budget_met": result.budget_met,
+                       "val": result.val, "test": result.test, "undefined": result.undefined}
+            print(f"wrote {save_model(result.model, args.save / mode, config=result.config, metrics=metrics, info=info)}")
     if args.output:
         payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(_json_safe(payload), indent=2))
+        args.output.write_text(json.dumps(json_ready(payload), indent=2))
         print(f"wrote {args.output}")
     return 0
 
@@ -538,29 +603,36 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise ValueError("fairbinn sweep takes --seeds (a list), not --seed")
     if args.checkpoint_dir is not None or args.resume:
         raise ValueError("fairbinn sweep does not write checkpoints; --checkpoint-dir and --resume are for train")
+    if "auto" in args.etas and len(args.etas) > 1:
+        raise ValueError("--etas takes numbers or 'auto' alone")
+    etas = "auto" if args.etas == ["auto"] else args.etas
     data, config, kwargs, extra = _sweep_setup(args, modality)
     select, described = _selection(args, getattr(data, "val_is_test", False))
-    table = sweep(data, args.mode, args.etas, args.seeds, config=config.replace(selection_metric=select),
+    if args.budget is None:  # an automatic eta search looks for the transition of the metric of the budgets
+        config = config.replace(budget_metric=args.fairness)
+    table = sweep(data, args.mode, etas, args.seeds, config=config.replace(selection_metric=select),
                   model_kwargs=kwargs, stack=not args.no_stack, max_stack=args.max_stack,
                   fused_adam=args.fused_adam, **extra)
     fairness = args.fairness
-    print(f"\n{getattr(data, 'name', args.data)}: {len(table)} models, {config.epochs} epochs, "
-          f"epoch chosen by {described}; test metrics, mean over seeds {args.seeds}")
-    means = table.groupby(["strategy", "eta"], sort=False)[["test_accuracy", f"test_{fairness}", "train_time_s"]]
+    models = table[table["selected"]]
+    print(f"\n{getattr(data, 'name', args.data)}: {len(models)} models, {len(table)} checkpoints, up to "
+          f"{config.epochs} epochs; each model's epoch chosen by {described}; test metrics of those epochs, "
+          f"mean over seeds {args.seeds}")
+    means = models.groupby(["strategy", "eta"], sort=False)[["epoch", "test_accuracy", f"test_{fairness}"]]
     print(means.mean().round(4).to_string())
     chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness)
     found = chosen[chosen["found"]].groupby(["strategy", "budget"], sort=False)["test_accuracy"]
-    print(f"\ntest accuracy of the most accurate model (on validation) whose validation {fairness} meets the "
-          "budget, mean over the seeds where one does (n)")
+    print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose validation "
+          f"{fairness} meets the budget, mean over the seeds where one does (n)")
     print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.table, index=False)
+        (models if args.rows == "models" else table).to_csv(args.table, index=False)
         print(f"wrote {args.table}")
     if args.plot:
         from .plotting import plot_fronts, save_figure
 
-        figure = plot_fronts(table, fairness=fairness, reference=args.reference,
+        figure = plot_fronts(table, fairness=fairness, budgets=args.budgets, reference=args.reference,
                              title=f"{getattr(data, 'name', args.data)}: {config.epochs} epochs, seeds {args.seeds}")
         print("wrote " + ", ".join(str(p) for p in save_figure(figure, args.plot)))
     return 0

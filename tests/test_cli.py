@@ -54,7 +54,8 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
     assert model["num_fairness_layers"] == 2
     assert model["follower_parameters"] == 2 * (64 * 64 + 64)
     assert runs[1]["config"]["batch_size"] == 256
-    assert runs[1]["config"]["leader_penalty"] is True and runs[1]["label"] == "bilevel+penalty (eta=5)"
+    # the released code's game is the default bilevel (--leader-penalty is kept for the authors' scripts)
+    assert runs[1]["config"]["leader_penalty"] is True and runs[1]["label"] == "bilevel (eta=5)"
 
 
 @pytest.mark.parametrize(
@@ -180,7 +181,8 @@ def test_sweep_prints_the_front_and_writes_table_and_plot(capsys, tmp_path, data
         "--budgets", "0.05", "1.0", "--table", str(csv), "--plot", str(plot),
     )
     assert code == 0
-    assert "adult: 8 models, 1 epochs, epoch chosen by validation accuracy" in captured.out
+    assert "adult: 8 models, 8 checkpoints, up to 1 epochs; each model's epoch chosen by validation accuracy" \
+        in captured.out
     import pandas as pd
 
     table = pd.read_csv(csv)
@@ -218,3 +220,83 @@ def test_checkpoint_and_resume_from_the_command_line(capsys, tmp_path, data_dir)
     with pytest.raises(SystemExit):
         main([*common, "--resume"])
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
+
+
+def test_budget_run_searches_eta_and_saves_models_that_load_for_prediction(capsys, tmp_path, data_dir):
+    import fairbinn
+
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "2", "--mode", "erm",
+        "lagrangian", "--budget", "0.1", "--no-progress", "--save", str(tmp_path / "models"),
+        "--output", str(tmp_path / "run.json"),
+    )
+    assert code == 0
+    out = captured.out
+    assert "epoch chosen by validation accuracy among the epochs over automatically searched etas whose " \
+           "validation dp is <= 0.1" in out
+    assert "val DP  met" in out
+    lagrangian = next(line for line in out.splitlines() if line.startswith("lagrangian (eta="))
+    runs = {run["config"]["strategy"]: run for run in json.loads((tmp_path / "run.json").read_text())["runs"]}
+    chosen = runs["lagrangian"]
+    assert chosen["budget_met"] is True and chosen["val"]["dp"] <= 0.1 and " yes " in lagrangian
+    assert chosen["config"]["fairness_budget"] == 0.1 and f"{chosen['test']['accuracy']:.4f}" in lagrangian
+    # the saved model predicts what was reported
+    data = fairbinn.load_adult(data_dir)
+    model = fairbinn.load_model(tmp_path / "models" / "lagrangian")
+    saved = fairbinn.read_saved(tmp_path / "models" / "lagrangian")
+    report = fairbinn.Trainer().evaluate(model, data.test)
+    assert report["accuracy"] == pytest.approx(saved["metrics"]["test"]["accuracy"], abs=1e-6)
+    assert report["dp"] == pytest.approx(chosen["test"]["dp"], abs=1e-6)
+    assert saved["config"]["eta"] == chosen["config"]["eta"] and saved["model"]["info"]["group_names"] == [
+        "Female", "Male"]
+    assert fairbinn.load_model(tmp_path / "models" / "erm") is not None
+
+
+def test_budget_with_a_fixed_eta_and_the_paper_game(capsys, data_dir):
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "2", "--mode", "bilevel",
+        "--paper-game", "--eta", "5", "--budget", "0.5", "--budget-metric", "soft_dp", "--no-progress",
+    )
+    assert code == 0
+    assert "epoch chosen by validation accuracy among the epochs whose validation soft_dp is <= 0.5" in captured.out
+    assert any(line.startswith("bilevel-paper (eta=5) ") for line in captured.out.splitlines())
+    assert "val soft DP" in captured.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "0.05", "--select", "auc"], "it cannot be combined with --select"),
+    (["--budget", "0"], "fairness_budget must be a finite number > 0, got 0.0"),
+    (["--budget", "nan"], "fairness_budget must be a finite number > 0, got nan"),
+    (["--budget", "inf"], "fairness_budget must be a finite number > 0, got inf"),
+    (["--budget", "0.1", "--checkpoint-dir", "x"], "--budget without --eta searches eta over many models"),
+    (["--paper-game", "--leader-penalty"], "--paper-game (the leader on BCE alone) contradicts --leader-penalty"),
+])
+def test_bad_budget_arguments(capsys, data_dir, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(data_dir), "--no-progress", "--epochs", "1", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_budget_metric_must_be_known_and_measurable(capsys, data_dir):
+    with pytest.raises(SystemExit):
+        main(["train", "--budget", "0.1", "--budget-metric", "parity"])
+    assert "invalid choice: 'parity'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "NBA", "--data-dir", str(data_dir), "--budget", "0.1", "--no-progress"])
+    assert "validation nodes are its test nodes; add --disjoint-val" in capsys.readouterr().err
+
+
+def test_sweep_with_automatic_etas(capsys, tmp_path, data_dir):
+    code, captured = run_cli(
+        capsys, "sweep", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1", "--mode", "lagrangian",
+        "--etas", "auto", "--no-progress", "--table", str(tmp_path / "t.csv"), "--rows", "models",
+    )
+    assert code == 0 and "adult: 16 models, 16 checkpoints" in captured.out
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == 16 and set(table["search"]) == {"coarse", "refined"}
+    with pytest.raises(SystemExit):
+        main(["sweep", "--data-dir", str(data_dir), "--etas", "auto", "10", "--no-progress"])
+    assert "--etas takes numbers or 'auto' alone" in capsys.readouterr().err
