@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.display import plain, plain_list
 from .preprocess import TabularDataset, make_dataset, seeded_partition
 
 __all__ = ["load_csv", "from_dataframe"]
@@ -97,11 +98,11 @@ def from_dataframe(
         classes = sorted(values.unique(), key=str)
         if len(classes) != 2:
             raise ValueError(
-                f"{source}: label column {label!r} has {len(classes)} distinct values {classes[:5]}; "
+                f"{source}: label column {label!r} has {len(classes)} distinct values {plain_list(classes, 5)}; "
                 "it must have two, or give positive= (--positive) to binarise it"
             )
         positive = classes[1]
-    positive = positive.item() if isinstance(positive, np.generic) else positive  # plain Python value
+    positive = plain(positive)
     y = (values == positive).to_numpy(np.float32)
     if y.min() == y.max():
         raise ValueError(f"{source}: every row has the same label ({label} == {positive!r}: {bool(y[0])})")

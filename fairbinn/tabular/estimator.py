@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ..core.config import TrainConfig
+from ..core.display import plain
 from ..core.data import Split
 from ..core.runtime import seed_everything
 from ..core.trainer import Trainer
@@ -186,7 +187,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
                     codes = known.get_indexer(values)
                     if (codes < 0).any() and self.handle_unknown != "ignore":
                         unseen = values[codes < 0].iloc[0]
-                        raise ValueError(f"column {column!r} has category {unseen!r}, unseen in fit")
+                        raise ValueError(f"column {column!r} has category {plain(unseen)!r}, unseen in fit")
                     blocks.append(np.vstack([np.eye(len(known)), np.zeros(len(known))])[codes])  # -1: zeros
                 else:
                     blocks.append(values.to_numpy(dtype=np.float64, na_value=np.nan)[:, None])

@@ -47,8 +47,8 @@ def test_numeric_label_and_errors(tmp_path):
     pd.DataFrame({"x": [0.1, 0.5, 0.9, 0.3] * 5, "score": [0, 1, 2, 1] * 5, "g": ["a", "b"] * 10}).to_csv(path, index=False)
     data = fairbinn.load_csv(path, "score", "g", positive="2", val_fraction=0.25, test_fraction=0.25)
     assert data.notes["positive"] == "2"
-    with pytest.raises(ValueError, match=r"'score' has 3 distinct values .* give positive="):
-        fairbinn.load_csv(path, "score", "g")
+    with pytest.raises(ValueError, match=r"'score' has 3 distinct values 0, 1, 2; .* give positive="):
+        fairbinn.load_csv(path, "score", "g")  # plain values, not np.int64(0)
     with pytest.raises(ValueError, match=r"t.csv: no column\(s\) \['sex'\]; it has \['x', 'score', 'g'\]"):
         fairbinn.load_csv(path, "score", "sex", positive=1)
     with pytest.raises(ValueError, match="positive='high' is not"):

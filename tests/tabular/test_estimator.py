@@ -130,3 +130,11 @@ def test_fairness_budget_chooses_the_epoch_on_held_out_rows(adult_frame):
     assert fair.result_.val["accuracy"] == max(r["val_accuracy"] for r in meeting)
     with pytest.raises(ValueError, match="set validation_fraction > 0"):
         fairbinn.FairBiNNClassifier(strategy="lagrangian", epochs=1, sensitive="sex", fairness_budget=0.1).fit(X, y)
+
+
+def test_unseen_category_is_named_as_a_plain_value():
+    X = pd.DataFrame({"flag": [True, False] * 10, "x": np.linspace(0, 1, 20)})
+    y = np.array([0, 0, 1, 1] * 5)
+    model = fairbinn.FairBiNNClassifier(strategy="erm", epochs=1).fit(X[X.flag], y[X.flag.to_numpy()])
+    with pytest.raises(ValueError, match=r"^column 'flag' has category False, unseen in fit$"):
+        model.predict(X)
