@@ -87,7 +87,7 @@ def plot_fronts(
         fronts = [pareto_front(seed_rows, accuracy="val_accuracy", unfairness=f"val_{fairness}")
                   for _, seed_rows in part.groupby("seed")]
         front = pd.concat(fronts)
-        ax.scatter(front[unf], front[acc], s=9, alpha=0.35, color=color)
+        ax.scatter(front[unf], front[acc], s=9, alpha=0.35, color=color, label=f"{strategy}: validation fronts")
         if chosen is None:
             continue
         mine = chosen[(chosen["strategy"] == strategy) & chosen["found"]]
@@ -96,7 +96,7 @@ def plot_fronts(
             continue
         ax.errorbar(points[(unf, "mean")], points[(acc, "mean")], xerr=points[(unf, "std")].fillna(0),
                     yerr=points[(acc, "std")].fillna(0), marker="o", ms=4, lw=1.2, capsize=2, color=color,
-                    label=f"{strategy}: chosen per budget on validation")
+                    label=f"{strategy}: chosen per budget")
     for budget in budgets or ():
         ax.axvline(budget, color="grey", lw=0.6, ls=":")
     if reference is not None:
@@ -108,7 +108,7 @@ def plot_fronts(
     ax.set_xlabel(f"{split} {_LABELS.get(fairness, fairness)} (lower is fairer)")
     ax.set_ylabel(f"{split} accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
     figure.tight_layout()

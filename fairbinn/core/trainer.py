@@ -66,9 +66,9 @@ class TrainResult:
         ``{"val" | "test": {metric: reason}}`` for the gaps a split cannot
         measure (one group; one label for the equalized-odds gaps).
     model : FairModel or None
-        The trained model holding the selected epoch's parameters, where the
-        caller built it (``run_tabular``, ``run_graph``, ``run_vision``,
-        :func:`fairbinn.sweep`); not part of :meth:`to_dict`.
+        The trained model, holding the selected epoch's parameters (None for
+        the models of a stack, whose parameters are the stack's); not part of
+        :meth:`to_dict`.
     """
 
     config: dict[str, Any]
@@ -262,6 +262,7 @@ class Trainer:
             test=test_metrics,
             budget_met=selector.budget_met,
             undefined={split: reasons for split, reasons in undefined.items() if reasons},
+            model=model,
         )
 
     def _resume(self, model: FairModel, strategy, train_loader, selector: EpochSelector) -> dict:

@@ -128,5 +128,4 @@ def run_graph(
         val_is_test=dataset.val_is_test,
         wall_time_s=time.perf_counter() - start,
     )
-    result.model = model
     return result

@@ -104,5 +104,4 @@ def run_tabular(
         },
         wall_time_s=time.perf_counter() - start,
     )
-    result.model = model
     return result

@@ -94,5 +94,4 @@ def run_vision(
         seconds_per_step=train_time / (len(train) * len(result.history)),
         wall_time_s=time.perf_counter() - start,
     )
-    result.model = model
     return result
