@@ -570,12 +570,14 @@ def train_command(args: argparse.Namespace) -> int:
             stem = args.plot.with_suffix("") if args.plot.suffix in (".png", ".svg") else args.plot
             print("wrote " + ", ".join(str(p) for p in save_figure(ratios, stem.with_name(stem.name + "_ratios"))))
     if args.save:
-        described = {name: list(getattr(data, name)) for name in ("feature_names", "group_names") if hasattr(data, name)}
+        described = {name: list(getattr(data, name))
+                     for name in ("feature_names", "group_names") if hasattr(data, name)}
         for (mode, result), (label, _) in zip(results, runs):
             info = {"label": label, "dataset": getattr(data, "name", args.data), **described}
             metrics = {"selected_epoch": result.selected_epoch, "budget_met": result.budget_met,
                        "val": result.val, "test": result.test, "undefined": result.undefined}
-            print(f"wrote {save_model(result.model, args.save / mode, config=result.config, metrics=metrics, info=info)}")
+            written = save_model(result.model, args.save / mode, config=result.config, metrics=metrics, info=info)
+            print(f"wrote {written}")
     if args.output:
         payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,8 @@ class EtaSearch:
         coarse = tuple(float(eta) for eta in self.coarse)
         problems = []
         if len(coarse) < 2 or any(not math.isfinite(e) or e < 0 for e in coarse) or list(coarse) != sorted(set(coarse)):
-            problems.append(f"coarse must hold at least two distinct, increasing, finite etas >= 0, got {self.coarse!r}")
+            problems.append("coarse must hold at least two distinct, increasing, finite etas >= 0, "
+                            f"got {self.coarse!r}")
         if not isinstance(self.refined, int) or isinstance(self.refined, bool) or self.refined < 1:
             problems.append(f"refined must be a positive integer, got {self.refined!r}")
         if not 0 < self.coarse_epochs <= 1:

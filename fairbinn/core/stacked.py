@@ -41,9 +41,8 @@ from .fairness_layers import LinearStack, ResidualStack, _ResidualLayer
 from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device
-from .selection import EpochSelector
 from .strategies import create_strategy
-from .trainer import TrainResult, _metrics_of, epoch_selector, warn_budget_shortfall
+from .trainer import TrainResult, _metrics_of, budget_shortfall, epoch_selector
 
 __all__ = [
     "NotStackableError",
@@ -274,13 +273,10 @@ class StackedTrainer:
             if selector.best_state is not None and selector.selected_epoch != cfg.epochs:
                 for name, value in selector.best_state.items():
                     current[name][i].copy_(value)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for config, selector in zip(self.configs, selectors):
-                warn_budget_shortfall(selector, config)
-        if caught:
-            warnings.warn(f"{len(caught)} of {k} models met no epoch under the budget:\n"
-                          + "\n".join(str(w.message) for w in caught), UserWarning, stacklevel=2)
+        shortfalls = [m for m in map(budget_shortfall, selectors, self.configs) if m]
+        if shortfalls:
+            warnings.warn(f"{len(shortfalls)} of {k} models met no epoch under the budget:\n" + "\n".join(shortfalls),
+                          UserWarning, stacklevel=2)
         if test is None:
             test_reports: list[dict[str, float] | None] = [None] * k
         elif cfg.record_test:

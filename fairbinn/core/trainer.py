@@ -245,7 +245,9 @@ class Trainer:
         selected_epoch = selector.selected_epoch
         if selector.best_state is not None and selected_epoch != cfg.epochs:
             model.load_state_dict(selector.best_state)
-        warn_budget_shortfall(selector, cfg)
+        shortfall = budget_shortfall(selector, cfg)
+        if shortfall:
+            warnings.warn(shortfall, UserWarning, stacklevel=2)
         selected = history[selected_epoch - 1]
         val_metrics = _metrics_of(selected, "val_") if val_loader is not None else None
         test_metrics = None
@@ -385,15 +387,16 @@ def _targets_of(loader: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
-def warn_budget_shortfall(selector: EpochSelector, config: TrainConfig) -> None:
-    """Warn when no epoch met ``config``'s fairness budget, saying which gap was reached and what may help."""
+def budget_shortfall(selector: EpochSelector, config: TrainConfig) -> str | None:
+    """Why no epoch met ``config``'s fairness budget (the gap reached) and what may help; None if one did."""
     shortfall = selector.shortfall()
     if shortfall is None:
-        return
-    advice = ("ERM has no fairness term; train lagrangian or bilevel to meet a budget" if config.strategy == "erm"
-              else f"a larger eta than {config.eta:g} may meet it")
-    run = config.strategy if config.strategy == "erm" else f"{config.strategy} eta={config.eta:g}"
-    warnings.warn(f"{run} seed={config.seed}: {shortfall}; {advice}", UserWarning, stacklevel=3)
+        return None
+    if config.strategy == "erm":
+        return (f"erm seed={config.seed}: {shortfall}; ERM has no fairness term; "
+                "train lagrangian or bilevel to meet a budget")
+    return (f"{config.strategy} eta={config.eta:g} seed={config.seed}: {shortfall}; "
+            f"a larger eta than {config.eta:g} may meet it")
 
 
 def _resumable(config: TrainConfig) -> dict:
