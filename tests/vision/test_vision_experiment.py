@@ -47,3 +47,14 @@ def test_run_vision_end_to_end_on_200_real_images(data_dir, tmp_path):
 def test_run_vision_rejects_unknown_target(data_dir):
     with pytest.raises(ValueError, match="unknown CelebA attribute 'Happy'"):
         run_vision("Happy", data_dir=data_dir)
+
+
+def test_budget_selection_on_images(data_dir, tmp_path):
+    result = run_vision(
+        "Smiling", data_dir=data_dir, data_kwargs={"image_size": 32, "max_images": 200, "cache_dir": tmp_path},
+        epochs=2, batch_size=64, progress=False, strategy="lagrangian", eta=1.0, fairness_budget=1.0,
+        budget_metric="soft_dp",
+    )
+    # every epoch meets a budget of 1: the most accurate on validation is kept
+    assert result.budget_met is True
+    assert result.val["accuracy"] == max(r["val_accuracy"] for r in result.history)
