@@ -622,6 +622,8 @@ def sweep_command(args: argparse.Namespace) -> int:
           f"mean over seeds {args.seeds}")
     means = models.groupby(["strategy", "eta"], sort=False)[["epoch", "test_accuracy", f"test_{fairness}"]]
     print(means.mean().round(4).to_string())
+    for split, reasons in table.attrs.get("undefined", {}).items():
+        print(f"NaN: the {split} split cannot measure " + "; ".join(f"{k}: {why}" for k, why in reasons.items()))
     chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness)
     found = chosen[chosen["found"]].groupby(["strategy", "budget"], sort=False)["test_accuracy"]
     print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose validation "

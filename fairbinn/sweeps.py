@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -122,6 +122,8 @@ class _Fitter:
     max_stack: int | None
     fused_adam: bool
     keep: Callable[[TrainResult], None] | None = None
+    undefined: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The gaps some split cannot measure, with why (``{"val" | "test": {metric: reason}}``)."""
 
     def fit(self, config: TrainConfig, pairs: list[tuple[float, int]], label: str) -> tuple[list[dict], list[dict]]:
         """Epoch rows and model rows of the models of ``pairs`` trained with ``config``."""
@@ -130,6 +132,8 @@ class _Fitter:
         size = len(pairs) if self.max_stack is None else self.max_stack
         for begin in range(0, len(pairs), size):
             for result, seconds, stack_size in self._chunk(config, pairs[begin:begin + size]):
+                for split, reasons in result.undefined.items():
+                    self.undefined.setdefault(split, {}).update(reasons)
                 if self.keep is not None:
                     self.keep(result)
                 result.model = None
@@ -256,7 +260,8 @@ def sweep(
     evaluation; epoch rows: that epoch's training; a stack's time is shared
     by its models) and ``stack_size``. The test columns are those of each
     row's own checkpoint; they only report what the validation columns
-    choose and must never be used to choose.
+    choose and must never be used to choose. ``table.attrs["undefined"]``
+    says why a gap is NaN (``{"val" | "test": {metric: reason}}``).
     """
     unknown = [s for s in strategies if s not in STRATEGY_NAMES]
     if unknown or not strategies:
@@ -276,7 +281,9 @@ def sweep(
     fitter = _Fitter(dataset, model_kwargs, backbone, stack, max_stack, fused_adam)
     tables = [_sweep_strategy(fitter, base.replace(strategy=strategy), etas, seeds, search, rows)
               for strategy in dict.fromkeys(strategies)]
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["undefined"] = fitter.undefined
+    return table
 
 
 def _sweep_strategy(fitter: _Fitter, config: TrainConfig, etas, seeds, search, rows: str,

@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -206,3 +207,13 @@ def test_choose_under_budget_takes_the_best_checkpoint_on_validation():
     assert not unmet.budget_met and unmet.result.val["soft_dp"] == pytest.approx(unmet.table["val_soft_dp"].min())
     erm = fairbinn.choose_under_budget(DATA, "erm", 0.5, **SETTINGS)
     assert erm.eta == 0.0 and erm.table["eta"].eq(0.0).all()
+
+
+def test_a_gap_the_data_cannot_measure_is_nan_with_its_reason():
+    positives_only = DATA.test.__class__(DATA.test.x, torch.ones_like(DATA.test.y), DATA.test.s, name="test")
+    data = TabularDataset(name="one label", train=DATA.train, val=DATA.val, test=positives_only,
+                          feature_names=DATA.feature_names, group_names=DATA.group_names,
+                          sensitive_attribute="group", label="y")
+    table = fairbinn.sweep(data, ["lagrangian"], [1.0], **SETTINGS)
+    assert table["test_eo"].isna().all() and table["test_dp"].notna().all()
+    assert table.attrs["undefined"] == {"test": {"eo": "no negative labels", "soft_eo": "no negative labels"}}
