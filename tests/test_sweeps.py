@@ -1,9 +1,9 @@
 import warnings
 
 import numpy as np
-import torch
 import pandas as pd
 import pytest
+import torch
 
 import fairbinn
 from fairbinn.tabular.preprocess import TabularDataset
