@@ -22,32 +22,60 @@ Quick start::
     fairbinn.accuracy_at_budgets(table)                         # chosen on validation, read on test
 """
 
+import importlib
+
 from .core import *  # noqa: F401,F403
 from .core import __all__ as _core_all
-from .graph import *  # noqa: F401,F403
-from .graph import __all__ as _graph_all
 from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
-from .vision import *  # noqa: F401,F403
-from .vision import __all__ as _vision_all
 from .plotting import plot_fronts, plot_history, read_reference_points, save_figure  # noqa: E402
 from .search import EtaSearch, search_etas  # noqa: E402
 from .sweeps import PAPER_ETAS, BudgetChoice, choose_under_budget, sweep  # noqa: E402
-from . import core, graph, metrics, tabular, vision  # noqa: E402
+from . import core, metrics, tabular  # noqa: E402
 
 __version__ = "0.1.0"
+
+# The graph and vision modalities (torch_geometric; torchvision and timm) are
+# imported on first use of one of their names, so tabular use does not pay
+# for them. tests/test_package.py checks these lists against each package's __all__.
+_LAZY: dict[str, tuple[str, ...]] = {
+    "graph": (
+        "GraphDataset", "FullGraph", "check_graph", "fairgnn_split", "FairGNNGraph", "GRAPH_DATASETS",
+        "load_fairgnn_graph", "load_nba", "load_pokec", "load_graph", "GraphEncoder", "register_gnn_body",
+        "create_gnn_body", "list_gnn_bodies", "build_gnn", "PAPER_GRAPH_SETTINGS", "paper_gnn", "run_graph",
+        "NeighborBatches", "neighbor_batches", "neighbor_sampling_backend", "POKEC_Z_STATS", "pokec_like_graph",
+    ),
+    "vision": (
+        "CelebA", "CelebAIndex", "CelebALoader", "CelebASplits", "read_celeba_index", "load_celeba",
+        "default_transform", "IMAGENET_MEAN", "IMAGENET_STD", "ImageStore", "default_cache_dir", "read_image",
+        "create_vision_model", "list_vision_fairness", "ConvResidualStack", "BLOCK_FAIRNESS",
+        "PAPER_CELEBA_SETTINGS", "PAPER_CELEBA_COMMON", "paper_config", "run_vision",
+    ),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
 __all__ = [
     "core", "graph", "metrics", "tabular", "vision", "__version__",
-    *_core_all, *_tabular_all, *_graph_all, *_vision_all,
+    *_core_all, *_tabular_all, *_LAZY["graph"], *_LAZY["vision"],
     "sweep", "PAPER_ETAS", "choose_under_budget", "BudgetChoice", "EtaSearch", "search_etas",
     "plot_fronts", "plot_history", "read_reference_points", "save_figure",
 ]
 
 
 def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     # the scikit-learn estimator is imported on first use, so scikit-learn stays optional
     if name == "FairBiNNClassifier":
         from .tabular.estimator import FairBiNNClassifier
 
         return FairBiNNClassifier
     raise AttributeError(f"module 'fairbinn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

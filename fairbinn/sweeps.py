@@ -23,10 +23,11 @@ validation whose validation gap meets a budget, with its model.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
@@ -35,14 +36,13 @@ from .core.runtime import seed_everything
 from .core.selection import EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.trainer import TrainResult
-from .graph.dataset import GraphDataset
-from .graph.datasets import GRAPH_DATASETS, load_graph
-from .graph.experiment import PAPER_GRAPH_SETTINGS, run_graph
 from .search import EtaSearch, search_etas
 from .tabular.experiment import TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
 from .tabular.preprocess import TabularDataset
-from .vision.celeba import CelebASplits
-from .vision.experiment import paper_config, run_vision
+
+if TYPE_CHECKING:  # the graph and vision modalities are imported only when their data is used
+    from .graph.dataset import GraphDataset
+    from .vision.celeba import CelebASplits
 
 __all__ = ["sweep", "choose_under_budget", "BudgetChoice", "PAPER_ETAS", "SWEEP_COLUMNS", "ROWS"]
 
@@ -59,14 +59,31 @@ ROWS = ("epochs", "models")
 """What a row of :func:`sweep` is: a checkpoint (every epoch of every model) or a model (its selected epoch)."""
 
 
+def _modality(dataset: Any) -> str | None:
+    """"tabular", "graph" or "vision" for a loaded dataset, else None.
+
+    A graph or image dataset exists only once its modality is imported, so
+    the checks never import one themselves.
+    """
+    if isinstance(dataset, TabularDataset):
+        return "tabular"
+    for modality, module, name in (("graph", "fairbinn.graph.dataset", "GraphDataset"),
+                                   ("vision", "fairbinn.vision.celeba", "CelebASplits")):
+        if module in sys.modules and isinstance(dataset, getattr(sys.modules[module], name)):
+            return modality
+    return None
+
+
 def _load(data: Any, data_dir: str | os.PathLike | None) -> TabularDataset | GraphDataset | CelebASplits:
-    if isinstance(data, (TabularDataset, GraphDataset, CelebASplits)):
+    if _modality(data) is not None:
         return data
     if not isinstance(data, str):
         raise TypeError(f"data must be a dataset name or a loaded dataset, got {type(data).__name__}")
     name = data.lower().replace("-", "_")
     if name in TABULAR_DATASETS:
         return load_tabular(name, data_dir)
+    from .graph.datasets import GRAPH_DATASETS, load_graph
+
     if name in GRAPH_DATASETS:
         return load_graph(name, data_dir)
     raise ValueError(
@@ -76,9 +93,14 @@ def _load(data: Any, data_dir: str | os.PathLike | None) -> TabularDataset | Gra
 
 
 def _default_config(dataset: Any) -> TrainConfig:
-    if isinstance(dataset, GraphDataset):
+    modality = _modality(dataset)
+    if modality == "graph":
+        from .graph.experiment import PAPER_GRAPH_SETTINGS
+
         return TrainConfig(**PAPER_GRAPH_SETTINGS)
-    if isinstance(dataset, CelebASplits):
+    if modality == "vision":
+        from .vision.experiment import paper_config
+
         return paper_config(dataset.target)
     return TrainConfig()
 
@@ -170,10 +192,15 @@ class _Fitter:
             yield result, share, len(pairs)
 
     def _one(self, config: TrainConfig) -> TrainResult:
-        if isinstance(self.dataset, TabularDataset):
+        modality = _modality(self.dataset)
+        if modality == "tabular":
             return run_tabular(self.dataset, config, model_kwargs=self.model_kwargs)
-        if isinstance(self.dataset, GraphDataset):
+        if modality == "graph":
+            from .graph.experiment import run_graph
+
             return run_graph(self.dataset, config, backbone=self.backbone, model_kwargs=self.model_kwargs)
+        from .vision.experiment import run_vision
+
         return run_vision(self.dataset, config, model_kwargs=self.model_kwargs)
 
 
