@@ -231,10 +231,12 @@ def write_tables(records: list[dict], args: argparse.Namespace) -> None:
         chosen = (f"epoch chosen on validation accuracy among the epochs whose validation {args.budget_metric} is "
                   f"<= {args.budget:g} (else the epoch of smallest validation {args.budget_metric}; {met} of "
                   f"{len(records)} runs met the budget).")
+    settings = [f"Tabular: {args.epochs} epochs"] if any(r["dataset"] != "celeba" for r in records) else []
+    if any(r["dataset"] == "celeba" for r in records):
+        settings.append(f"CelebA ({args.celeba_target} vs Male, {args.celeba_images} images, ResNet-18 from "
+                        f"scratch): {args.celeba_epochs} epochs")
     lines = [
-        f"Test metrics, mean ± std over seeds (n in the last column). Tabular: {args.epochs} epochs; CelebA "
-        f"({args.celeba_target} vs Male, {args.celeba_images} images, ResNet-18 from scratch): "
-        f"{args.celeba_epochs} epochs; {chosen}",
+        f"Test metrics, mean ± std over seeds (n in the last column). {'; '.join(settings)}; {chosen}",
         f"torch {torch.__version__}, CPU, {platform.machine()}, {args.threads} thread(s). "
         "Regenerate with `python benchmarks/drfairness.py`.",
         "",
