@@ -1,3 +1,4 @@
+import dataclasses
 import warnings
 
 import numpy as np
@@ -210,10 +211,8 @@ def test_choose_under_budget_takes_the_best_checkpoint_on_validation():
 
 
 def test_a_gap_the_data_cannot_measure_is_nan_with_its_reason():
-    positives_only = DATA.test.__class__(DATA.test.x, torch.ones_like(DATA.test.y), DATA.test.s, name="test")
-    data = TabularDataset(name="one label", train=DATA.train, val=DATA.val, test=positives_only,
-                          feature_names=DATA.feature_names, group_names=DATA.group_names,
-                          sensitive_attribute="group", label="y")
+    positives_only = dataclasses.replace(DATA.test, y=torch.ones_like(DATA.test.y))
+    data = dataclasses.replace(DATA, name="one label", test=positives_only)
     table = fairbinn.sweep(data, ["lagrangian"], [1.0], **SETTINGS)
     assert table["test_eo"].isna().all() and table["test_dp"].notna().all()
     assert table.attrs["undefined"] == {"test": {"eo": "no negative labels", "soft_eo": "no negative labels"}}
