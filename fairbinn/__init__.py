@@ -18,6 +18,7 @@ Quick start::
     celeba = fairbinn.load_celeba("Smiling", "Male", image_size=64)   # pre-resized, memory-mapped images
     result = fairbinn.run_vision(celeba, strategy="bilevel")          # ResNet-18 | Linear+ReLU | fc
 
+    result = fairbinn.run("health", strategy="lagrangian", eta=5)   # any registered benchmark by name
     table = fairbinn.sweep("adult", etas="auto", seeds=[0, 1])  # one row per (strategy, eta, seed, epoch)
     fairbinn.accuracy_at_budgets(table)                         # chosen on validation, read on test
 """
@@ -29,6 +30,9 @@ from .core import __all__ as _core_all
 from .tabular import *  # noqa: F401,F403
 from .tabular import __all__ as _tabular_all
 from .plotting import plot_fronts, plot_history, read_reference_points, save_figure  # noqa: E402
+from .benchmark import (  # noqa: E402
+    Benchmark, FairDataset, get_benchmark, list_benchmarks, load_benchmark, register_benchmark, run,
+)
 from .search import EtaSearch, search_etas  # noqa: E402
 from .sweeps import PAPER_ETAS, BudgetChoice, choose_under_budget, sweep  # noqa: E402
 from . import core, metrics, tabular  # noqa: E402
@@ -57,6 +61,7 @@ _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names
 __all__ = [
     "core", "graph", "metrics", "tabular", "vision", "__version__",
     *_core_all, *_tabular_all, *_LAZY["graph"], *_LAZY["vision"],
+    "Benchmark", "FairDataset", "register_benchmark", "get_benchmark", "list_benchmarks", "load_benchmark", "run",
     "sweep", "PAPER_ETAS", "choose_under_budget", "BudgetChoice", "EtaSearch", "search_etas",
     "plot_fronts", "plot_history", "read_reference_points", "save_figure",
 ]

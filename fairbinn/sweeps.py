@@ -23,7 +23,6 @@ validation whose validation gap meets a budget, with its model.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from .core.selection import EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.trainer import TrainResult
 from .search import EtaSearch, search_etas
-from .tabular.experiment import TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
+from .benchmark import get_benchmark, load_benchmark, run
 from .tabular.preprocess import TabularDataset
 
 if TYPE_CHECKING:  # the graph and vision modalities are imported only when their data is used
@@ -59,50 +58,11 @@ ROWS = ("epochs", "models")
 """What a row of :func:`sweep` is: a checkpoint (every epoch of every model) or a model (its selected epoch)."""
 
 
-def _modality(dataset: Any) -> str | None:
-    """"tabular", "graph" or "vision" for a loaded dataset, else None.
-
-    A graph or image dataset exists only once its modality is imported, so
-    the checks never import one themselves.
-    """
-    if isinstance(dataset, TabularDataset):
-        return "tabular"
-    for modality, module, name in (("graph", "fairbinn.graph.dataset", "GraphDataset"),
-                                   ("vision", "fairbinn.vision.celeba", "CelebASplits")):
-        if module in sys.modules and isinstance(dataset, getattr(sys.modules[module], name)):
-            return modality
-    return None
-
-
-def _load(data: Any, data_dir: str | os.PathLike | None) -> TabularDataset | GraphDataset | CelebASplits:
-    if _modality(data) is not None:
-        return data
-    if not isinstance(data, str):
-        raise TypeError(f"data must be a dataset name or a loaded dataset, got {type(data).__name__}")
-    name = data.lower().replace("-", "_")
-    if name in TABULAR_DATASETS:
-        return load_tabular(name, data_dir)
-    from .graph.datasets import GRAPH_DATASETS, load_graph
-
-    if name in GRAPH_DATASETS:
-        return load_graph(name, data_dir)
-    raise ValueError(
-        f"unknown dataset {data!r} for a sweep; use {', '.join(sorted(TABULAR_DATASETS) + sorted(GRAPH_DATASETS))}, "
-        "or pass loaded CelebA splits (fairbinn.load_celeba)"
-    )
-
-
-def _default_config(dataset: Any) -> TrainConfig:
-    modality = _modality(dataset)
-    if modality == "graph":
-        from .graph.experiment import PAPER_GRAPH_SETTINGS
-
-        return TrainConfig(**PAPER_GRAPH_SETTINGS)
-    if modality == "vision":
-        from .vision.experiment import paper_config
-
-        return paper_config(dataset.target)
-    return TrainConfig()
+def _load(data: Any, data_dir: str | os.PathLike | None) -> Any:
+    if isinstance(data, str):
+        return load_benchmark(data, data_dir)
+    get_benchmark(data)  # a dataset no benchmark trains fails here, naming the benchmarks
+    return data
 
 
 def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dict[str, float]:
@@ -139,7 +99,6 @@ class _Fitter:
 
     dataset: Any
     model_kwargs: dict[str, Any] | None
-    backbone: str
     stack: bool
     max_stack: int | None
     fused_adam: bool
@@ -164,7 +123,7 @@ class _Fitter:
         return epoch_rows, model_rows
 
     def _chunk(self, config: TrainConfig, pairs: list[tuple[float, int]]):
-        if self.stack and isinstance(self.dataset, TabularDataset):
+        if self.stack and get_benchmark(self.dataset).stackable:
             try:
                 yield from self._stacked(config, pairs)
                 return
@@ -179,7 +138,7 @@ class _Fitter:
         models = []
         for _, seed in pairs:
             seed_everything(seed)
-            models.append(paper_mlp(self.dataset, **(self.model_kwargs or {})))
+            models.append(get_benchmark(self.dataset).build_model(self.dataset, **(self.model_kwargs or {})))
         stacked = stack_models(models)
         trainer = StackedTrainer(config, [eta for eta, _ in pairs], [seed for _, seed in pairs],
                                  adam_kwargs={"fused": True} if self.fused_adam else None)
@@ -192,16 +151,11 @@ class _Fitter:
             yield result, share, len(pairs)
 
     def _one(self, config: TrainConfig) -> TrainResult:
-        modality = _modality(self.dataset)
-        if modality == "tabular":
-            return run_tabular(self.dataset, config, model_kwargs=self.model_kwargs)
-        if modality == "graph":
-            from .graph.experiment import run_graph
+        return run(self.dataset, config, model_kwargs=self.model_kwargs)
 
-            return run_graph(self.dataset, config, backbone=self.backbone, model_kwargs=self.model_kwargs)
-        from .vision.experiment import run_vision
 
-        return run_vision(self.dataset, config, model_kwargs=self.model_kwargs)
+def _with_backbone(model_kwargs: dict[str, Any] | None, backbone: str | None) -> dict[str, Any] | None:
+    return model_kwargs if backbone is None else {"backbone": backbone, **(model_kwargs or {})}
 
 
 def _check_etas(etas: Sequence[float] | str, strategies: Sequence[str]) -> None:
@@ -223,7 +177,7 @@ def sweep(
     config: TrainConfig | None = None,
     data_dir: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
-    backbone: str = "gcn",
+    backbone: str | None = None,
     stack: bool = True,
     max_stack: int | None = None,
     fused_adam: bool = False,
@@ -236,8 +190,9 @@ def sweep(
     Parameters
     ----------
     data : str or loaded dataset
-        "adult", "health", "nba", "pokec_z", "pokec_n", or a loaded
-        ``TabularDataset``, ``GraphDataset`` or ``CelebASplits``.
+        A registered benchmark's name ("adult", "health", "nba", "pokec_z",
+        "pokec_n", "celeba", yours: :func:`fairbinn.list_benchmarks`) or a
+        loaded ``TabularDataset``, ``GraphDataset`` or ``CelebASplits``.
     strategies : sequence of str, default ("bilevel", "lagrangian", "erm")
         ERM ignores eta and is trained once per seed (its rows have eta 0).
     etas : sequence of float or "auto", default :data:`PAPER_ETAS`
@@ -256,8 +211,9 @@ def sweep(
         selected epoch.
     model_kwargs : dict, optional
         Passed to ``paper_mlp`` / ``paper_gnn`` / ``create_vision_model``.
-    backbone : str, default "gcn"
-        GNN body for graph data.
+    backbone : str, optional
+        GNN body for graph data (default the paper's GCN); same as
+        ``model_kwargs={"backbone": ...}``.
     stack : bool, default True
         Train the models of one strategy as one stack where the network
         allows it (tabular data); otherwise, or when it does not (a warning
@@ -303,9 +259,9 @@ def sweep(
     if (config and config.checkpoint_dir) or config_overrides.get("checkpoint_dir"):
         raise ValueError("sweep does not write checkpoints: every model would share checkpoint_dir")
     dataset = _load(data, data_dir)
-    base = config or _default_config(dataset)
+    base = config or get_benchmark(dataset).paper_config(dataset)
     base = base.replace(**{**config_overrides, "record_test": True})
-    fitter = _Fitter(dataset, model_kwargs, backbone, stack, max_stack, fused_adam)
+    fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, max_stack, fused_adam)
     tables = [_sweep_strategy(fitter, base.replace(strategy=strategy), etas, seeds, search, rows)
               for strategy in dict.fromkeys(strategies)]
     table = pd.concat(tables, ignore_index=True)
@@ -386,7 +342,7 @@ def choose_under_budget(
     config: TrainConfig | None = None,
     data_dir: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
-    backbone: str = "gcn",
+    backbone: str | None = None,
     stack: bool = True,
     fused_adam: bool = True,
     search: EtaSearch | None = None,
@@ -407,7 +363,7 @@ def choose_under_budget(
     if strategy not in STRATEGY_NAMES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGY_NAMES)}, got {strategy!r}")
     dataset = _load(data, data_dir)
-    base = (config or _default_config(dataset)).replace(**config_overrides)
+    base = (config or get_benchmark(dataset).paper_config(dataset)).replace(**config_overrides)
     base = base.replace(strategy=strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
                         record_test=False)
     if strategy != "erm":
@@ -420,7 +376,7 @@ def choose_under_budget(
         count += 1
         chooser.update(count, {f"val_{k}": v for k, v in result.val.items()}, lambda: (result, result.model))
 
-    fitter = _Fitter(dataset, model_kwargs, backbone, stack, None, fused_adam, keep=keep)
+    fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, None, fused_adam, keep=keep)
     with warnings.catch_warnings():  # models missing the budget are expected while eta is searched
         warnings.filterwarnings("ignore", message=".*met no epoch under the budget|.*no epoch met the validation")
         table = _sweep_strategy(fitter, base, etas, [seed], search, "epochs")

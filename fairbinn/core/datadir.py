@@ -8,10 +8,14 @@ sits in a sub-directory named after it, e.g. ``<data_dir>/adult/adult.data``.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DATA_ENV_VAR", "DataFilesNotFoundError", "resolve_data_dir", "dataset_dir"]
+__all__ = ["DATA_ENV_VAR", "DataFilesNotFoundError", "resolve_data_dir", "dataset_dir", "RemoteFile", "DatasetSource",
+           "file_sha256"]
 
 DATA_ENV_VAR = "FAIRBINN_DATA"
 
@@ -58,3 +62,44 @@ def dataset_dir(
     raise DataFilesNotFoundError(
         f"{dataset}: expected {expected} in {folder} (data directory from {source})"
     )
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a dataset: its name in the dataset folder, where it comes from, its size and sha256."""
+
+    name: str
+    url: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def published(cls, file: Any, base_url: str) -> "RemoteFile":
+        """From anything with ``name``, ``size`` and ``sha256`` (a published file) at ``base_url + name``."""
+        return cls(file.name, base_url + file.name, file.size, file.sha256)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset's files come from.
+
+    ``folder`` is the sub-directory of the data directory the loader reads.
+    A dataset with ``manual_steps`` cannot be fetched automatically (a login
+    or a licence form); ``expected`` then lists the files (or folders) the
+    steps put in ``folder``, so their presence can be reported.
+    """
+
+    name: str
+    folder: str
+    files: tuple[RemoteFile, ...] = ()
+    manual_steps: str = ""
+    expected: tuple[str, ...] = ()
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -15,7 +15,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import remove_self_loops, to_undirected
 
-from ..core.datadir import dataset_dir
+from ..core.datadir import DatasetSource, RemoteFile, dataset_dir
 from .dataset import GraphDataset
 from .fairgnn_files import PublishedFile, check_published, edges_to_positions, read_edge_list, read_node_table
 from .splits import fairgnn_split
@@ -54,6 +54,8 @@ class FairGNNGraph:
         Min-max scale every feature to [-1, 1] (FairGNN does this for NBA only).
     published : tuple of PublishedFile
         Sizes and checksums of the published files, when documented.
+    remote_folder : str
+        Folder of the files under FairGNN's ``dataset/`` on GitHub, for downloads.
     """
 
     name: str
@@ -65,20 +67,35 @@ class FairGNNGraph:
     test_as_val: bool = False
     normalize_features: bool = False
     published: tuple[PublishedFile, ...] = ()
+    remote_folder: str = ""
 
     @property
     def file_names(self) -> list[str]:
         return [f"{self.stem}.csv", f"{self.stem}_relationship.txt"]
 
+    @property
+    def source(self) -> DatasetSource:
+        """The published files in FairGNN's repository (``fairbinn download <name>``)."""
+        base = _FAIRGNN_DATASET + self.remote_folder
+        return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
+
+
+_FAIRGNN_DATASET = "https://raw.githubusercontent.com/EnyanDai/FairGNN/main/dataset/"
+
 
 GRAPH_DATASETS: dict[str, FairGNNGraph] = {
     "nba": FairGNNGraph(
         "nba", "nba", "nba", label="SALARY", sensitive="country", label_number=100,
-        test_as_val=True, normalize_features=True,
+        test_as_val=True, normalize_features=True, remote_folder="NBA/",  # upper case in FairGNN's repository
+        published=(
+            PublishedFile("nba.csv", 128_489, "fe295195cff01f20b785fe9de1e24062123cb146bdae080ce8b3ea8315d45b80"),
+            PublishedFile("nba_relationship.txt", 325_785,
+                          "14c73245e5d6b6457cce7504e2bb0ded6b81155e25bf0e7d23793df7c01b4873"),
+        ),
     ),
     "pokec_z": FairGNNGraph(
         "pokec_z", "pokec", "region_job", label="I_am_working_in_field", sensitive="region", label_number=500,
-        published=(
+        remote_folder="pokec/", published=(
             PublishedFile("region_job.csv", 38_608_131,
                           "62f299e688cc07c29fa36f0d4c0f1c15137bd0fdced5931eec15e724e4bda3cd"),
             PublishedFile("region_job_relationship.txt", 11_351_174,
@@ -87,7 +104,7 @@ GRAPH_DATASETS: dict[str, FairGNNGraph] = {
     ),
     "pokec_n": FairGNNGraph(
         "pokec_n", "pokec", "region_job_2", label="I_am_working_in_field", sensitive="region", label_number=500,
-        published=(
+        remote_folder="pokec/", published=(
             PublishedFile("region_job_2.csv", 36_477_998,
                           "2b236a694fe861c826333d5174d8bf779c787072c73c40c185990d93c8ae9a3c"),
             PublishedFile("region_job_2_relationship.txt", 10_280_603,

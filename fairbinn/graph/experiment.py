@@ -1,25 +1,24 @@
-"""One call from a graph dataset to a trained, evaluated GNN (used by the CLI and benchmarks)."""
+"""The graph benchmarks (NBA, Pokec-z, Pokec-n): the paper's settings and GNN, loaders, their registration."""
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 import warnings
 from typing import Any, Sequence
 
+from ..benchmark import Benchmark, register_benchmark, run
 from ..core.config import TrainConfig
-from ..core.runtime import resolve_device, seed_everything
-from ..core.trainer import Trainer, TrainResult
+from ..core.runtime import resolve_device
+from ..core.trainer import TrainResult
 from .backbones import build_gnn
 from .dataset import GraphDataset
-from .datasets import load_graph
-from .minibatch import neighbor_batches
+from .datasets import GRAPH_DATASETS, load_graph
+from .minibatch import NeighborBatches, neighbor_batches
 
 __all__ = ["PAPER_GRAPH_SETTINGS", "paper_gnn", "run_graph"]
 
-PAPER_GRAPH_SETTINGS: dict[str, Any] = dict(
-    epochs=1000, lr=1e-2, fairness_lr=1e-5, eta=1000.0,
-)
+PAPER_GRAPH_SETTINGS: dict[str, Any] = dict(epochs=1000, lr=1e-2, fairness_lr=1e-5, eta=1000.0)
 """FairBiNN's graph training settings (stated for NBA; used for Pokec-z/n too):
 1000 full-batch epochs, Adam with lr 1e-2 for the network and 1e-5 for the
 fairness layer, eta 1000. The network: 2 GNN layers (hidden 64, dropout 0.5),
@@ -83,49 +82,48 @@ def run_graph(
     result's ``extra["val_is_test"]`` says so. The result's ``extra`` also
     holds the graph summary, the parameter counts and the wall time.
     """
-    config = config or TrainConfig(**PAPER_GRAPH_SETTINGS)
-    if config_overrides:
-        config = config.replace(**config_overrides)
     dataset = load_graph(data, data_dir) if isinstance(data, str) else data
+    return run(dataset, config, model_kwargs={"backbone": backbone, **(model_kwargs or {})},
+               loader_kwargs={"num_neighbors": num_neighbors, "full_batch_eval": full_batch_eval}, **config_overrides)
+
+
+def _loaders(dataset: GraphDataset, config: TrainConfig, num_neighbors: Sequence[int] | None = None,
+             full_batch_eval: bool = False) -> tuple[Any, Any, Any]:
+    """The full graph on ``config.device`` as three masked splits, or neighbour-sampled mini-batches."""
     if dataset.val_is_test and config.selection_metric is not None:
-        warnings.warn(
-            f"{dataset.name}: the validation nodes are the test nodes (FairGNN's protocol), so selecting the "
-            f"epoch on validation {config.selection_metric} selects it on test; use selection_metric=None "
-            "(last epoch) or load the graph with test_as_val=False",
-            UserWarning,
-            stacklevel=2,
-        )
-    seed_everything(config.seed)
-    model = paper_gnn(dataset, backbone, **(model_kwargs or {}))
-    if num_neighbors is None:
-        on_device = dataset.to(resolve_device(config.device))
-        loaders = (on_device.train, on_device.val, on_device.test)
-    else:
-        sampled = neighbor_batches(dataset, batch_size=config.batch_size, num_neighbors=num_neighbors,
-                                   seed=config.seed)
-        if full_batch_eval:
-            on_device = dataset.to(resolve_device(config.device))
-            loaders = (sampled[0], on_device.val, on_device.test)
-        else:
-            loaders = sampled
-    start = time.perf_counter()
-    result = Trainer(config).fit(model, *loaders)
+        warnings.warn(f"{dataset.name}: the validation nodes are the test nodes (FairGNN's protocol), so selecting "
+                      f"the epoch on validation {config.selection_metric} selects it on test; use "
+                      "selection_metric=None (last epoch) or load the graph with test_as_val=False",
+                      UserWarning, stacklevel=4)
     if num_neighbors is not None:
-        result.extra["minibatch"] = {
-            "num_neighbors": [int(k) for k in num_neighbors],
-            "batch_size": config.batch_size,
+        sampled = neighbor_batches(dataset, batch_size=config.batch_size, num_neighbors=num_neighbors, seed=config.seed)
+        if not full_batch_eval:
+            return sampled
+    on_device = dataset.to(resolve_device(config.device))
+    return sampled[0] if num_neighbors is not None else on_device.train, on_device.val, on_device.test
+
+
+def _describe(result: TrainResult, dataset: GraphDataset, loaders: tuple, model_kwargs: dict[str, Any]) -> dict:
+    extra: dict[str, Any] = {"val_is_test": dataset.val_is_test}
+    if isinstance(loaders[0], NeighborBatches):
+        extra["minibatch"] = {
+            "num_neighbors": [int(k) for k in loaders[0].num_neighbors],
+            "batch_size": loaders[0].batch_size,
             "batches_per_epoch": len(loaders[0]),
-            "evaluation": "full batch" if full_batch_eval else "neighbour-sampled mini-batches",
+            "evaluation": "neighbour-sampled mini-batches" if isinstance(loaders[1], NeighborBatches) else "full batch",
         }
-    result.extra.update(
-        dataset=dataset.summary(),
-        model={
-            "backbone": backbone,
-            **(model_kwargs or {}),
-            **model.parameter_counts(),
-            "repr": repr(model),
-        },
-        val_is_test=dataset.val_is_test,
-        wall_time_s=time.perf_counter() - start,
-    )
-    return result
+    return extra
+
+
+def _headline(dataset: GraphDataset, model_kwargs: dict[str, Any]) -> str:
+    summary = dataset.summary()
+    return (f"{dataset.name} ({model_kwargs.get('backbone', 'gcn')}): test metrics, {summary['test']['nodes']} test "
+            f"nodes, {summary['train']['nodes']} training nodes, groups {dataset.group_names}")
+
+
+for _name, _spec in GRAPH_DATASETS.items():
+    register_benchmark(Benchmark(
+        _name, "graph", load=functools.partial(load_graph, _name), build_model=paper_gnn,
+        paper_settings=lambda dataset: PAPER_GRAPH_SETTINGS, loaders=_loaders, describe=_describe,
+        headline=_headline, dataset_type=GraphDataset, source=_spec.source,
+    ))

@@ -14,7 +14,6 @@ This module turns them into arrays; :mod:`fairbinn.graph.datasets` builds the
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.datadir import file_sha256
 from ..core.tablefile import guess_separator, read_csv_table
 
 __all__ = [
@@ -137,15 +137,6 @@ def edges_to_positions(edges: np.ndarray, ids: np.ndarray, *, source: str = "edg
             stacklevel=3,
         )
     return positions[known].T.copy(), dropped
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_published(folder: Path, files: tuple[PublishedFile, ...]) -> list[str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.datadir import dataset_dir
+from ..core.datadir import DatasetSource, RemoteFile, dataset_dir
 from .preprocess import TabularDataset, make_dataset, seeded_partition
 
-__all__ = ["load_adult", "ADULT_COLUMNS"]
+__all__ = ["load_adult", "ADULT_COLUMNS", "ADULT_SOURCE"]
 
 ADULT_COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
@@ -23,6 +23,16 @@ _NUMERIC = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-w
 _CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "native-country"]
 _LABELS = {"<=50K": 0, ">50K": 1}
 _SEX = ["Female", "Male"]
+_UCI_ADULT = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
+ADULT_SOURCE = DatasetSource("adult", "adult", (
+    RemoteFile("adult.data", _UCI_ADULT + "adult.data", 3_974_305,
+               "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d"),
+    RemoteFile("adult.test", _UCI_ADULT + "adult.test", 2_003_153,
+               "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05"),
+    RemoteFile("adult.names", _UCI_ADULT + "adult.names", 5_229,
+               "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a"),
+))
+"""The UCI Machine Learning Repository's files (``fairbinn download adult``)."""
 
 
 def _read_adult_file(path: Path) -> tuple[pd.DataFrame, int]:

@@ -1,18 +1,17 @@
-"""One call from a dataset name to a trained, evaluated model (used by the CLI and benchmarks)."""
+"""The tabular benchmarks (Adult, Health): loaders by name, the paper's MLP, their registration."""
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable, Sequence
 
+from ..benchmark import Benchmark, register_benchmark, run
 from ..core.config import TrainConfig
 from ..core.data import Split
 from ..core.model import FairModel
-from ..core.runtime import seed_everything
-from ..core.trainer import Trainer, TrainResult
-from .adult import load_adult
-from .health import load_health
+from ..core.trainer import TrainResult
+from .adult import ADULT_SOURCE, load_adult
+from .health import HEALTH_SOURCE, load_health
 from .mlp import build_mlp
 from .preprocess import TabularDataset
 
@@ -66,14 +65,14 @@ def run_tabular(
     generated: Split | None = None,
     **config_overrides: Any,
 ) -> TrainResult:
-    """Train and evaluate one model on a tabular benchmark.
+    """Train and evaluate one model on a tabular benchmark: :func:`fairbinn.run` for tables.
 
     Parameters
     ----------
     data : str or TabularDataset
         "adult", "health", or an already loaded dataset.
     config : TrainConfig, optional
-        Training settings; ``config_overrides`` change single fields.
+        Training settings (default ``TrainConfig()``); ``config_overrides`` change single fields.
     data_dir : path, optional
         Data directory when ``data`` is a name.
     model_kwargs : dict, optional
@@ -87,21 +86,13 @@ def run_tabular(
     fixes initialisation, shuffling and dropout. The result's ``extra`` holds
     the dataset summary, the model's parameter counts and the wall time.
     """
-    config = config or TrainConfig()
-    if config_overrides:
-        config = config.replace(**config_overrides)
     dataset = load_tabular(data, data_dir) if isinstance(data, str) else data
-    seed_everything(config.seed)
-    model = paper_mlp(dataset, **(model_kwargs or {}))
-    start = time.perf_counter()
-    result = Trainer(config).fit(model, dataset.train, dataset.val, dataset.test, generated=generated)
-    result.extra.update(
-        dataset=dataset.summary(),
-        model={
-            **(model_kwargs or {}),
-            **model.parameter_counts(),
-            "repr": repr(model),
-        },
-        wall_time_s=time.perf_counter() - start,
-    )
-    return result
+    return run(dataset, config, model_kwargs=model_kwargs, generated=generated, **config_overrides)
+
+
+for _name, _loader, _source in (("adult", load_adult, ADULT_SOURCE), ("health", load_health, HEALTH_SOURCE)):
+    register_benchmark(Benchmark(
+        _name, "tabular", load=_loader, build_model=paper_mlp, stackable=True, dataset_type=TabularDataset,
+        headline=lambda data, _: f"{data.name}: test metrics, {len(data.test)} rows, groups {data.group_names}",
+        source=_source,
+    ))

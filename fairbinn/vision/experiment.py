@@ -1,16 +1,15 @@
-"""One call from a CelebA target attribute to a trained, evaluated image classifier."""
+"""The CelebA benchmark: the paper's per-attribute settings, the image classifier, its registration."""
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
+from ..benchmark import Benchmark, register_benchmark, run
 from ..core.config import TrainConfig
-from ..core.runtime import seed_everything
-from ..core.trainer import Trainer, TrainResult
+from ..core.trainer import TrainResult
 from .backbones import create_vision_model
-from .celeba import CelebASplits, load_celeba
+from .celeba import CELEBA_SOURCE, CelebASplits, load_celeba
 
 __all__ = ["PAPER_CELEBA_SETTINGS", "PAPER_CELEBA_COMMON", "paper_config", "run_vision"]
 
@@ -68,30 +67,31 @@ def run_vision(
         with ``targets()``, drawn beside the real ones by
         ``config.sampler="drfairness"``.
 
-    Batches hold ``config.batch_size`` images; the training order is shuffled
-    with ``config.seed``, and the model is initialised after seeding with it.
-    The result's ``extra`` holds the dataset summary (image counts of each
-    split), the model's parameter counts, ``steps_per_epoch``,
-    ``seconds_per_step`` (training time over all epochs / steps) and the wall time.
+    Batches hold ``config.batch_size`` images, shuffled with ``config.seed``. The result's ``extra`` holds
+    the dataset summary, the model's parameter counts, ``steps_per_epoch``, ``seconds_per_step`` and the wall time.
     """
     dataset = load_celeba(data, data_dir=data_dir, **(data_kwargs or {})) if isinstance(data, str) else data
-    config = config or paper_config(dataset.target)
-    if config_overrides:
-        config = config.replace(**config_overrides)
-    train, val, test = dataset.loaders(config.batch_size, num_workers=num_workers, seed=config.seed)
-    seed_everything(config.seed)
-    model = create_vision_model(**(model_kwargs or {}))
-    start = time.perf_counter()
-    result = Trainer(config).fit(model, train, val, test, generated=generated)
-    train_time = sum(record["train_time_s"] for record in result.history)
-    result.extra.update(
-        dataset=dataset.summary(),
-        model={
-            **{k: str(v) for k, v in (model_kwargs or {}).items()},
-            **model.parameter_counts(),
-        },
-        steps_per_epoch=len(train),
-        seconds_per_step=train_time / (len(train) * len(result.history)),
-        wall_time_s=time.perf_counter() - start,
-    )
-    return result
+    return run(dataset, config, model_kwargs=model_kwargs, loader_kwargs={"num_workers": num_workers},
+               generated=generated, **config_overrides)
+
+
+def _describe(result: TrainResult, dataset: CelebASplits, loaders: tuple, model_kwargs: dict[str, Any]) -> dict:
+    steps, seconds = len(loaders[0]), sum(record["train_time_s"] for record in result.history)
+    return {"steps_per_epoch": steps, "seconds_per_step": seconds / (steps * len(result.history))}
+
+
+def _headline(dataset: CelebASplits, model_kwargs: dict[str, Any]) -> str:
+    sizes = " / ".join(f"{len(split):,}" for split in (dataset.train, dataset.val, dataset.test))
+    return (f"CelebA {dataset.target} vs {dataset.sensitive} ({model_kwargs.get('name', 'resnet18')}, "
+            f"{model_kwargs.get('source', 'torchvision')}, {'x'.join(map(str, dataset.train.image_size))}, random "
+            f"init unless --pretrained): test metrics, {sizes} train / val / test images")
+
+
+register_benchmark(Benchmark(
+    "celeba", "vision", load=lambda data_dir=None, target="Attractive", **kw: load_celeba(target, data_dir=data_dir,
+                                                                                          **kw),
+    build_model=lambda dataset, **kwargs: create_vision_model(**kwargs),
+    paper_settings=lambda dataset: {**PAPER_CELEBA_COMMON, **PAPER_CELEBA_SETTINGS.get(dataset.target, {})},
+    loaders=lambda data, config, num_workers=0: data.loaders(config.batch_size, num_workers, config.seed),
+    describe=_describe, headline=_headline, dataset_type=CelebASplits, source=CELEBA_SOURCE,
+))
