@@ -32,13 +32,14 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import __version__
-from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
+from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, TrainConfig
 from .core import distributed
-from .core.constraints import list_constraints
+from .core.constraints import create_constraint
 from .core.drfairness import HESSIANS
 from .core.metrics import REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
+from .core.strategies import list_strategies
 from .core.trainer import TrainResult
 from .benchmark import Benchmark, get_benchmark, run
 from .download import DOWNLOADS, DownloadError, download
@@ -61,11 +62,20 @@ _COLUMNS = {
 
 def _mode(value: str) -> str:
     name = MODE_ALIASES.get(value.lower(), value.lower())
-    if name not in STRATEGY_NAMES:
+    if name not in list_strategies():  # the registry now: register_strategy may have added names
         raise argparse.ArgumentTypeError(
-            f"unknown mode {value!r}; use erm, lagrangian (alias reg) or bilevel (alias linear)"
+            f"unknown mode {value!r}; choose one of {', '.join(list_strategies())} (aliases: reg = lagrangian, "
+            "linear = bilevel)"
         )
     return name
+
+
+def _constraint(value: str) -> str:
+    try:  # the registry at parse time: register_constraint may have added names
+        create_constraint(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value.lower()
 
 
 _TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
@@ -119,7 +129,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                       help="one or more of bilevel (alias linear), lagrangian (alias reg), erm; default bilevel")
     game.add_argument("-e", "--eta", type=float,
                       help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
-    game.add_argument("--constraint", default=defaults.constraint, choices=sorted(set(list_constraints())),
+    game.add_argument("--constraint", default=defaults.constraint, type=_constraint,
                       help="fairness loss (default dp)")
     game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph, 30/15/15 CelebA)")
     game.add_argument("-bs", "--batch_size", "--batch-size", dest="batch_size", type=int,

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
-from .core.config import STRATEGY_NAMES, TrainConfig
+from .core.config import TrainConfig
 from .core.runtime import seed_everything
 from .core.selection import EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
+from .core.strategies import list_strategies, resolve_strategy
 from .core.trainer import TrainResult
 from .search import EtaSearch, search_etas
 from .benchmark import get_benchmark, load_benchmark, run
@@ -246,9 +247,12 @@ def sweep(
     choose and must never be used to choose. ``table.attrs["undefined"]``
     says why a gap is NaN (``{"val" | "test": {metric: reason}}``).
     """
-    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
-    if unknown or not strategies:
-        raise ValueError(f"strategies must be a non-empty list of {', '.join(STRATEGY_NAMES)}; got {list(strategies)}")
+    if not strategies:
+        raise ValueError(f"strategies must be a non-empty list of {', '.join(list_strategies())}; got []")
+    try:  # the registry at call time: register_strategy may have added names
+        strategies = [resolve_strategy(s) for s in strategies]
+    except ValueError as error:
+        raise ValueError(f"strategies must be a non-empty list of registered strategies: {error}") from None
     if not seeds:
         raise ValueError("seeds must not be empty")
     if max_stack is not None and (not isinstance(max_stack, int) or max_stack < 1):
@@ -360,8 +364,7 @@ def choose_under_budget(
     step on a CPU, rounding differently from a model trained alone). Other
     arguments as for :func:`sweep`.
     """
-    if strategy not in STRATEGY_NAMES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGY_NAMES)}, got {strategy!r}")
+    strategy = resolve_strategy(strategy)  # ValueError "unknown strategy 'x'; choose one of ..."
     dataset = _load(data, data_dir)
     base = (config or get_benchmark(dataset).paper_config(dataset)).replace(**config_overrides)
     base = base.replace(strategy=strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,

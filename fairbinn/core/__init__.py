@@ -10,6 +10,7 @@ from .constraints import (
     ReleasedDemographicParity,
     create_constraint,
     list_constraints,
+    register_constraint,
 )
 from .data import Batch, Split, TensorLoader
 from .datadir import DataFilesNotFoundError, resolve_data_dir
@@ -27,7 +28,7 @@ from .runtime import resolve_device, seed_everything
 from .saving import load_model, read_saved, records_build, save_model
 from .selection import EpochSelector
 from .stacked import NotStackableError, StackedTrainer, register_stacker, stack_models
-from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy
+from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy, list_strategies, register_strategy
 from .trainer import Trainer, TrainResult
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ReleasedDemographicParity",
     "create_constraint",
     "list_constraints",
+    "register_constraint",
     "Batch",
     "Split",
     "TensorLoader",
@@ -71,6 +73,8 @@ __all__ = [
     "Lagrangian",
     "Bilevel",
     "create_strategy",
+    "list_strategies",
+    "register_strategy",
     "Trainer",
     "TrainResult",
 ]

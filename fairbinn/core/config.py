@@ -13,6 +13,8 @@ from .metrics import GAP_METRICS, REPORT_KEYS
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
 
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
+"""The built-in strategies; ``register_strategy`` adds more, so validation asks
+:func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
 ORDERS = ("follower_first", "leader_first")
 SAMPLERS = ("uniform", "drfairness")
 """Ways of drawing training batches (``TrainConfig.sampler``)."""
@@ -26,18 +28,20 @@ class TrainConfig:
 
     Attributes
     ----------
-    strategy : {"erm", "lagrangian", "bilevel"}, default "bilevel"
+    strategy : {"erm", "lagrangian", "bilevel"} or a registered name, default "bilevel"
         ``erm``: all parameters minimise BCE. ``lagrangian``: all parameters
         minimise BCE + eta * fairness loss. ``bilevel`` (FairBiNN): the
         follower (fairness layers) steps on eta * fairness loss with its own
         optimizer, the leader (everything else) on BCE + eta * fairness loss
         (the game of the authors' released code; ``leader_penalty=False``
         gives the leader BCE alone, as the paper's Algorithm 1 writes it).
+        ``register_strategy`` adds names; names are case-insensitive and the
+        field holds the registered (lower-case) name.
     eta : float, default 100.0
         Weight of the fairness loss (>= 0). Ignored by ``erm``.
     constraint : str or FairnessConstraint, default "dp"
         Fairness constraint: a name ("dp", "eo", "eopp"; see
-        ``fairbinn.core.constraints``) or a constraint object.
+        ``list_constraints()``, ``register_constraint``) or a constraint object.
     constraint_norm : {"squared", "absolute"}, default "squared"
         Squared or absolute group gap as the fairness loss.
     epochs : int, default 50
@@ -151,9 +155,13 @@ class TrainConfig:
     ratio_damping: float = 1e-3
 
     def __post_init__(self) -> None:
+        from .strategies import resolve_strategy  # imported here: strategies imports this module
+
         problems = []
-        if self.strategy not in STRATEGY_NAMES:
-            problems.append(f"strategy must be one of {STRATEGY_NAMES}, got {self.strategy!r}")
+        try:
+            object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
+        except ValueError as error:
+            problems.append(f"strategy must be one of the registered strategies: {error}")
         if self.constraint_norm not in NORMS:
             problems.append(f"constraint_norm must be one of {NORMS}, got {self.constraint_norm!r}")
         else:

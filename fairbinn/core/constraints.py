@@ -18,12 +18,13 @@ no Python loop over groups and no host-device synchronisation (see
 from __future__ import annotations
 
 from abc import ABC
-from typing import ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
 from . import distributed
+from .registry import Registry
 
 __all__ = [
     "FairnessConstraint",
@@ -33,6 +34,7 @@ __all__ = [
     "ReleasedDemographicParity",
     "create_constraint",
     "list_constraints",
+    "register_constraint",
     "group_gaps",
 ]
 
@@ -277,7 +279,7 @@ def _checked(probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None) -
     return groups.long(), num_groups
 
 
-_CONSTRAINTS: dict[str, type[FairnessConstraint]] = {
+_CONSTRAINTS: Registry[type[FairnessConstraint]] = Registry("fairness constraint", {
     "dp": DemographicParity,
     "demographic_parity": DemographicParity,
     "eo": EqualizedOdds,
@@ -285,24 +287,40 @@ _CONSTRAINTS: dict[str, type[FairnessConstraint]] = {
     "eopp": EqualOpportunity,
     "equal_opportunity": EqualOpportunity,
     "released_dp": ReleasedDemographicParity,
-}
+})
+
+_C = TypeVar("_C", bound=type)
+
+
+def register_constraint(name: str, *, overwrite: bool = False) -> Callable[[_C], _C]:
+    """Class decorator registering a :class:`FairnessConstraint` subclass under ``name``.
+
+    The name then works wherever a constraint name does: ``create_constraint(name)``,
+    ``TrainConfig(constraint=name)``, ``fairbinn train --constraint name``. The
+    class is built as ``cls(norm=...)``. Names are case-insensitive (see
+    :mod:`fairbinn.core.registry`); a taken name raises ``ValueError`` unless
+    ``overwrite=True``.
+    """
+    register = _CONSTRAINTS.register(name, overwrite=overwrite)  # checks the name now
+
+    def decorator(cls: _C) -> _C:
+        if not (isinstance(cls, type) and issubclass(cls, FairnessConstraint)):
+            raise TypeError(f"register_constraint expects a FairnessConstraint subclass, got {cls!r}")
+        return register(cls)
+
+    return decorator
 
 
 def list_constraints() -> list[str]:
-    """Names accepted by :func:`create_constraint` (short names and long aliases)."""
-    return sorted(_CONSTRAINTS)
+    """Names accepted by :func:`create_constraint` (short names and long aliases), sorted."""
+    return _CONSTRAINTS.names()
 
 
 def create_constraint(
     constraint: str | FairnessConstraint, norm: str = "squared"
 ) -> FairnessConstraint:
-    """Return ``constraint`` itself if it is a constraint object, else build one by name."""
+    """Return ``constraint`` itself if it is a constraint object, else build one by name
+    (case-insensitive; ``ValueError`` naming the choices if unknown)."""
     if isinstance(constraint, FairnessConstraint):
         return constraint
-    try:
-        cls = _CONSTRAINTS[constraint.lower()]
-    except (KeyError, AttributeError):
-        raise ValueError(
-            f"unknown fairness constraint {constraint!r}; choose one of {list_constraints()}"
-        ) from None
-    return cls(norm=norm)
+    return _CONSTRAINTS.create(constraint, norm=norm)

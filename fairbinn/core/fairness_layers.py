@@ -18,6 +18,8 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from .registry import Registry
+
 __all__ = [
     "register_fairness_layer",
     "create_fairness_layer",
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 FairnessLayerFactory = Callable[..., nn.Module]
-_FAIRNESS_LAYERS: dict[str, FairnessLayerFactory] = {}
+_FAIRNESS_LAYERS: Registry[FairnessLayerFactory] = Registry("fairness layer")
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -55,21 +57,15 @@ def register_fairness_layer(
 ) -> Callable[[FairnessLayerFactory], FairnessLayerFactory]:
     """Decorator registering ``factory(width, num_layers=1, **kwargs) -> nn.Module`` under ``name``.
 
-    Raises ``ValueError`` if ``name`` is taken, unless ``overwrite=True``.
+    Names are case-insensitive (see :mod:`fairbinn.core.registry`). Raises
+    ``ValueError`` if ``name`` is taken, unless ``overwrite=True``.
     """
-
-    def decorator(factory: FairnessLayerFactory) -> FairnessLayerFactory:
-        if name in _FAIRNESS_LAYERS and not overwrite:
-            raise ValueError(f"fairness layer {name!r} is already registered")
-        _FAIRNESS_LAYERS[name] = factory
-        return factory
-
-    return decorator
+    return _FAIRNESS_LAYERS.register(name, overwrite=overwrite)
 
 
 def list_fairness_layers() -> list[str]:
     """Names of the registered fairness layers, sorted."""
-    return sorted(_FAIRNESS_LAYERS)
+    return _FAIRNESS_LAYERS.names()
 
 
 def create_fairness_layer(name: str, width: int, num_layers: int = 1, **kwargs) -> nn.Module:
@@ -86,13 +82,12 @@ def create_fairness_layer(name: str, width: int, num_layers: int = 1, **kwargs) 
     **kwargs
         Passed to the factory (e.g. ``activation``, ``dropout``).
     """
-    if name not in _FAIRNESS_LAYERS:
-        raise ValueError(f"unknown fairness layer {name!r}; choose one of {list_fairness_layers()}")
+    factory = _FAIRNESS_LAYERS.get(name)
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"fairness layer width must be a positive integer, got {width!r}")
     if not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
-    return _FAIRNESS_LAYERS[name](width, num_layers=num_layers, **kwargs)
+    return factory(width, num_layers=num_layers, **kwargs)
 
 
 class LinearStack(nn.Sequential):

@@ -40,6 +40,7 @@ from .data import Batch, Split, check_targets
 from .fairness_layers import LinearStack, ResidualStack, _ResidualLayer
 from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
+from .registry import Registry
 from .runtime import resolve_device
 from .strategies import create_strategy
 from .trainer import TrainResult, _metrics_of, budget_shortfall, epoch_selector
@@ -60,25 +61,21 @@ class NotStackableError(TypeError):
 
 
 Stacker = Callable[[Sequence[nn.Module]], nn.Module]
-_STACKERS: dict[type, Stacker] = {}
+_STACKERS: Registry[Stacker] = Registry("stacker", key_type=type)  # keyed by module type
 _ELEMENTWISE = (
     nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.Softplus,
 )
 
 
-def register_stacker(module_type: type) -> Callable[[Stacker], Stacker]:
+def register_stacker(module_type: type, *, overwrite: bool = False) -> Callable[[Stacker], Stacker]:
     """Decorator registering ``stacker(modules) -> module`` for modules of exactly ``module_type``.
 
     The returned module maps ``(k, n, ...)`` inputs to ``(k, n, ...)`` outputs,
     applying ``modules[i]`` to slice ``i``, and names its parameters as
-    ``modules[0]`` does, with a leading axis of size ``k``.
+    ``modules[0]`` does, with a leading axis of size ``k``. A type that has a
+    stacker raises ``ValueError`` unless ``overwrite=True`` (see :mod:`fairbinn.core.registry`).
     """
-
-    def decorator(stacker: Stacker) -> Stacker:
-        _STACKERS[module_type] = stacker
-        return stacker
-
-    return decorator
+    return _STACKERS.register(module_type, overwrite=overwrite)
 
 
 def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
@@ -91,7 +88,7 @@ def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
     if any(type(m) is not kind for m in modules):
         raise NotStackableError(f"the models differ in structure: {sorted({type(m).__name__ for m in modules})}")
     if kind in _STACKERS:
-        return _STACKERS[kind](modules)
+        return _STACKERS.create(kind, modules)
     if kind is nn.Dropout:
         if any(m.p > 0 for m in modules):
             raise NotStackableError("dropout with p > 0 cannot be stacked: its masks would differ from separate runs")

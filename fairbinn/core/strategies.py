@@ -27,7 +27,7 @@ so it takes one extra encoder forward without gradient tracking.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +39,12 @@ from .config import TrainConfig
 from .constraints import FairnessConstraint
 from .data import Batch
 from .model import FairModel
+from .registry import Registry
 
-__all__ = ["Strategy", "ERM", "Lagrangian", "Bilevel", "create_strategy"]
+__all__ = [
+    "Strategy", "ERM", "Lagrangian", "Bilevel", "create_strategy", "register_strategy", "list_strategies",
+    "resolve_strategy",
+]
 
 
 def _adam(params: list[nn.Parameter], lr: float, decay: float, **adam_kwargs):
@@ -256,7 +260,42 @@ class _Leader(nn.Module):
         return self.encoder(inputs)
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)}
+_STRATEGIES: Registry[type[Strategy]] = Registry("strategy", {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)})
+
+_S = TypeVar("_S", bound=type)
+
+
+def register_strategy(name: str, *, overwrite: bool = False) -> Callable[[_S], _S]:
+    """Class decorator registering a :class:`Strategy` subclass under ``name``.
+
+    The name then works wherever a strategy name does: ``TrainConfig(strategy=name)``,
+    ``fairbinn.sweep(..., strategies=[name])``, ``fairbinn train --mode name``.
+    The class is built as ``cls(model, config, constraint, num_groups, **kwargs)``
+    (see :class:`Strategy`). Names are case-insensitive (see
+    :mod:`fairbinn.core.registry`); a taken name raises ``ValueError`` unless
+    ``overwrite=True``.
+    """
+    register = _STRATEGIES.register(name, overwrite=overwrite)  # checks the name now
+
+    def decorator(cls: _S) -> _S:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise TypeError(f"register_strategy expects a Strategy subclass, got {cls!r}")
+        return register(cls)
+
+    return decorator
+
+
+def list_strategies() -> list[str]:
+    """Names of the registered strategies, sorted."""
+    return _STRATEGIES.names()
+
+
+def resolve_strategy(name: str) -> str:
+    """The registered strategy name that ``name`` refers to (names are case-insensitive).
+
+    Raises ``ValueError("unknown strategy 'x'; choose one of ...")`` if there is none.
+    """
+    return _STRATEGIES.canonical(name)
 
 
 def create_strategy(
@@ -270,4 +309,4 @@ def create_strategy(
 
     ``kwargs`` (``eta``, ``adam_kwargs``) go to :class:`Strategy`.
     """
-    return _STRATEGIES[config.strategy](model, config, constraint, num_groups, **kwargs)
+    return _STRATEGIES.create(config.strategy, model, config, constraint, num_groups, **kwargs)

@@ -9,6 +9,7 @@ from torch_geometric.nn import GAT, GCN
 
 from ..core.fairness_layers import create_fairness_layer
 from ..core.model import FairModel
+from ..core.registry import Registry
 from ..core.saving import records_build
 
 __all__ = [
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 GNNBodyFactory = Callable[..., nn.Module]
-_BODIES: dict[str, GNNBodyFactory] = {"gcn": GCN, "gat": GAT}
+_BODIES: Registry[GNNBodyFactory] = Registry("GNN body", {"gcn": GCN, "gat": GAT})
 
 
 class GraphEncoder(nn.Module):
@@ -48,17 +49,15 @@ def register_gnn_body(name: str, factory: GNNBodyFactory, *, overwrite: bool = F
 
     Any callable with the signature of ``torch_geometric.nn.GCN`` works (for
     instance ``torch_geometric.nn.GraphSAGE``, ``GIN``, ``PNA`` with its extra
-    arguments passed through ``body_kwargs``).
+    arguments passed through ``body_kwargs``). Names are case-insensitive (see
+    :mod:`fairbinn.core.registry`); a taken name raises ``ValueError`` unless ``overwrite=True``.
     """
-    key = name.lower()
-    if key in _BODIES and not overwrite:
-        raise ValueError(f"GNN body {name!r} is already registered")
-    _BODIES[key] = factory
+    _BODIES.register(name, factory, overwrite=overwrite)
 
 
 def list_gnn_bodies() -> list[str]:
     """Names of the registered GNN bodies, sorted."""
-    return sorted(_BODIES)
+    return _BODIES.names()
 
 
 def create_gnn_body(
@@ -72,10 +71,7 @@ def create_gnn_body(
     (as FairGNN's bodies). GCN and GAT add self-loops themselves. ``kwargs``
     go to the factory (e.g. ``heads=2`` for GAT).
     """
-    try:
-        factory = _BODIES[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown GNN body {name!r}; choose one of {list_gnn_bodies()}") from None
+    factory = _BODIES.get(name)
     return factory(in_channels, hidden_channels, num_layers, dropout=dropout, **kwargs)
 
 

@@ -32,7 +32,7 @@ def test_layer_options_are_passed_through():
 
 
 def test_register_custom_layer(monkeypatch):
-    monkeypatch.setattr(registry, "_FAIRNESS_LAYERS", dict(registry._FAIRNESS_LAYERS))
+    monkeypatch.setattr(registry, "_FAIRNESS_LAYERS", registry._FAIRNESS_LAYERS.copy())
 
     @register_fairness_layer("scale")
     def scale(width, num_layers=1, init=2.0):

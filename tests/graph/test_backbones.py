@@ -45,7 +45,7 @@ def test_any_pyg_model_is_an_encoder_and_trains_bilevel():
 
 
 def test_registry_and_errors(monkeypatch):
-    monkeypatch.setattr(backbones, "_BODIES", dict(backbones._BODIES))
+    monkeypatch.setattr(backbones, "_BODIES", backbones._BODIES.copy())
     with pytest.raises(ValueError, match="unknown GNN body 'gin'"):
         create_gnn_body("gin", 3)
     register_gnn_body("sage_test", GraphSAGE)
