@@ -65,11 +65,10 @@ def from_dataframe(
         ``"a & b"`` (see :meth:`TabularEncoder.groups`).
     features : list of str, optional
         Feature columns; default every column but the label (and the
-        sensitive ones unless ``keep_sensitive``). They are encoded by a
-        :class:`TabularEncoder` fitted on the training split: non-numeric and
-        bool columns one-hot over the training split's values (a value only
-        in validation or test rows encodes as all zeros), columns that are
-        not 0/1 z-scored with the training split's statistics.
+        sensitive ones unless ``keep_sensitive``), encoded by a
+        :class:`TabularEncoder` fitted on the training split: bool and
+        non-numeric columns one-hot over its values (others encode as zeros),
+        columns that are not 0/1 z-scored with its statistics.
     val_fraction, test_fraction : float, default 0.2 and 0.2
         Seeded random split; the rest trains.
 

@@ -69,20 +69,21 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         Seeds initialisation, shuffling and the validation split.
     device : str, default "cpu"
 
-    Inputs: ``X`` of shape ``(n, d)``, a numeric array or a DataFrame whose
-    object, category and bool columns are one-hot encoded with the categories
-    seen in ``fit`` (an unseen category at prediction is an error naming the
-    column); numeric columns are standardised with the training mean and
-    standard deviation. NaN or infinite values are errors. Columns are
-    categorical unless their dtype is numeric (bool counts as categorical). ``y`` holds two
-    classes of any type; ``predict`` returns them. Fairness strategies need
-    the sensitive attribute; ERM does not.
+    Inputs: ``X`` of shape ``(n, d)``, a numeric array or a DataFrame,
+    encoded as :func:`~fairbinn.from_dataframe` does, by a
+    :class:`~fairbinn.tabular.TabularEncoder` fitted on the ``fit`` rows
+    (bool and non-numeric columns one-hot, other columns not 0/1 z-scored).
+    ``y`` holds two classes of any type; ``predict`` returns them. Fairness
+    strategies need the sensitive attribute; ERM does not.
 
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
     groups_ : ndarray
-        The sensitive groups seen in ``fit`` (tuples for several columns).
+        The sensitive groups seen in ``fit`` (tuples for several columns), in
+        the order of :meth:`TabularEncoder.groups` (by name, ``"a & b"``).
+    encoder_ : TabularEncoder
+        The fitted encoding of ``X`` (``encoder_.feature_names_``).
     model_ : FairModel
     result_ : TrainResult
         Training history and validation metrics.

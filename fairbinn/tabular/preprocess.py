@@ -95,21 +95,17 @@ def seeded_partition(n: int, fractions: Sequence[float], seed: int) -> list[np.n
 
 
 class TabularEncoder:
-    """The one encoding of a table's feature columns: fitted on training rows, then applied to any rows.
+    """Encodes a table's columns as features with statistics of the rows it is fitted on (training rows).
 
-    The rule (``load_csv``, ``from_dataframe``, ``FairBiNNClassifier``, and the
-    scaling of the Adult and Health loaders):
-
-    * A column of bool or non-numeric dtype is categorical: one 0/1 indicator
-      ``"<column>_<value>"`` per value seen in the fitted rows, values sorted
-      as text. Numeric columns come first, in their order, then the
-      indicators, column by column (the layout of ``pandas.get_dummies``). A
-      value unseen in ``fit`` encodes as all zeros (``handle_unknown="ignore"``)
-      or is an error naming the column and value (``"error"``).
-    * A column holding only 0 and 1 in the fitted rows (indicators, flags) is
-      left as it is; every other column is z-scored with the fitted rows'
-      mean and standard deviation (``ddof=0``); a constant one is only centred.
-    * A missing value, or an infinite number, is an error.
+    The one rule of ``load_csv`` / ``from_dataframe``, ``FairBiNNClassifier``
+    and (for scaling) the Adult and Health loaders: a bool or non-numeric
+    column becomes one 0/1 indicator ``"<column>_<value>"`` per value seen in
+    ``fit`` (sorted as text; an unseen value encodes as all zeros, or is an
+    error with ``handle_unknown="error"``), after the numeric columns as in
+    ``pandas.get_dummies``; then every column that is not only 0 and 1 in the
+    fitted rows is z-scored with their mean and standard deviation
+    (``ddof=0``; a constant column is only centred). Missing or infinite
+    values are errors.
 
     Parameters
     ----------
@@ -118,13 +114,13 @@ class TabularEncoder:
     Attributes
     ----------
     columns_ : list
-        The input columns seen in ``fit``; ``transform`` needs them all.
+        The input columns of ``fit``; ``transform`` needs them.
     categories_ : dict of column -> pandas.Index
-        The values of each categorical column, in indicator order.
+        Each categorical column's values, in indicator order.
     feature_names_ : list of str
         The ``d`` output columns, in order.
     mean_, scale_ : pandas.Series
-        Statistics of the z-scored output columns (indexed by their names).
+        Statistics of the z-scored output columns.
     """
 
     def __init__(self, handle_unknown: str = "ignore") -> None:
@@ -139,7 +135,6 @@ class TabularEncoder:
             c: pd.Index(sorted(frame[c].dropna().unique(), key=str)) for c in frame.columns
             if pd.api.types.is_bool_dtype(frame[c].dtype) or not pd.api.types.is_numeric_dtype(frame[c].dtype)
         }
-        self.mean_ = self.scale_ = pd.Series(dtype=np.float64)
         table = self._indicators(frame)
         binary = table.isin([0, 1]).all()
         self.mean_ = table.loc[:, ~binary].mean()
@@ -148,14 +143,16 @@ class TabularEncoder:
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Features of ``frame``'s rows: float32 array of shape ``(n, len(feature_names_))``."""
+        """Encode the rows of ``frame`` (it needs the columns of ``fit``; others are ignored).
+
+        Returns
+        -------
+        ndarray of shape (n, len(feature_names_)), float32
+        """
         table = self._indicators(frame)
         scaled = self.mean_.index
         table[scaled] = (table[scaled] - self.mean_) / self.scale_
         return table.to_numpy(np.float32)
-
-    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.fit(frame).transform(frame)
 
     def _indicators(self, frame: pd.DataFrame) -> pd.DataFrame:
         numeric = [c for c in self.columns_ if c not in self.categories_]
@@ -177,19 +174,24 @@ class TabularEncoder:
 
     @staticmethod
     def groups(frame: pd.DataFrame) -> tuple[np.ndarray, list[str], list[Any]]:
-        """Sensitive groups of the rows of ``frame`` (one column per sensitive attribute).
+        """Groups of ``frame``'s rows (one column per sensitive attribute): every observed combination.
 
-        Every observed combination of the columns' values is a group, named by
-        the values as text joined by ``" & "`` (``"Female & White"``) and
-        numbered in the sorted order of the names. Returns the codes ``(n,)``
-        int64, the names, and each group's value (a tuple for several columns).
+        A group is named by its values as text joined by ``" & "``
+        (``"Female & White"``); groups are numbered in the order of the names.
+
+        Returns
+        -------
+        codes : ndarray of shape (n,), int64
+        names : list of str
+        values : list
+            Each group's value, a tuple of values for several columns.
         """
         keys = frame.astype(str).agg(" & ".join, axis=1)
         names = sorted(keys.unique())
         first = ~keys.duplicated().to_numpy()
         rows = dict(zip(keys[first], frame[first].itertuples(index=False, name=None)))
         values = [rows[n] if frame.shape[1] > 1 else rows[n][0] for n in names]
-        return keys.map({n: i for i, n in enumerate(names)}).to_numpy(np.int64), names, values
+        return keys.map({n: i for i, n in enumerate(names)}).to_numpy(np.int64, copy=True), names, values
 
 
 def make_dataset(
