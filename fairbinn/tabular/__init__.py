@@ -5,7 +5,7 @@ from .csv import from_dataframe, load_csv
 from .experiment import PAPER_FAIRNESS_LAYERS, TABULAR_DATASETS, load_tabular, paper_mlp, run_tabular
 from .health import load_health
 from .mlp import build_mlp
-from .preprocess import TabularDataset
+from .preprocess import TabularDataset, TabularEncoder
 
 __all__ = [
     "load_adult",
@@ -16,6 +16,7 @@ __all__ = [
     "TABULAR_DATASETS",
     "PAPER_FAIRNESS_LAYERS",
     "TabularDataset",
+    "TabularEncoder",
     "build_mlp",
     "paper_mlp",
     "run_tabular",

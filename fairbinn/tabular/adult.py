@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.datadir import DatasetSource, RemoteFile, dataset_dir
-from .preprocess import TabularDataset, make_dataset, seeded_partition
+from .preprocess import TabularDataset, TabularEncoder, make_dataset, seeded_partition
 
 __all__ = ["load_adult", "ADULT_COLUMNS", "ADULT_SOURCE"]
 
@@ -81,13 +81,11 @@ def _read_adult_file(path: Path) -> tuple[pd.DataFrame, int]:
     return rows, int(missing.sum())
 
 
-def _encode(rows: pd.DataFrame, categories: dict[str, list[str]], include_sensitive: bool) -> pd.DataFrame:
+def _encode(rows: pd.DataFrame, one_hot: TabularEncoder, include_sensitive: bool) -> pd.DataFrame:
     parts = [rows[_NUMERIC].astype(np.float64)]
     if include_sensitive:
         parts.append((rows["sex"] == "Male").astype(np.float64).rename("sex_Male"))
-    for column in _CATEGORICAL:
-        values = pd.Categorical(rows[column], categories=categories[column])
-        parts.append(pd.get_dummies(values, prefix=column, dtype=np.float64).set_axis(rows.index))
+    parts.append(pd.DataFrame(one_hot.transform(rows), index=rows.index, columns=one_hot.feature_names_))
     return pd.concat(parts, axis=1)
 
 
@@ -135,8 +133,8 @@ def load_adult(
     _, (train_path, test_path) = dataset_dir("adult", data_dir, [["adult.data", "adult.test"]])
     train_rows, train_missing = _read_adult_file(train_path)
     test_rows, test_missing = _read_adult_file(test_path)
-    categories = {c: sorted(train_rows[c].unique()) for c in _CATEGORICAL}
-    unseen_counts = {c: int((~test_rows[c].isin(categories[c])).sum()) for c in _CATEGORICAL}
+    one_hot = TabularEncoder().fit(train_rows[_CATEGORICAL])  # categories of all of adult.data
+    unseen_counts = {c: int((~test_rows[c].isin(one_hot.categories_[c])).sum()) for c in _CATEGORICAL}
     unseen = {c: n for c, n in unseen_counts.items() if n}
     val_idx, train_idx = seeded_partition(len(train_rows), [val_fraction], seed)
     frames = {
@@ -151,7 +149,7 @@ def load_adult(
     }
     return make_dataset(
         "adult",
-        features={k: _encode(f, categories, include_sensitive) for k, f in frames.items()},
+        features={k: _encode(f, one_hot, include_sensitive) for k, f in frames.items()},
         labels={k: f["income"].to_numpy(np.float32) for k, f in frames.items()},
         groups={k: (f["sex"] == "Male").to_numpy(np.int64) for k, f in frames.items()},
         group_names=list(_SEX),

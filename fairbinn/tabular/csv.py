@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.display import plain, plain_list
-from .preprocess import TabularDataset, make_dataset, seeded_partition
+from .preprocess import TabularDataset, TabularEncoder, make_dataset, seeded_partition
 
 __all__ = ["load_csv", "from_dataframe"]
 
@@ -61,12 +61,14 @@ def from_dataframe(
         larger (sorted as text) is positive; ``notes["positive"]`` says which.
     sensitive : str or list of str
         The sensitive column(s). Several columns make intersectional groups:
-        every observed combination is a group, named ``"a & b"``.
+        every observed combination (in any split) is a group, named
+        ``"a & b"`` (see :meth:`TabularEncoder.groups`).
     features : list of str, optional
         Feature columns; default every column but the label (and the
-        sensitive ones unless ``keep_sensitive``). Non-numeric and bool
-        columns are one-hot encoded (categories of all rows); numeric columns
-        are z-scored with the training split's statistics.
+        sensitive ones unless ``keep_sensitive``), encoded by a
+        :class:`TabularEncoder` fitted on the training split: bool and
+        non-numeric columns one-hot over its values (others encode as zeros),
+        columns that are not 0/1 z-scored with its statistics.
     val_fraction, test_fraction : float, default 0.2 and 0.2
         Seeded random split; the rest trains.
 
@@ -106,24 +108,17 @@ def from_dataframe(
     y = (values == positive).to_numpy(np.float32)
     if y.min() == y.max():
         raise ValueError(f"{source}: every row has the same label ({label} == {positive!r}: {bool(y[0])})")
-    keys = frame[columns].astype(str).agg(" & ".join, axis=1)
-    group_names = sorted(keys.unique())
-    groups = keys.map({g: i for i, g in enumerate(group_names)}).to_numpy(np.int64)
-    table = frame[list(features)]
-    categorical = [c for c in table.columns
-                   if pd.api.types.is_bool_dtype(table[c]) or not pd.api.types.is_numeric_dtype(table[c])]
-    encoded = pd.get_dummies(table, columns=categorical, dtype=np.float64) if categorical else table.astype(float)
+    groups, group_names, _ = TabularEncoder.groups(frame[columns])
     test, val, train = seeded_partition(len(frame), [test_fraction, val_fraction], seed)
     parts = {"train": train, "val": val, "test": test}
     notes = {
         "source": source,
         "positive": repr(positive),
         "dropped_rows_with_missing_values": int((~complete).sum()),
-        "one_hot_columns": categorical,
     }
     return make_dataset(
         name,
-        {k: encoded.iloc[rows].reset_index(drop=True) for k, rows in parts.items()},
+        {k: frame.iloc[rows][list(features)].reset_index(drop=True) for k, rows in parts.items()},
         {k: y[rows] for k, rows in parts.items()},
         {k: groups[rows] for k, rows in parts.items()},
         group_names,

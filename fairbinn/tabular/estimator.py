@@ -9,14 +9,14 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..core.config import TrainConfig
-from ..core.display import plain
 from ..core.data import Split
 from ..core.runtime import seed_everything
 from ..core.trainer import Trainer
 from .mlp import build_mlp
+from .preprocess import TabularEncoder
 
 __all__ = ["FairBiNNClassifier"]
 
@@ -69,20 +69,21 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         Seeds initialisation, shuffling and the validation split.
     device : str, default "cpu"
 
-    Inputs: ``X`` of shape ``(n, d)``, a numeric array or a DataFrame whose
-    object, category and bool columns are one-hot encoded with the categories
-    seen in ``fit`` (an unseen category at prediction is an error naming the
-    column); numeric columns are standardised with the training mean and
-    standard deviation. NaN or infinite values are errors. Columns are
-    categorical unless their dtype is numeric (bool counts as categorical). ``y`` holds two
-    classes of any type; ``predict`` returns them. Fairness strategies need
-    the sensitive attribute; ERM does not.
+    Inputs: ``X`` of shape ``(n, d)``, a numeric array or a DataFrame,
+    encoded as :func:`~fairbinn.from_dataframe` does, by a
+    :class:`~fairbinn.tabular.TabularEncoder` fitted on the ``fit`` rows
+    (bool and non-numeric columns one-hot, other columns not 0/1 z-scored).
+    ``y`` holds two classes of any type; ``predict`` returns them. Fairness
+    strategies need the sensitive attribute; ERM does not.
 
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
     groups_ : ndarray
-        The sensitive groups seen in ``fit`` (tuples for several columns).
+        The sensitive groups seen in ``fit`` (tuples for several columns), in
+        the order of :meth:`TabularEncoder.groups` (by name, ``"a & b"``).
+    encoder_ : TabularEncoder
+        The fitted encoding of ``X`` (``encoder_.feature_names_``).
     model_ : FairModel
     result_ : TrainResult
         Training history and validation metrics.
@@ -167,41 +168,17 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
             if fit:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
                 self.n_features_in_ = len(names)
-                self.categories_ = {
-                    c: pd.Index(sorted(X[c].dropna().unique(), key=str))
-                    for c in X.columns
-                    if pd.api.types.is_bool_dtype(X[c].dtype) or not pd.api.types.is_numeric_dtype(X[c].dtype)
-                }
             elif names != list(getattr(self, "feature_names_in_", [])):
                 raise ValueError(
                     f"X has columns {names}; {type(self).__name__} was fitted with "
                     f"{list(getattr(self, 'feature_names_in_', []))}"
                 )
-            blocks = []
-            for column in X.columns:
-                values = X[column]
-                if column in self.categories_:
-                    if values.isna().any():
-                        raise ValueError(f"column {column!r} has missing values")
-                    known = self.categories_[column]
-                    codes = known.get_indexer(values)
-                    if (codes < 0).any() and self.handle_unknown != "ignore":
-                        unseen = values[codes < 0].iloc[0]
-                        raise ValueError(f"column {column!r} has category {plain(unseen)!r}, unseen in fit")
-                    blocks.append(np.vstack([np.eye(len(known)), np.zeros(len(known))])[codes])  # -1: zeros
-                else:
-                    blocks.append(values.to_numpy(dtype=np.float64, na_value=np.nan)[:, None])
-            array = np.hstack(blocks) if blocks else np.empty((len(X), 0))
-            array = check_array(array, dtype=np.float64)
         else:
             array = validate_data(self, X, reset=fit, dtype=np.float64)
-            if fit:
-                self.categories_ = {}
+            X = pd.DataFrame(array, columns=None if fit else self.encoder_.columns_)
         if fit:
-            self.mean_ = array.mean(axis=0)
-            scale = array.std(axis=0)
-            self.scale_ = np.where(scale > 0, scale, 1.0)
-        return ((array - self.mean_) / self.scale_).astype(np.float32)
+            self.encoder_ = TabularEncoder(self.handle_unknown).fit(X)
+        return self.encoder_.transform(X)
 
     def _groups(self, sensitive_features: Any, n: int, fit: bool) -> np.ndarray:
         if sensitive_features is None:
@@ -214,24 +191,17 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         frame = pd.DataFrame(sensitive_features)
         if frame.isna().any().any():
             raise ValueError("sensitive_features has missing values")
-        if frame.shape[1] == 1:
-            keys = list(frame.iloc[:, 0])
-        else:  # intersectional: every observed combination of the columns is a group
-            keys = list(frame.itertuples(index=False, name=None))
-        if len(keys) != n:
-            raise ValueError(f"sensitive_features has {len(keys)} rows but X has {n}")
-        labels = sorted(set(keys), key=str)
-        self.groups_ = np.empty(len(labels), dtype=object)
-        self.groups_[:] = labels
-        index = {label: code for code, label in enumerate(labels)}
-        return np.asarray([index[k] for k in keys], dtype=np.int64)
+        if len(frame) != n:
+            raise ValueError(f"sensitive_features has {len(frame)} rows but X has {n}")
+        codes, _, values = TabularEncoder.groups(frame)
+        self.groups_ = np.empty(len(values), dtype=object)
+        self.groups_[:] = values
+        return codes
 
     # -- API --------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> "FairBiNNClassifier":
         """Train on ``X`` ``(n, d)`` and ``y`` ``(n,)`` (two classes); returns ``self``."""
-        if self.handle_unknown not in ("error", "ignore"):
-            raise ValueError(f"handle_unknown must be 'error' or 'ignore', got {self.handle_unknown!r}")
         X, sensitive_features = self._split_sensitive(X, sensitive_features)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")

@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import fairbinn
 from fairbinn.cli import main
+from fairbinn.tabular.preprocess import seeded_partition
 
 COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
            "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
@@ -78,3 +80,47 @@ def test_cli_csv_flag_errors(args, message, capsys):
         main(["train", "--no-progress", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_tabular_encoder_rule_by_hand():
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 6.0], "flag": [0, 1, 1, 0], "c": ["b", "a", "b", "b"],
+                          "on": [True, False, True, True]})
+    encoder = fairbinn.TabularEncoder(handle_unknown="ignore").fit(train)
+    assert encoder.feature_names_ == ["x", "flag", "c_a", "c_b", "on_False", "on_True"]
+    z = (np.array([1.0, 2.0, 3.0, 6.0]) - 3.0) / np.sqrt(3.5)  # mean 3, variance (4 + 1 + 0 + 9) / 4
+    expected = np.column_stack([z, [0, 1, 1, 0], [0, 1, 0, 0], [1, 0, 1, 1], [0, 1, 0, 0], [1, 0, 1, 1]])
+    np.testing.assert_allclose(encoder.transform(train), expected, rtol=1e-6)
+    new = pd.DataFrame({"x": [3.0], "flag": [2], "c": ["zz"], "on": [False]})  # unseen category: all zeros
+    np.testing.assert_allclose(encoder.transform(new), [[0, 2, 0, 0, 1, 0]])
+    with pytest.raises(ValueError, match=r"^column 'c' has category 'zz', unseen in fit$"):
+        fairbinn.TabularEncoder(handle_unknown="error").fit(train).transform(new)
+    with pytest.raises(ValueError, match="column 'x' has missing"):
+        encoder.transform(new.assign(x=np.nan))
+    codes, names, values = fairbinn.TabularEncoder.groups(train[["c", "flag"]])
+    assert names == ["a & 1", "b & 0", "b & 1"] and values == [("a", 1), ("b", 0), ("b", 1)]
+    assert list(codes) == [1, 0, 2, 1]
+
+
+def test_from_dataframe_and_the_estimator_encode_alike():
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "n": rng.integers(0, 5, 200), "flag": rng.integers(0, 2, 200),
+                          "c": rng.choice(["p", "q", "r"], 200), "on": rng.choice([True, False], 200),
+                          "sex": rng.choice(["f", "m"], 200), "race": rng.choice(["a", "b", "c"], 200)})
+    frame["y"] = (frame["x"] + (frame["sex"] == "m") > 0.5).astype(int)
+    data = fairbinn.from_dataframe(frame, "y", ["sex", "race"])
+    test_rows, val_rows, train_rows = seeded_partition(200, [0.2, 0.2], 0)
+    X, y = frame.drop(columns="y").iloc[train_rows], frame["y"].iloc[train_rows]
+    model = fairbinn.FairBiNNClassifier(strategy="erm", epochs=1, sensitive=["sex", "race"]).fit(X, y)
+    assert model.encoder_.feature_names_ == data.feature_names
+    assert torch.equal(torch.from_numpy(model.encoder_.transform(X)), data.train.x)
+    assert [" & ".join(g) for g in model.groups_] == data.group_names
+    assert torch.equal(torch.from_numpy(fairbinn.TabularEncoder.groups(X[["sex", "race"]])[0]), data.train.s)
+    # categories and statistics come from the training rows only
+    changed = frame.copy()
+    changed.loc[test_rows[:5], "c"] = "only-in-test"
+    changed.loc[val_rows, "x"] *= 1000
+    other = fairbinn.from_dataframe(changed, "y", ["sex", "race"])
+    assert other.feature_names == data.feature_names and torch.equal(other.train.x, data.train.x)
+    indicators = [i for i, name in enumerate(data.feature_names) if name.startswith("c_")]
+    assert not other.test.x[:5, indicators].any() and other.test.x[5:, indicators].sum(axis=1).eq(1).all()
