@@ -182,7 +182,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _groups(self, sensitive_features: Any, n: int, fit: bool) -> np.ndarray:
         if sensitive_features is None:
-            if fit and self.strategy != "erm":
+            if fit and str(self.strategy).lower() != "erm":
                 raise ValueError(
                     f"the {self.strategy} strategy needs the sensitive attribute: pass sensitive_features= to "
                     "fit, or sensitive=<column name(s)> for a DataFrame X"
