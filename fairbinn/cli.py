@@ -32,11 +32,11 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import __version__
-from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
+from .core.config import ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
 from .core import distributed
 from .core.constraints import list_constraints
 from .core.drfairness import HESSIANS
-from .core.metrics import REPORT_KEYS
+from .core.metrics import GAP_METRICS, REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
 from .core.trainer import TrainResult
@@ -154,14 +154,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--paper-game", action="store_true",
                       help="bilevel: the paper's Algorithm 1 as written, the leader on BCE alone (it leaves DP "
                            "at ERM's level; see docs/results.md)")
-    game.add_argument("--select", choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
+    game.add_argument("--select", choices=[*REPORT_KEYS, "last"],
                       help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
                            "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
     game.add_argument("--budget", type=float,
                       help="fairness budget B: report the most accurate epoch (on validation) whose validation "
                            "gap is <= B; without --eta, train searches eta automatically per mode (16 etas, "
                            "every epoch a candidate)")
-    game.add_argument("--budget-metric", choices=list(FAIRNESS_GAP_METRICS), default="dp",
+    game.add_argument("--budget-metric", choices=list(GAP_METRICS), default="dp",
                       help="the validation gap --budget bounds (default dp)")
     game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "

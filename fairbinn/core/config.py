@@ -10,14 +10,12 @@ from .constraints import NORMS, FairnessConstraint, create_constraint
 from .drfairness import HESSIANS
 from .metrics import GAP_METRICS, REPORT_KEYS
 
-__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
+__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS"]
 
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 ORDERS = ("follower_first", "leader_first")
 SAMPLERS = ("uniform", "drfairness")
 """Ways of drawing training batches (``TrainConfig.sampler``)."""
-FAIRNESS_GAP_METRICS = GAP_METRICS
-"""Validation metrics that model selection minimises (and fairness budgets bound); every other one is maximised."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +64,10 @@ class TrainConfig:
         independent shuffle of the training data instead of sharing the
         leader's.
     selection_metric : str or None, default "accuracy"
-        Validation metric that picks the reported epoch: "accuracy", "auc",
-        "ap" (maximised) or "dp", "eo", "eopp", "soft_dp", "soft_eo"
-        (minimised). ``None`` keeps the last epoch. Without a validation split
-        the last epoch is kept.
+        Validation metric that picks the reported epoch, in its direction in
+        :data:`~fairbinn.core.metrics.METRIC_DIRECTIONS` (accuracy, AUC, AP
+        maximised; the gaps minimised). ``None`` keeps the last epoch.
+        Without a validation split the last epoch is kept.
     fairness_budget : float, optional
         Budget selection: the reported epoch is the best validation
         ``selection_metric`` among the epochs whose validation
