@@ -78,6 +78,8 @@ from torch.func import functional_call, jvp
 from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, default_collate
 
+from . import distributed
+from .constraints import group_gaps
 from .data import Batch, Split, as_batch, check_targets, move_to
 
 __all__ = ["DrFairnessSampler", "HESSIANS"]
@@ -368,7 +370,8 @@ class DrFairnessSampler:
     def _outer_objective(self, logits: Tensor, y: Tensor, s: Tensor) -> Tensor:
         """``F``: the largest within-label gap between groups' losses plus ``k`` times the mean loss."""
         losses = _bce(logits, y)
-        return _group_gap(losses, y, s, self.num_groups) + self.k * losses.mean()
+        with distributed.exact_statistics(False):  # every process has the same validation batch: no all-reduce
+            return _group_gap(losses, y, s, self.num_groups) + self.k * losses.mean()
 
     def _identity_alignment(self, probe, val, cells: Tensor) -> tuple[Tensor, Tensor]:
         """``<grad F, grad loss_c>`` over all head parameters, for every cell ``c``; and ``F``."""
@@ -502,16 +505,7 @@ def _final_linear(head: nn.Module) -> nn.Linear:
 
 def _group_gap(losses: Tensor, y: Tensor, s: Tensor, num_groups: int) -> Tensor:
     """Largest within-label difference between groups' mean losses (groups present in the batch only)."""
-    gaps = [losses.new_zeros(())]
-    for label in (0, 1):
-        rows = y == label
-        counts = torch.bincount(s[rows], minlength=num_groups)
-        if int((counts > 0).sum()) < 2:
-            continue
-        means = torch.zeros(num_groups, device=losses.device).index_add(0, s[rows], losses[rows])
-        means = (means / counts.clamp_min(1))[counts > 0]
-        gaps.append(means.max() - means.min())
-    return torch.stack(gaps).max()
+    return group_gaps(losses, y.long() * num_groups + s, 2, num_groups).max()
 
 
 def _largest_remainder(shares: Tensor) -> Tensor:

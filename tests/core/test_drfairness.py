@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fairbinn.core.data import Split
-from fairbinn.core.drfairness import DrFairnessSampler
+from fairbinn.core.drfairness import DrFairnessSampler, _group_gap
 from fairbinn.core.model import FairModel
 from fairbinn.core.trainer import Trainer
 from fairbinn.graph.dataset import FullGraph
@@ -226,6 +226,38 @@ def test_probe_uses_batch_statistics_and_leaves_running_statistics_alone(biased)
     (probe_mode, probe_out), (val_mode, _) = seen  # the probe first, then the validation batch
     assert probe_mode and not val_mode
     torch.testing.assert_close(probe_out.mean(0), norm.bias.detach().expand(16), atol=1e-5, rtol=0)
+
+
+def _reference_group_gap(losses, y, s, num_groups):
+    """The outer objective's gap as first written: a loop over the labels."""
+    gaps = [losses.new_zeros(())]
+    for label in (0, 1):
+        rows = y == label
+        counts = torch.bincount(s[rows], minlength=num_groups)
+        if int((counts > 0).sum()) < 2:
+            continue
+        means = torch.zeros(num_groups).index_add(0, s[rows], losses[rows])
+        means = (means / counts.clamp_min(1))[counts > 0]
+        gaps.append(means.max() - means.min())
+    return torch.stack(gaps).max()
+
+
+@pytest.mark.parametrize("case", ["three groups", "one group in label 0", "one group in all"])
+def test_the_outer_gap_is_the_loop_it_replaced(case):
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(40, generator=g) < 0.5).float()
+    s = torch.randint(3, (40,), generator=g)
+    if case == "one group in label 0":
+        s[y == 0] = 2
+    elif case == "one group in all":
+        s[:] = 1
+    losses = torch.rand(40, generator=g, dtype=torch.float32).requires_grad_()
+    got = _group_gap(losses, y, s, 3)
+    (got_grad,) = torch.autograd.grad(got, losses)
+    want = _reference_group_gap(losses, y, s, 3)
+    want_grad = torch.autograd.grad(want, losses)[0] if want.requires_grad else torch.zeros_like(losses)  # a constant 0
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got_grad, want_grad, atol=1e-6, rtol=0)
 
 
 def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
