@@ -11,7 +11,7 @@ sampler drawing nodes with replacement).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, NamedTuple
+from typing import Any, ClassVar, Iterator, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +23,11 @@ __all__ = [
     "move_to",
     "Split",
     "TensorLoader",
+    "TrainingSampler",
+    "UniformConfig",
+    "UniformSampler",
     "check_targets",
+    "rows_of",
 ]
 
 
@@ -212,3 +216,84 @@ class TensorLoader:
                 rows = order[start : start + self.batch_size]
             yield Batch(split.x[rows], split.y[rows], split.s[rows])
 
+
+
+class TrainingSampler(Protocol):
+    """What :meth:`~fairbinn.core.trainer.Trainer.fit` draws training batches from.
+
+    The configured sampler (``TrainConfig.sampler``) builds one per run:
+    :class:`UniformSampler` (shuffled passes) or
+    :class:`~fairbinn.core.drfairness.DrFairnessSampler`.
+    """
+
+    def bind(self, model: Any) -> None:
+        """Called once before training with the model being trained."""
+
+    def __iter__(self) -> Iterator[Any]:
+        """One epoch of batches."""
+
+    def targets(self) -> tuple[Tensor, Tensor] | None:
+        """Labels and groups of the training examples, checked before training; None when unknown."""
+
+    def epoch_record(self) -> dict[str, float]:
+        """Columns added to each epoch's history (e.g. sampling ratios)."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """Saved in checkpoints and restored on resume (None: nothing to restore)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class UniformSampler:
+    """A :class:`TrainingSampler` over a loader's batches as they come (a Split's shuffled passes).
+
+    The loader's ``targets()`` and ``state_dict()`` / ``load_state_dict()``
+    (as :class:`TensorLoader` has them) are used when it has them.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def bind(self, model: Any) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def targets(self) -> tuple[Tensor, Tensor] | None:
+        return self.loader.targets() if hasattr(self.loader, "targets") else None
+
+    def epoch_record(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        resumable = hasattr(self.loader, "state_dict") and hasattr(self.loader, "load_state_dict")
+        return self.loader.state_dict() if resumable else None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class UniformConfig:
+    """``TrainConfig(sampler="uniform")``: shuffled passes over the training data; no settings."""
+
+    name: ClassVar[str] = "uniform"
+    adaptive: ClassVar[bool] = False
+    """Whether the draws depend on the model being trained (then one stream of batches, no stacking)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in ``TrainConfig.to_dict()`` beside ``sampler``."""
+        return {}
+
+    def build(self, train: Any, val: Any, generated: Any = None, *, batch_size: int, seed: int) -> UniformSampler:
+        """The run's :class:`TrainingSampler` over ``train`` (a Split is shuffled with ``seed``)."""
+        if generated is not None:
+            raise ValueError("generated data is only used by sampler='drfairness'; the uniform sampler would ignore it")
+        return UniformSampler(train.loader(batch_size, shuffle=True, seed=seed) if isinstance(train, Split) else train)
+
+
+def rows_of(data: Any) -> Any:
+    """What a sampler draws rows from: a Split or full graph as given, a ``DataLoader``'s dataset."""
+    dataset = getattr(data, "dataset", None)
+    return dataset if dataset is not None and hasattr(dataset, "targets") else data

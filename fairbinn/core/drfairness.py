@@ -70,7 +70,8 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -80,9 +81,9 @@ from torch.utils.data import ConcatDataset, default_collate
 
 from . import distributed
 from .constraints import group_gaps
-from .data import Batch, Split, as_batch, check_targets, move_to
+from .data import Batch, Split, as_batch, check_targets, move_to, rows_of
 
-__all__ = ["DrFairnessSampler", "HESSIANS"]
+__all__ = ["DrFairnessConfig", "DrFairnessSampler", "HESSIANS"]
 
 REAL, GENERATED = 0, 1
 HESSIANS = ("identity", "last_layer")
@@ -151,6 +152,57 @@ class _Pool:
 
 def _length(data: Any) -> int:
     return len(data.y) if isinstance(data, Split) else len(data)
+
+
+@dataclass(frozen=True)
+class DrFairnessConfig:
+    """Dr-Fairness's settings: ``TrainConfig(sampler=DrFairnessConfig(k=1.0))``.
+
+    ``TrainConfig(sampler="drfairness")`` takes the defaults. The settings are
+    recorded in ``TrainConfig.to_dict()``, set by the CLI's flags and named
+    in errors as ``ratio_<name>`` (``ratio_lr``, ``ratio_k``, ...).
+
+    Attributes
+    ----------
+    lr : float, default 1e-3
+        Adam learning rate of the ratio logits.
+    k : float, default 20.0
+        Weight of the overall validation loss beside the largest group-loss
+        gap in the outer objective.
+    hessian : {"identity", "last_layer"}, default "identity"
+        Inverse-Hessian approximation of the hypergradient, the identity over
+        the head (as published) or the damped exact Hessian of the head's
+        final linear layer.
+    damping : float, default 1e-3
+        With ``hessian="last_layer"``: ridge relative to the mean of the
+        Hessian's diagonal.
+    """
+
+    lr: float = 1e-3
+    k: float = 20.0
+    hessian: str = "identity"
+    damping: float = 1e-3
+    name: ClassVar[str] = "drfairness"
+    adaptive: ClassVar[bool] = True
+    """The draws depend on the model being trained: one stream of batches, no stacking."""
+
+    def __post_init__(self) -> None:
+        problems = [f"ratio_{name} must be a finite number {'>= 0' if name == 'k' else '> 0'}, got {value!r}"
+                    for name, value in (("lr", self.lr), ("k", self.k), ("damping", self.damping))
+                    if not _finite(value) or value < 0 or (value == 0 and name != "k")]
+        if self.hessian not in HESSIANS:
+            problems.append(f"ratio_hessian must be one of {HESSIANS}, got {self.hessian!r}")
+        if problems:
+            raise ValueError("invalid Dr-Fairness settings: " + "; ".join(problems))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in ``TrainConfig.to_dict()`` beside ``sampler``."""
+        return {f"ratio_{f.name}": getattr(self, f.name) for f in fields(self)}
+
+    def build(self, train: Any, val: Any, generated: Any = None, *, batch_size: int, seed: int) -> DrFairnessSampler:
+        """The run's sampler over ``train`` (a Split, a full graph or a loader's dataset), ``val`` and ``generated``."""
+        return DrFairnessSampler(rows_of(train), rows_of(val), generated=rows_of(generated), batch_size=batch_size,
+                                 k=self.k, lr=self.lr, hessian=self.hessian, damping=self.damping, seed=seed)
 
 
 class DrFairnessSampler:
@@ -222,14 +274,7 @@ class DrFairnessSampler:
                             ("probe_per_cell", probe_per_cell)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-            raise ValueError(f"k must be a finite number >= 0, got {k!r}")
-        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if hessian not in HESSIANS:
-            raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
-        if not isinstance(damping, (int, float)) or not math.isfinite(damping) or damping <= 0:
-            raise ValueError(f"damping must be a finite number > 0, got {damping!r}")
+        DrFairnessConfig(lr=lr, k=k, hessian=hessian, damping=damping)  # validates them
         if val is None:
             raise ValueError("the Dr-Fairness sampler needs real validation data for its outer objective")
         self.pool = _Pool(train, generated)
@@ -459,6 +504,10 @@ class DrFairnessSampler:
         return {"sampler": "drfairness", "k": self.k, "ratio_lr": self.lr, "val_batch_size": self.val_batch_size,
                 "probe_per_cell": self.probe_per_cell, "hessian": self.hessian, "damping": self.damping,
                 "generated": self.has_generated, "generated_examples": int((~self.pool.real).sum())}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _bce(logits: Tensor, y: Tensor) -> Tensor:

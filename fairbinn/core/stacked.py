@@ -220,8 +220,8 @@ class StackedTrainer:
             raise ValueError(f"etas and seeds must be non-empty and of equal length, got {len(etas)} and {len(seeds)}")
         if config.separate_batches:
             raise NotStackableError("separate_batches=True cannot be stacked")
-        if config.sampler != "uniform":
-            raise NotStackableError(f"sampler={config.sampler!r} draws each model's batches from its own "
+        if config.sampler.adaptive:
+            raise NotStackableError(f"sampler={config.sampler.name!r} draws each model's batches from its own "
                                     "ratios, so the models cannot share batches")
         self.configs = [config.replace(eta=float(eta), seed=int(seed)) for eta, seed in zip(etas, seeds)]
         self.config = config

@@ -23,6 +23,7 @@ from synthetic import make_biased_split  # noqa: E402
 from fairbinn import Trainer, build_mlp  # noqa: E402
 from fairbinn.core import distributed  # noqa: E402
 from fairbinn.core.data import Batch  # noqa: E402
+from fairbinn.core.drfairness import DrFairnessConfig  # noqa: E402
 
 COMMON = dict(epochs=2, batch_size=100, eta=1.0, lr=1e-2, fairness_lr=1e-3, progress=False, selection_metric=None)
 RUNS = {
@@ -30,7 +31,7 @@ RUNS = {
     "lagrangian": dict(strategy="lagrangian", constraint="eo"),
     "bilevel": dict(strategy="bilevel"),
     "bilevel_separate": dict(strategy="bilevel", order="leader_first", separate_batches=True, constraint="dp"),
-    "drfairness": dict(strategy="bilevel", sampler="drfairness", ratio_k=1.0),
+    "drfairness": dict(strategy="bilevel", sampler=DrFairnessConfig(k=1.0)),
     "released_loss": dict(strategy="lagrangian", constraint="released_dp", eta=20.0),
     "budget": dict(strategy="lagrangian", selection_metric="accuracy", fairness_budget=0.3, budget_metric="soft_dp"),
 }

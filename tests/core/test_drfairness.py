@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fairbinn.core.data import Split
-from fairbinn.core.drfairness import DrFairnessSampler, _group_gap
+from fairbinn.core.drfairness import DrFairnessConfig, DrFairnessSampler, _group_gap
 from fairbinn.core.model import FairModel
 from fairbinn.core.trainer import Trainer
 from fairbinn.graph.dataset import FullGraph
@@ -112,8 +112,8 @@ def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls(hessian, 
     for sampler in ("uniform", "drfairness"):
         torch.manual_seed(0)
         model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
-        results[sampler] = Trainer(sampler=sampler, ratio_lr=3e-2, ratio_k=k, ratio_hessian=hessian,
-                                   **settings).fit(model, train, val, test)
+        chosen = DrFairnessConfig(lr=3e-2, k=k, hessian=hessian) if sampler == "drfairness" else sampler
+        results[sampler] = Trainer(sampler=chosen, **settings).fit(model, train, val, test)
     first, last = results["drfairness"].history[0], results["drfairness"].history[-1]
     for label in (0, 1):
         share = float((train.s[train.y == label] == 1).float().mean())
@@ -132,7 +132,7 @@ def test_generated_noise_loses_to_real_data():
     noise = Split(torch.randn(1500, 6, generator=g), (torch.rand(1500, generator=g) < 0.5).float(),
                   (torch.rand(1500, generator=g) < 0.5).long())
     model = _model(6)
-    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2, progress=False)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler=DrFairnessConfig(lr=3e-2), progress=False)
     result = trainer.fit(model, train, val, generated=noise)
     last = result.history[-1]
     assert last["real_fraction_y0"] > 0.6 and last["real_fraction_y1"] > 0.6
@@ -145,8 +145,8 @@ def test_noise_with_the_real_labels_loses_to_real_data_with_the_last_layer_hessi
     g = torch.Generator().manual_seed(5)
     noise = Split(torch.randn(1500, 6, generator=g), train.y.clone(), train.s.clone())
     torch.manual_seed(0)
-    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2,
-                      ratio_hessian="last_layer", progress=False)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler=DrFairnessConfig(lr=3e-2, hessian="last_layer"),
+                      progress=False)
     history = trainer.fit(_model(6), train, val, generated=noise).history
     for label in (0, 1):
         trace = [r[f"real_fraction_y{label}"] for r in history]
@@ -262,7 +262,7 @@ def test_the_outer_gap_is_the_loop_it_replaced(case):
 
 def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
     train, val, test = biased
-    settings = dict(strategy="bilevel", lr=1e-2, sampler="drfairness", ratio_lr=1e-2, progress=False)
+    settings = dict(strategy="bilevel", lr=1e-2, sampler=DrFairnessConfig(lr=1e-2), progress=False)
     torch.manual_seed(0)
     whole_model = _model()
     whole = Trainer(epochs=4, **settings).fit(whole_model, train, val, test)
@@ -323,7 +323,7 @@ def test_bad_input_is_refused(biased):
     with pytest.raises(ValueError, match="damping must be"):
         DrFairnessSampler(train, val, hessian="last_layer", damping=0.0)
     with pytest.raises(ValueError, match="ratio_hessian must be one of"):
-        Trainer(sampler="drfairness", ratio_hessian="exact")
+        Trainer(sampler=DrFairnessConfig(hessian="exact"))
     two_outputs = FairModel(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Linear(16, 2))
     with pytest.raises(ValueError, match="ends in an nn.Linear with one output"):
         DrFairnessSampler(train, val, hessian="last_layer").bind(two_outputs)
