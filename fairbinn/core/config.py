@@ -176,9 +176,6 @@ class TrainConfig:
         if not isinstance(self.sampler, tuple(SAMPLERS.values())):
             problems.append(f"sampler must be one of {tuple(SAMPLERS)} or their settings "
                             f"({', '.join(c.__name__ for c in SAMPLERS.values())}), got {self.sampler!r}")
-        elif self.separate_batches and self.sampler.adaptive:
-            problems.append(f"separate_batches cannot be combined with sampler={self.sampler.name!r}: "
-                            "a second stream of batches would step its ratios twice")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.selection_metric is not None and self.selection_metric not in REPORT_KEYS:

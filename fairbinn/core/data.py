@@ -11,7 +11,7 @@ sampler drawing nodes with replacement).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, NamedTuple, Protocol
+from typing import Any, ClassVar, Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -218,38 +218,31 @@ class TensorLoader:
 
 
 
+@runtime_checkable
 class TrainingSampler(Protocol):
-    """What :meth:`~fairbinn.core.trainer.Trainer.fit` draws training batches from.
+    """What :meth:`~fairbinn.core.trainer.Trainer.fit` draws training batches from, built by ``TrainConfig.sampler``.
 
-    The configured sampler (``TrainConfig.sampler``) builds one per run:
-    :class:`UniformSampler` (shuffled passes) or
-    :class:`~fairbinn.core.drfairness.DrFairnessSampler`.
+    ``bind(model)`` is called once before training; an iteration is one
+    epoch of batches; ``targets()`` gives the training labels and groups to
+    check (None: unknown); ``epoch_record()`` columns for each epoch's
+    history; ``state_dict()`` (None: nothing to keep) goes into checkpoints
+    and back through ``load_state_dict`` on resume. Training data that is
+    one already (a :class:`~fairbinn.core.drfairness.DrFairnessSampler`) is
+    used as it is.
     """
 
-    def bind(self, model: Any) -> None:
-        """Called once before training with the model being trained."""
-
-    def __iter__(self) -> Iterator[Any]:
-        """One epoch of batches."""
-
-    def targets(self) -> tuple[Tensor, Tensor] | None:
-        """Labels and groups of the training examples, checked before training; None when unknown."""
-
-    def epoch_record(self) -> dict[str, float]:
-        """Columns added to each epoch's history (e.g. sampling ratios)."""
-
-    def state_dict(self) -> dict[str, Any] | None:
-        """Saved in checkpoints and restored on resume (None: nothing to restore)."""
-
+    def bind(self, model: Any) -> None: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def targets(self) -> tuple[Tensor, Tensor] | None: ...
+    def epoch_record(self) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any] | None: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class UniformSampler:
-    """A :class:`TrainingSampler` over a loader's batches as they come (a Split's shuffled passes).
-
-    The loader's ``targets()`` and ``state_dict()`` / ``load_state_dict()``
-    (as :class:`TensorLoader` has them) are used when it has them.
-    """
+    """The :class:`TrainingSampler` of ``sampler="uniform"``: a loader's batches as they come (a Split's
+    shuffled passes), with the loader's ``targets()`` and ``state_dict()`` when it has them (as
+    :class:`TensorLoader` does)."""
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
@@ -279,17 +272,16 @@ class UniformConfig:
     """``TrainConfig(sampler="uniform")``: shuffled passes over the training data; no settings."""
 
     name: ClassVar[str] = "uniform"
-    adaptive: ClassVar[bool] = False
-    """Whether the draws depend on the model being trained (then one stream of batches, no stacking)."""
+    adaptive: ClassVar[bool] = False  # the draws do not depend on the model
 
     def settings(self) -> dict[str, Any]:
-        """The settings recorded in ``TrainConfig.to_dict()`` beside ``sampler``."""
         return {}
 
     def build(self, train: Any, val: Any, generated: Any = None, *, batch_size: int, seed: int) -> UniformSampler:
-        """The run's :class:`TrainingSampler` over ``train`` (a Split is shuffled with ``seed``)."""
         if generated is not None:
             raise ValueError("generated data is only used by sampler='drfairness'; the uniform sampler would ignore it")
+        if isinstance(train, TrainingSampler):
+            return train
         return UniformSampler(train.loader(batch_size, shuffle=True, seed=seed) if isinstance(train, Split) else train)
 
 

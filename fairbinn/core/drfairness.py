@@ -158,24 +158,10 @@ def _length(data: Any) -> int:
 class DrFairnessConfig:
     """Dr-Fairness's settings: ``TrainConfig(sampler=DrFairnessConfig(k=1.0))``.
 
-    ``TrainConfig(sampler="drfairness")`` takes the defaults. The settings are
-    recorded in ``TrainConfig.to_dict()``, set by the CLI's flags and named
-    in errors as ``ratio_<name>`` (``ratio_lr``, ``ratio_k``, ...).
-
-    Attributes
-    ----------
-    lr : float, default 1e-3
-        Adam learning rate of the ratio logits.
-    k : float, default 20.0
-        Weight of the overall validation loss beside the largest group-loss
-        gap in the outer objective.
-    hessian : {"identity", "last_layer"}, default "identity"
-        Inverse-Hessian approximation of the hypergradient, the identity over
-        the head (as published) or the damped exact Hessian of the head's
-        final linear layer.
-    damping : float, default 1e-3
-        With ``hessian="last_layer"``: ridge relative to the mean of the
-        Hessian's diagonal.
+    ``lr``, ``k``, ``hessian`` and ``damping`` are the
+    :class:`DrFairnessSampler` parameters of those names, with its defaults
+    (``TrainConfig(sampler="drfairness")`` takes them all). Results record
+    them, the CLI sets them and errors name them as ``ratio_<name>``.
     """
 
     lr: float = 1e-3
@@ -183,8 +169,7 @@ class DrFairnessConfig:
     hessian: str = "identity"
     damping: float = 1e-3
     name: ClassVar[str] = "drfairness"
-    adaptive: ClassVar[bool] = True
-    """The draws depend on the model being trained: one stream of batches, no stacking."""
+    adaptive: ClassVar[bool] = True  # the draws depend on the model: one stream of batches, no stacking
 
     def __post_init__(self) -> None:
         problems = [f"ratio_{name} must be a finite number {'>= 0' if name == 'k' else '> 0'}, got {value!r}"

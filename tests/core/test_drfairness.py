@@ -279,6 +279,16 @@ def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
     assert resumed.history[-1]["ratio_y1_g1"] == whole.history[-1]["ratio_y1_g1"]
 
 
+def test_a_sampler_given_as_training_data_is_used_as_it_is(biased):
+    train, val, _ = biased
+    settings = dict(strategy="erm", epochs=1, lr=1e-2, progress=False)
+    torch.manual_seed(0)
+    configured = Trainer(sampler=DrFairnessConfig(lr=1e-2), **settings).fit(_model(), train, val).history
+    torch.manual_seed(0)
+    given = Trainer(**settings).fit(_model(), DrFairnessSampler(train, val, lr=1e-2), val).history
+    assert [{**r, "train_time_s": 0} for r in given] == [{**r, "train_time_s": 0} for r in configured]
+
+
 def test_graph_nodes_are_drawn_with_repeats_from_the_training_nodes():
     n = 60
     g = torch.Generator().manual_seed(0)
