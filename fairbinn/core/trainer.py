@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from .data import Split, TrainingSampler, as_batch, check_targets, move_to, rows_of
+from .checkpoint import RunCheckpoints, divergence
+from .data import Split, TrainingSampler, UniformSampler, as_batch, check_targets, move_to, rows_of
 from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
@@ -170,6 +170,9 @@ class Trainer:
         device = distributed.local_device(resolve_device(cfg.device))
         parallel = distributed.is_distributed()
         sampler = cfg.sampler.build(train, val, generated, batch_size=cfg.batch_size, seed=cfg.seed)
+        if cfg.separate_batches and not isinstance(sampler, UniformSampler):  # e.g. a DrFairnessSampler
+            raise ValueError(f"separate_batches cannot be combined with {type(sampler).__name__}: "
+                             "a second stream of batches would step its ratios twice")
         if parallel:
             sampler = distributed.ShardedLoader(sampler, distributed.rank(), distributed.world_size())
         val_loader, test_loader = self._loader(val, False), self._loader(test, False)
@@ -180,11 +183,13 @@ class Trainer:
         strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
         selector = epoch_selector(cfg, val_loader)
         history: list[dict[str, float]] = []
-        first_epoch, saved_epoch = 1, None
+        checkpoints, first_epoch = RunCheckpoints(cfg), 1
         if cfg.resume:
-            state = self._resume(model, strategy, sampler, selector)
-            history, saved_epoch = state["history"], state["epoch"]
-            first_epoch = saved_epoch + 1
+            state = checkpoints.resume(model, strategy)
+            if state["loader"] is not None:
+                sampler.load_state_dict(state["loader"])
+            selector.load_state_dict(state["selector"])
+            history, first_epoch = state["history"], state["epoch"] + 1
         if parallel:
             strategy.data_parallel(**({"device_ids": [device.index]} if device.type == "cuda" else {}))
 
@@ -196,13 +201,8 @@ class Trainer:
         )
         undefined: dict[str, dict[str, str]] = {}
         for epoch in bar:
-            try:
-                with distributed.exact_statistics():
-                    losses = self._train_epoch(strategy, sampler, device, epoch)
-            except FloatingPointError as error:
-                where = (f"the last good checkpoint is {cfg.checkpoint_dir}/checkpoint.pt (epoch {saved_epoch})"
-                         if saved_epoch else "no checkpoint was written (set checkpoint_dir to keep one)")
-                raise FloatingPointError(f"{error}; {where}") from None
+            with checkpoints.diverging(), distributed.exact_statistics():
+                losses = self._train_epoch(strategy, sampler, device, epoch)
             record = {"epoch": epoch, **losses, **sampler.epoch_record()}
             for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
                 if loader is not None:
@@ -211,17 +211,8 @@ class Trainer:
             history.append(record)
             selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
-            if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-                if distributed.is_main_process():  # the others hold the same state
-                    save_checkpoint(cfg.checkpoint_dir, {
-                        "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
-                        "optimizers": [o.state_dict() for o in strategy.optimizers],
-                        "schedulers": [s.state_dict() for s in strategy.schedulers],
-                        "rng": rng_states(), "loader": sampler.state_dict(),
-                        "history": history, "selector": selector.state_dict(),
-                    })
-                distributed.barrier()
-                saved_epoch = epoch
+            checkpoints.save(epoch, model, strategy, loader=sampler.state_dict(), history=history,
+                             selector=selector.state_dict())
         bar.close()
 
         selected_epoch = selector.selected_epoch
@@ -249,29 +240,6 @@ class Trainer:
             model=model,
         )
 
-    def _resume(self, model: FairModel, strategy, sampler: TrainingSampler, selector: EpochSelector) -> dict:
-        """Restore a checkpoint written by an identical configuration; return it."""
-        cfg = self.config
-        # rank 0 reads the checkpoint and sends it to the others (no shared file system needed)
-        state = distributed.from_main_process(load_checkpoint, cfg.checkpoint_dir)
-        settings = _resumable(cfg)
-        if state["config"] != settings:
-            changed = sorted(k for k in {**state["config"], **settings} if state["config"].get(k) != settings.get(k))
-            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
-        if state["epoch"] >= cfg.epochs:
-            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} is at epoch {state['epoch']}; "
-                             f"nothing is left of {cfg.epochs} epochs")
-        model.load_state_dict(state["model"])
-        for optimizer, saved in zip(strategy.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(strategy.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
-        restore_rng_states(state["rng"])
-        if state["loader"] is not None:
-            sampler.load_state_dict(state["loader"])
-        selector.load_state_dict(state["selector"])
-        return state
-
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
         strategy.model.train()
         start = time.perf_counter()
@@ -295,10 +263,8 @@ class Trainer:
         if bad:
             finite = torch.stack(per_step[bad[0][len("train_"):]]).isfinite()
             first = int((~finite).nonzero()[0, 0]) + 1
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch}, step {first} of {steps}: non-finite {', '.join(bad)} "
-                f"({', '.join(f'{k}={losses[k]}' for k in bad)}); lower the learning rate or eta"
-            )
+            raise divergence(epoch, f", step {first} of {steps}: non-finite {', '.join(bad)} "
+                                    f"({', '.join(f'{k}={losses[k]}' for k in bad)})")
         return {"train_time_s": elapsed, **losses}
 
     @torch.inference_mode()
@@ -373,12 +339,6 @@ def budget_shortfall(selector: EpochSelector, config: TrainConfig) -> str | None
                 "train lagrangian or bilevel to meet a budget")
     return (f"{config.strategy} eta={config.eta:g} seed={config.seed}: {shortfall}; "
             f"a larger eta than {config.eta:g} may meet it")
-
-
-def _resumable(config: TrainConfig) -> dict:
-    """The settings a resumed run must share with the checkpoint's (not epochs, progress or paths)."""
-    skip = ("epochs", "progress", "resume", "checkpoint_dir", "checkpoint_every", "device")
-    return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:

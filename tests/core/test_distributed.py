@@ -64,10 +64,10 @@ def worker(out: Path) -> None:
     assert distributed.init_from_env()
     rank = distributed.rank()
     saves = []
-    import fairbinn.core.trainer as trainer_module
+    import fairbinn.core.checkpoint as checkpoints
 
-    original = trainer_module.save_checkpoint
-    trainer_module.save_checkpoint = lambda directory, state: (saves.append(str(directory)), original(directory, state))[1]
+    original = checkpoints.save_checkpoint
+    checkpoints.save_checkpoint = lambda directory, state: (saves.append(str(directory)), original(directory, state))[1]
     results = {name: train(name, checkpoint_dir=out / "ckpt" / name) for name in RUNS}
     # interrupted after epoch 1, then resumed to epoch 2: ends as the uninterrupted run
     train("bilevel", checkpoint_dir=out / "ckpt" / "resumed", epochs=1)
