@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import Split, Trainer, TrainConfig, load_tabular, run_tabular, seed_everything
+from fairbinn import DrFairnessConfig, Split, Trainer, TrainConfig, load_tabular, run_tabular, seed_everything
 from fairbinn.vision import create_vision_model, load_celeba, paper_config
 from reporting import RunLog, mean_std_tables
 
@@ -153,8 +153,9 @@ def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) 
         if (dataset, label, seed) in done or not _wanted(label, args):
             continue
         data = data or load_tabular(dataset, args.data_dir, seed=seed)
-        config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=sampler.split("+")[0],
-                             ratio_k=k, ratio_hessian=hessian, seed=seed, progress=False, leader_penalty=False,
+        chosen = "uniform" if sampler == "uniform" else DrFairnessConfig(k=k, hessian=hessian)
+        config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=chosen,
+                             seed=seed, progress=False, leader_penalty=False,
                              fairness_budget=args.budget, budget_metric=args.budget_metric)
         start = time.perf_counter()
         result = run_tabular(data, config, generated=noise_rows(data.train, seed) if "+noise" in sampler else None)
@@ -175,9 +176,8 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
             real = Rows(data.train, real_rows)
             noise = Rows(data.train, held_out, noise_seed=seed)
         config = paper_config(data.target).replace(
-            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, ratio_k=k, leader_penalty=False,
-            ratio_lr=VISION_RATIO_LR, ratio_hessian=hessian,
-            sampler="uniform" if sampler == "uniform" else "drfairness",
+            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, leader_penalty=False,
+            sampler="uniform" if sampler == "uniform" else DrFairnessConfig(lr=VISION_RATIO_LR, k=k, hessian=hessian),
         )
         start = time.perf_counter()
         result = _vision_run(data, real, config, noise if sampler == "drfairness+noise" else None)
@@ -188,7 +188,7 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
 def _vision_run(data, real, config: TrainConfig, generated):
     """As run_vision, on the real half of the training images (and the generated noise, when given)."""
     _, val, test = data.loaders(config.batch_size, seed=config.seed)
-    train = real if config.sampler == "drfairness" else torch.utils.data.DataLoader(
+    train = real if config.sampler.adaptive else torch.utils.data.DataLoader(
         real, batch_size=config.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(config.seed))
     seed_everything(config.seed)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from fairbinn import FairModel, Split, Trainer
-from fairbinn.core.drfairness import HESSIANS
+from fairbinn.core.drfairness import HESSIANS, DrFairnessConfig
 
 
 def harder_minority(n: int, seed: int) -> Split:
@@ -55,8 +55,7 @@ def main() -> None:
             torch.manual_seed(seed)
             model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
             config = dict(strategy="erm", epochs=8, lr=1e-2, seed=seed, selection_metric=None, progress=False,
-                          sampler=sampler, ratio_lr=3e-2, ratio_k=k if k is not None else 20.0,
-                          ratio_hessian=hessian)
+                          sampler=sampler if k is None else DrFairnessConfig(lr=3e-2, k=k, hessian=hessian))
             result = Trainer(**config).fit(model, train, val, test)
             last = result.history[-1]
             ratios = [f"{last[f'ratio_y{y}_g1']:.3f}" if sampler != "uniform" else "-" for y in (0, 1)]

@@ -32,11 +32,11 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import __version__
-from .core.config import FAIRNESS_GAP_METRICS, ORDERS, SAMPLERS, TrainConfig
+from .core.config import ORDERS, SAMPLERS, TrainConfig
 from .core import distributed
 from .core.constraints import create_constraint
-from .core.drfairness import HESSIANS
-from .core.metrics import REPORT_KEYS
+from .core.drfairness import HESSIANS, DrFairnessConfig
+from .core.metrics import GAP_METRICS, REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.runtime import DeviceNotAvailableError
 from .core.strategies import list_strategies
@@ -109,7 +109,7 @@ def _dataset(value: str) -> str:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
+    defaults, ratios = TrainConfig(), DrFairnessConfig()
     data = parser.add_argument_group("data")
     data.add_argument("-d", "--data", type=_dataset,
                       help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph), CelebA (vision); default Adult")
@@ -150,29 +150,29 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--paper-game", action="store_true",
                       help="bilevel: the paper's Algorithm 1 as written, the leader on BCE alone (it leaves DP "
                            "at ERM's level; see docs/results.md)")
-    game.add_argument("--select", choices=["accuracy", "auc", "ap", *FAIRNESS_GAP_METRICS, "last"],
+    game.add_argument("--select", choices=[*REPORT_KEYS, "last"],
                       help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
                            "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
     game.add_argument("--budget", type=float,
                       help="fairness budget B: report the most accurate epoch (on validation) whose validation "
                            "gap is <= B; without --eta, train searches eta automatically per mode (16 etas, "
                            "every epoch a candidate)")
-    game.add_argument("--budget-metric", choices=list(FAIRNESS_GAP_METRICS), default="dp",
+    game.add_argument("--budget-metric", choices=list(GAP_METRICS), default="dp",
                       help="the validation gap --budget bounds (default dp)")
-    game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
+    game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler.name,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
                            "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
-    game.add_argument("--ratio-lr", type=float, default=defaults.ratio_lr,
-                      help=f"drfairness: Adam learning rate of the ratios (default {defaults.ratio_lr:g})")
-    game.add_argument("--ratio-k", type=float, default=defaults.ratio_k,
+    game.add_argument("--ratio-lr", type=float, default=ratios.lr,
+                      help=f"drfairness: Adam learning rate of the ratios (default {ratios.lr:g})")
+    game.add_argument("--ratio-k", type=float, default=ratios.k,
                       help=f"drfairness: weight of the validation loss beside the group-loss gap "
-                           f"(default {defaults.ratio_k:g})")
-    game.add_argument("--ratio-hessian", choices=list(HESSIANS), default=defaults.ratio_hessian,
+                           f"(default {ratios.k:g})")
+    game.add_argument("--ratio-hessian", choices=list(HESSIANS), default=ratios.hessian,
                       help="drfairness: inverse Hessian of the hypergradient, the identity over the head "
                            "(as published, default) or the damped exact Hessian of the head's final linear layer")
-    game.add_argument("--ratio-damping", type=float, default=defaults.ratio_damping,
+    game.add_argument("--ratio-damping", type=float, default=ratios.damping,
                       help=f"drfairness with --ratio-hessian last_layer: ridge relative to the Hessian's mean "
-                           f"diagonal (default {defaults.ratio_damping:g})")
+                           f"diagonal (default {ratios.damping:g})")
     game.add_argument("--seed", type=int, default=defaults.seed)
     game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
 
@@ -352,8 +352,8 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
         order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
         leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
-        sampler=args.sampler, ratio_lr=args.ratio_lr, ratio_k=args.ratio_k,
-        ratio_hessian=args.ratio_hessian, ratio_damping=args.ratio_damping,
+        sampler=DrFairnessConfig(lr=args.ratio_lr, k=args.ratio_k, hessian=args.ratio_hessian,
+                                 damping=args.ratio_damping) if args.sampler == "drfairness" else args.sampler,
         fairness_budget=args.budget, budget_metric=args.budget_metric,
     )
 

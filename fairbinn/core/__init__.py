@@ -14,7 +14,7 @@ from .constraints import (
 )
 from .data import Batch, Split, TensorLoader
 from .datadir import DataFilesNotFoundError, resolve_data_dir
-from .drfairness import DrFairnessSampler
+from .drfairness import DrFairnessConfig, DrFairnessSampler
 from .fairness_layers import (
     LinearStack,
     ResidualStack,
@@ -46,6 +46,7 @@ __all__ = [
     "TensorLoader",
     "DataFilesNotFoundError",
     "resolve_data_dir",
+    "DrFairnessConfig",
     "DrFairnessSampler",
     "LinearStack",
     "ResidualStack",

@@ -7,19 +7,23 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .constraints import NORMS, FairnessConstraint, create_constraint
-from .drfairness import HESSIANS
+from .data import UniformConfig
+from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
 
-__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FAIRNESS_GAP_METRICS"]
+__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS"]
 
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
 :func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
 ORDERS = ("follower_first", "leader_first")
-SAMPLERS = ("uniform", "drfairness")
-"""Ways of drawing training batches (``TrainConfig.sampler``)."""
-FAIRNESS_GAP_METRICS = GAP_METRICS
-"""Validation metrics that model selection minimises (and fairness budgets bound); every other one is maximised."""
+SAMPLERS = {"uniform": UniformConfig, "drfairness": DrFairnessConfig}
+"""Ways of drawing training batches (``TrainConfig.sampler``): each name's settings class.
+
+A settings class is a frozen dataclass with a ``name``, ``adaptive`` (whether
+its draws depend on the model), ``settings()`` (plain values for
+``to_dict``) and ``build(train, val, generated, batch_size=, seed=)``, which
+returns the run's :class:`~fairbinn.core.data.TrainingSampler`."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,10 @@ class TrainConfig:
         independent shuffle of the training data instead of sharing the
         leader's.
     selection_metric : str or None, default "accuracy"
-        Validation metric that picks the reported epoch: "accuracy", "auc",
-        "ap" (maximised) or "dp", "eo", "eopp", "soft_dp", "soft_eo"
-        (minimised). ``None`` keeps the last epoch. Without a validation split
-        the last epoch is kept.
+        Validation metric that picks the reported epoch, in its direction in
+        :data:`~fairbinn.core.metrics.METRIC_DIRECTIONS` (accuracy, AUC, AP
+        maximised; the gaps minimised). ``None`` keeps the last epoch.
+        Without a validation split the last epoch is kept.
     fairness_budget : float, optional
         Budget selection: the reported epoch is the best validation
         ``selection_metric`` among the epochs whose validation
@@ -105,23 +109,14 @@ class TrainConfig:
         Continue from ``checkpoint_dir/checkpoint.pt``; the run then ends with
         the same parameters as an uninterrupted one (for ``Split`` /
         ``TensorLoader`` data, whose shuffling state is saved too).
-    sampler : {"uniform", "drfairness"}, default "uniform"
+    sampler : {"uniform", "drfairness"} or a sampler's settings, default "uniform"
         How training batches are drawn: shuffled passes over the data, or
         Dr-Fairness's adaptive per-label group (and real / generated) ratios
         (:class:`~fairbinn.core.drfairness.DrFairnessSampler`; needs
-        validation data). Combines with every strategy.
-    ratio_lr : float, default 1e-3
-        Dr-Fairness: Adam learning rate of the ratio logits.
-    ratio_k : float, default 20.0
-        Dr-Fairness: weight of the overall validation loss beside the largest
-        group-loss gap in the outer objective.
-    ratio_hessian : {"identity", "last_layer"}, default "identity"
-        Dr-Fairness: inverse-Hessian approximation of the hypergradient, the
-        identity over the head (as published) or the damped exact Hessian of
-        the head's final linear layer.
-    ratio_damping : float, default 1e-3
-        Dr-Fairness with ``ratio_hessian="last_layer"``: ridge relative to the
-        mean of the Hessian's diagonal.
+        validation data), with its settings given as
+        :class:`~fairbinn.core.drfairness.DrFairnessConfig` (``"drfairness"``
+        takes the defaults). A name becomes its settings object (see
+        :data:`SAMPLERS`). Combines with every strategy.
     """
 
     strategy: str = "bilevel"
@@ -148,11 +143,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     resume: bool = False
-    sampler: str = "uniform"
-    ratio_lr: float = 1e-3
-    ratio_k: float = 20.0
-    ratio_hessian: str = "identity"
-    ratio_damping: float = 1e-3
+    sampler: str | UniformConfig | DrFairnessConfig = "uniform"
 
     def __post_init__(self) -> None:
         from .strategies import resolve_strategy  # imported here: strategies imports this module
@@ -188,16 +179,11 @@ class TrainConfig:
             problems.append(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}")
         if self.resume and not self.checkpoint_dir:
             problems.append("resume=True needs checkpoint_dir")
-        if self.sampler not in SAMPLERS:
-            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if not _is_number(self.ratio_lr) or not math.isfinite(self.ratio_lr) or self.ratio_lr <= 0:
-            problems.append(f"ratio_lr must be a finite number > 0, got {self.ratio_lr!r}")
-        if not _is_number(self.ratio_k) or not math.isfinite(self.ratio_k) or self.ratio_k < 0:
-            problems.append(f"ratio_k must be a finite number >= 0, got {self.ratio_k!r}")
-        if self.ratio_hessian not in HESSIANS:
-            problems.append(f"ratio_hessian must be one of {HESSIANS}, got {self.ratio_hessian!r}")
-        if not _is_number(self.ratio_damping) or not math.isfinite(self.ratio_damping) or self.ratio_damping <= 0:
-            problems.append(f"ratio_damping must be a finite number > 0, got {self.ratio_damping!r}")
+        if isinstance(self.sampler, str) and self.sampler in SAMPLERS:
+            object.__setattr__(self, "sampler", SAMPLERS[self.sampler]())
+        if not isinstance(self.sampler, tuple(SAMPLERS.values())):
+            problems.append(f"sampler must be one of {tuple(SAMPLERS)} or their settings "
+                            f"({', '.join(c.__name__ for c in SAMPLERS.values())}), got {self.sampler!r}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.selection_metric is not None and self.selection_metric not in REPORT_KEYS:
@@ -227,11 +213,11 @@ class TrainConfig:
         return create_constraint(self.constraint, self.constraint_norm)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values (a constraint object becomes its repr), ready for JSON."""
+        """Plain values, ready for JSON: a constraint object becomes its repr, the sampler its name and settings."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         if isinstance(self.constraint, FairnessConstraint):
             values["constraint"] = repr(self.constraint)
-        return values
+        return {**values, "sampler": self.sampler.name, **self.sampler.settings()}
 
 
 def _is_number(value: Any) -> bool:

@@ -11,7 +11,7 @@ sampler drawing nodes with replacement).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, NamedTuple
+from typing import Any, ClassVar, Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,7 +23,11 @@ __all__ = [
     "move_to",
     "Split",
     "TensorLoader",
+    "TrainingSampler",
+    "UniformConfig",
+    "UniformSampler",
     "check_targets",
+    "rows_of",
 ]
 
 
@@ -212,3 +216,76 @@ class TensorLoader:
                 rows = order[start : start + self.batch_size]
             yield Batch(split.x[rows], split.y[rows], split.s[rows])
 
+
+
+@runtime_checkable
+class TrainingSampler(Protocol):
+    """What :meth:`~fairbinn.core.trainer.Trainer.fit` draws training batches from, built by ``TrainConfig.sampler``.
+
+    ``bind(model)`` is called once before training; an iteration is one
+    epoch of batches; ``targets()`` gives the training labels and groups to
+    check (None: unknown); ``epoch_record()`` columns for each epoch's
+    history; ``state_dict()`` (None: nothing to keep) goes into checkpoints
+    and back through ``load_state_dict`` on resume. Training data that is
+    one already (a :class:`~fairbinn.core.drfairness.DrFairnessSampler`) is
+    used as it is.
+    """
+
+    def bind(self, model: Any) -> None: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def targets(self) -> tuple[Tensor, Tensor] | None: ...
+    def epoch_record(self) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any] | None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class UniformSampler:
+    """The :class:`TrainingSampler` of ``sampler="uniform"``: a loader's batches as they come (a Split's
+    shuffled passes), with the loader's ``targets()`` and ``state_dict()`` when it has them (as
+    :class:`TensorLoader` does)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def bind(self, model: Any) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def targets(self) -> tuple[Tensor, Tensor] | None:
+        return self.loader.targets() if hasattr(self.loader, "targets") else None
+
+    def epoch_record(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        resumable = hasattr(self.loader, "state_dict") and hasattr(self.loader, "load_state_dict")
+        return self.loader.state_dict() if resumable else None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class UniformConfig:
+    """``TrainConfig(sampler="uniform")``: shuffled passes over the training data; no settings."""
+
+    name: ClassVar[str] = "uniform"
+    adaptive: ClassVar[bool] = False  # the draws do not depend on the model
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def build(self, train: Any, val: Any, generated: Any = None, *, batch_size: int, seed: int) -> UniformSampler:
+        if generated is not None:
+            raise ValueError("generated data is only used by sampler='drfairness'; the uniform sampler would ignore it")
+        if isinstance(train, TrainingSampler):
+            return train
+        return UniformSampler(train.loader(batch_size, shuffle=True, seed=seed) if isinstance(train, Split) else train)
+
+
+def rows_of(data: Any) -> Any:
+    """What a sampler draws rows from: a Split or full graph as given, a ``DataLoader``'s dataset."""
+    dataset = getattr(data, "dataset", None)
+    return dataset if dataset is not None and hasattr(dataset, "targets") else data

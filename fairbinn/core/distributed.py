@@ -145,10 +145,11 @@ def local_device(device: torch.device) -> torch.device:
 
 
 @contextlib.contextmanager
-def exact_statistics() -> Iterator[None]:
-    """Within this block, losses use statistics summed over all processes (see the module docstring)."""
+def exact_statistics(exact: bool = True) -> Iterator[None]:
+    """Within this block, losses use statistics summed over all processes (see the module docstring);
+    ``exact=False`` suspends that, for computations every process repeats on the same data."""
     global _EXACT
-    previous, _EXACT = _EXACT, True
+    previous, _EXACT = _EXACT, exact
     try:
         yield
     finally:

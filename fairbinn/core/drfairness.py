@@ -70,7 +70,8 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -78,9 +79,11 @@ from torch.func import functional_call, jvp
 from torch.nn import functional as F
 from torch.utils.data import ConcatDataset, default_collate
 
-from .data import Batch, Split, as_batch, check_targets, move_to
+from . import distributed
+from .constraints import group_gaps
+from .data import Batch, Split, as_batch, check_targets, move_to, rows_of
 
-__all__ = ["DrFairnessSampler", "HESSIANS"]
+__all__ = ["DrFairnessConfig", "DrFairnessSampler", "HESSIANS"]
 
 REAL, GENERATED = 0, 1
 HESSIANS = ("identity", "last_layer")
@@ -149,6 +152,42 @@ class _Pool:
 
 def _length(data: Any) -> int:
     return len(data.y) if isinstance(data, Split) else len(data)
+
+
+@dataclass(frozen=True)
+class DrFairnessConfig:
+    """Dr-Fairness's settings: ``TrainConfig(sampler=DrFairnessConfig(k=1.0))``.
+
+    ``lr``, ``k``, ``hessian`` and ``damping`` are the
+    :class:`DrFairnessSampler` parameters of those names, with its defaults
+    (``TrainConfig(sampler="drfairness")`` takes them all). Results record
+    them, the CLI sets them and errors name them as ``ratio_<name>``.
+    """
+
+    lr: float = 1e-3
+    k: float = 20.0
+    hessian: str = "identity"
+    damping: float = 1e-3
+    name: ClassVar[str] = "drfairness"
+    adaptive: ClassVar[bool] = True  # the draws depend on the model: one stream of batches, no stacking
+
+    def __post_init__(self) -> None:
+        problems = [f"ratio_{name} must be a finite number {'>= 0' if name == 'k' else '> 0'}, got {value!r}"
+                    for name, value in (("lr", self.lr), ("k", self.k), ("damping", self.damping))
+                    if not _finite(value) or value < 0 or (value == 0 and name != "k")]
+        if self.hessian not in HESSIANS:
+            problems.append(f"ratio_hessian must be one of {HESSIANS}, got {self.hessian!r}")
+        if problems:
+            raise ValueError("invalid Dr-Fairness settings: " + "; ".join(problems))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in ``TrainConfig.to_dict()`` beside ``sampler``."""
+        return {f"ratio_{f.name}": getattr(self, f.name) for f in fields(self)}
+
+    def build(self, train: Any, val: Any, generated: Any = None, *, batch_size: int, seed: int) -> DrFairnessSampler:
+        """The run's sampler over ``train`` (a Split, a full graph or a loader's dataset), ``val`` and ``generated``."""
+        return DrFairnessSampler(rows_of(train), rows_of(val), generated=rows_of(generated), batch_size=batch_size,
+                                 k=self.k, lr=self.lr, hessian=self.hessian, damping=self.damping, seed=seed)
 
 
 class DrFairnessSampler:
@@ -220,14 +259,7 @@ class DrFairnessSampler:
                             ("probe_per_cell", probe_per_cell)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-            raise ValueError(f"k must be a finite number >= 0, got {k!r}")
-        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if hessian not in HESSIANS:
-            raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
-        if not isinstance(damping, (int, float)) or not math.isfinite(damping) or damping <= 0:
-            raise ValueError(f"damping must be a finite number > 0, got {damping!r}")
+        DrFairnessConfig(lr=lr, k=k, hessian=hessian, damping=damping)  # validates them
         if val is None:
             raise ValueError("the Dr-Fairness sampler needs real validation data for its outer objective")
         self.pool = _Pool(train, generated)
@@ -368,7 +400,8 @@ class DrFairnessSampler:
     def _outer_objective(self, logits: Tensor, y: Tensor, s: Tensor) -> Tensor:
         """``F``: the largest within-label gap between groups' losses plus ``k`` times the mean loss."""
         losses = _bce(logits, y)
-        return _group_gap(losses, y, s, self.num_groups) + self.k * losses.mean()
+        with distributed.exact_statistics(False):  # every process has the same validation batch: no all-reduce
+            return _group_gap(losses, y, s, self.num_groups) + self.k * losses.mean()
 
     def _identity_alignment(self, probe, val, cells: Tensor) -> tuple[Tensor, Tensor]:
         """``<grad F, grad loss_c>`` over all head parameters, for every cell ``c``; and ``F``."""
@@ -458,6 +491,10 @@ class DrFairnessSampler:
                 "generated": self.has_generated, "generated_examples": int((~self.pool.real).sum())}
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _bce(logits: Tensor, y: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, y, reduction="none")
 
@@ -502,16 +539,7 @@ def _final_linear(head: nn.Module) -> nn.Linear:
 
 def _group_gap(losses: Tensor, y: Tensor, s: Tensor, num_groups: int) -> Tensor:
     """Largest within-label difference between groups' mean losses (groups present in the batch only)."""
-    gaps = [losses.new_zeros(())]
-    for label in (0, 1):
-        rows = y == label
-        counts = torch.bincount(s[rows], minlength=num_groups)
-        if int((counts > 0).sum()) < 2:
-            continue
-        means = torch.zeros(num_groups, device=losses.device).index_add(0, s[rows], losses[rows])
-        means = (means / counts.clamp_min(1))[counts > 0]
-        gaps.append(means.max() - means.min())
-    return torch.stack(gaps).max()
+    return group_gaps(losses, y.long() * num_groups + s, 2, num_groups).max()
 
 
 def _largest_remainder(shares: Tensor) -> Tensor:

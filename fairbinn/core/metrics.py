@@ -39,6 +39,7 @@ __all__ = [
     "group_metrics",
     "binary_fairness_report",
     "undefined_gaps",
+    "METRIC_DIRECTIONS",
     "REPORT_KEYS",
     "GAP_METRICS",
     "higher_is_better",
@@ -244,11 +245,15 @@ def group_metrics(
     return frame
 
 
-REPORT_KEYS = ("accuracy", "auc", "ap", "dp", "eo", "eopp", "soft_dp", "soft_eo")
+METRIC_DIRECTIONS = {"accuracy": "max", "auc": "max", "ap": "max",
+                     "dp": "min", "eo": "min", "eopp": "min", "soft_dp": "min", "soft_eo": "min"}
+"""Keys of :func:`binary_fairness_report`, in display order, each with the
+direction model selection takes: ``"max"`` for the scores (accuracy, AUC,
+AP), ``"min"`` for the unfairness gaps."""
+REPORT_KEYS = tuple(METRIC_DIRECTIONS)
 """Keys of :func:`binary_fairness_report`, in display order."""
-GAP_METRICS = ("dp", "eo", "eopp", "soft_dp", "soft_eo")
-"""The report's unfairness gaps: lower is better. Every other key (accuracy,
-AUC, AP) is a score: higher is better."""
+GAP_METRICS = tuple(k for k, direction in METRIC_DIRECTIONS.items() if direction == "min")
+"""The report's unfairness gaps (lower is better), which fairness budgets bound."""
 _NEEDS_LABELS = {"eo": (0, 1), "eopp": (1,), "soft_eo": (0, 1)}
 """Gaps measured within true labels, and the labels each needs."""
 
@@ -257,7 +262,7 @@ def higher_is_better(metric: str) -> bool:
     """Whether a larger value of report key ``metric`` is better (False for the gaps)."""
     if metric not in REPORT_KEYS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(REPORT_KEYS)}")
-    return metric not in GAP_METRICS
+    return METRIC_DIRECTIONS[metric] == "max"
 
 
 def undefined_gaps(y_true: Any, *, sensitive_features: Any) -> dict[str, str]:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checkpoint import RunCheckpoints, divergence
 from .config import TrainConfig
 from .data import Batch, Split, check_targets
 from .fairness_layers import LinearStack, ResidualStack, _ResidualLayer
@@ -203,6 +204,9 @@ class StackedTrainer:
 
     Data are :class:`~fairbinn.core.data.Split` objects (tabular-style
     in-memory tensors). ``config.separate_batches`` is not supported.
+    ``config.checkpoint_dir`` / ``resume`` work as for
+    :class:`~fairbinn.core.trainer.Trainer`: one checkpoint holds the whole
+    stack, and a resumed stack ends as an uninterrupted one.
     """
 
     def __init__(
@@ -217,8 +221,8 @@ class StackedTrainer:
             raise ValueError(f"etas and seeds must be non-empty and of equal length, got {len(etas)} and {len(seeds)}")
         if config.separate_batches:
             raise NotStackableError("separate_batches=True cannot be stacked")
-        if config.sampler != "uniform":
-            raise NotStackableError(f"sampler={config.sampler!r} draws each model's batches from its own "
+        if config.sampler.adaptive:
+            raise NotStackableError(f"sampler={config.sampler.name!r} draws each model's batches from its own "
                                     "ratios, so the models cannot share batches")
         self.configs = [config.replace(eta=float(eta), seed=int(seed)) for eta, seed in zip(etas, seeds)]
         self.config = config
@@ -250,12 +254,24 @@ class StackedTrainer:
         generators = [torch.Generator().manual_seed(c.seed) for c in self.configs]
         selectors = [epoch_selector(c, val) for c in self.configs]
         histories: list[list[dict[str, float]]] = [[] for _ in range(k)]
+        checkpoints = RunCheckpoints(cfg, eta=[c.eta for c in self.configs], seed=[c.seed for c in self.configs],
+                                     adam_kwargs=self.adam_kwargs)
+        first_epoch = 1
+        if cfg.resume:
+            state = checkpoints.resume(model, strategy)
+            for generator, saved in zip(generators, state["loader"]):
+                generator.set_state(saved)
+            for selector, saved in zip(selectors, state["selector"]):
+                selector.load_state_dict(saved)
+            histories, first_epoch = state["history"], state["epoch"] + 1
         x, y, s = (t.to(device) for t in (train.x, train.y, train.s))
         evaluated = {"val": val, "test": test if cfg.record_test else None}
 
-        bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.strategy} x{k}", disable=not cfg.progress, leave=False)
+        bar = tqdm(range(first_epoch, cfg.epochs + 1), desc=f"{cfg.strategy} x{k}", disable=not cfg.progress,
+                   leave=False)
         for epoch in bar:
-            losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
+            with checkpoints.diverging():
+                losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
             reports = {name: self._evaluate(model, split) for name, split in evaluated.items() if split is not None}
             for i in range(k):
                 record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
@@ -263,6 +279,8 @@ class StackedTrainer:
                     record.update({f"{name}_{n}": v for n, v in per_model[i].items()})
                 histories[i].append(record)
                 selectors[i].update(epoch, record, lambda: model.model_state_dict(i))
+            checkpoints.save(epoch, model, strategy, loader=[g.get_state() for g in generators], history=histories,
+                             selector=[selector.state_dict() for selector in selectors])
         bar.close()
 
         current = model.state_dict()  # shares storage with the stack's parameters
@@ -315,9 +333,7 @@ class StackedTrainer:
             bad = [i for i, v in enumerate(values.tolist()) if not math.isfinite(v)]
             if bad:
                 models = ", ".join(f"eta={self.configs[i].eta:g} seed={self.configs[i].seed}" for i in bad)
-                raise FloatingPointError(
-                    f"training diverged in epoch {epoch}: non-finite {name} for {models}; lower the learning rate or eta"
-                )
+                raise divergence(epoch, f": non-finite {name} for {models}")
         return losses, time.perf_counter() - start
 
     @torch.inference_mode()

@@ -16,9 +16,8 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from .drfairness import DrFairnessSampler
-from .data import Split, as_batch, check_targets, move_to
+from .checkpoint import RunCheckpoints, divergence
+from .data import Split, TrainingSampler, UniformSampler, as_batch, check_targets, move_to, rows_of
 from .metrics import binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
@@ -31,12 +30,8 @@ Loader = Iterable[Any]
 """Anything iterable yielding batches: a Split (wrapped by the trainer), a
 :class:`~fairbinn.core.data.TensorLoader`, a ``DataLoader`` of
 ``(inputs, y, s[, mask])`` tuples, or a list of batches (a full graph).
-
-A training loader may also have ``bind(model)`` (called before training, for
-samplers that read the model, such as
-:class:`~fairbinn.core.drfairness.DrFairnessSampler`), ``epoch_record()``
-(a dict added to each epoch's history) and ``state_dict()`` /
-``load_state_dict()`` (saved in checkpoints and restored on resume)."""
+The configured sampler turns the training data into a
+:class:`~fairbinn.core.data.TrainingSampler`."""
 
 
 @dataclass
@@ -124,14 +119,15 @@ class Trainer:
             return data.loader(self.config.batch_size, shuffle=shuffle, seed=self.config.seed)
         return data
 
-    def _num_groups(self, train: Loader) -> int | None:
-        """Check the training targets (when the loader exposes them) and count the groups.
+    def _num_groups(self, train: TrainingSampler) -> int | None:
+        """Check the training targets (when the sampler knows them) and count the groups.
 
         Fairness training needs two groups or more; ERM accepts one.
         """
-        if not hasattr(train, "targets"):
+        targets = train.targets()
+        if targets is None:
             return None
-        y, s = train.targets()
+        y, s = targets
         check_targets(y, s, name="training data", min_groups=1 if self.config.strategy == "erm" else 2)
         return int(s.max()) + 1
 
@@ -154,8 +150,9 @@ class Trainer:
         After training, the model holds the parameters of the epoch chosen by
         ``config.selection_metric`` on ``val`` (the last epoch without ``val``).
 
-        With ``config.sampler="drfairness"`` the training batches come from a
-        :class:`~fairbinn.core.drfairness.DrFairnessSampler` over ``train``
+        The training batches come from ``config.sampler``. With
+        ``"drfairness"`` (or a :class:`~fairbinn.core.drfairness.DrFairnessConfig`)
+        they come from a :class:`~fairbinn.core.drfairness.DrFairnessSampler` over ``train``
         (a Split, a full graph, or a loader's dataset), ``val`` and
         ``generated`` (optional examples of the same kind as ``train``, marked
         as generated); its ratios join the history as ``ratio_y<label>_g<group>``
@@ -172,35 +169,27 @@ class Trainer:
         cfg = self.config
         device = distributed.local_device(resolve_device(cfg.device))
         parallel = distributed.is_distributed()
-        if cfg.sampler == "drfairness":
-            train_loader = DrFairnessSampler(
-                _rows_of(train), _rows_of(val), generated=_rows_of(generated), batch_size=cfg.batch_size,
-                k=cfg.ratio_k, lr=cfg.ratio_lr, hessian=cfg.ratio_hessian, damping=cfg.ratio_damping, seed=cfg.seed,
-            )
-        elif generated is not None:
-            raise ValueError("generated data is only used by sampler='drfairness'; "
-                             "the uniform sampler would ignore it")
-        else:
-            train_loader = self._loader(train, shuffle=True)
+        sampler = cfg.sampler.build(train, val, generated, batch_size=cfg.batch_size, seed=cfg.seed)
+        if cfg.separate_batches and not isinstance(sampler, UniformSampler):  # e.g. a DrFairnessSampler
+            raise ValueError(f"separate_batches cannot be combined with {type(sampler).__name__}: "
+                             "a second stream of batches would step its ratios twice")
         if parallel:
-            train_loader = distributed.ShardedLoader(train_loader, distributed.rank(), distributed.world_size())
+            sampler = distributed.ShardedLoader(sampler, distributed.rank(), distributed.world_size())
         val_loader, test_loader = self._loader(val, False), self._loader(test, False)
-        num_groups = self._num_groups(train_loader)
+        num_groups = self._num_groups(sampler)
         seed_everything(cfg.seed)
         model.to(device)
-        if hasattr(train_loader, "bind"):  # a sampler that reads the model, e.g. DrFairnessSampler
-            if cfg.separate_batches:
-                raise ValueError(f"separate_batches cannot be combined with {type(train_loader).__name__}: "
-                                 "a second stream of batches would step its ratios twice")
-            train_loader.bind(model)
+        sampler.bind(model)
         strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
         selector = epoch_selector(cfg, val_loader)
         history: list[dict[str, float]] = []
-        first_epoch, saved_epoch = 1, None
+        checkpoints, first_epoch = RunCheckpoints(cfg), 1
         if cfg.resume:
-            state = self._resume(model, strategy, train_loader, selector)
-            history, saved_epoch = state["history"], state["epoch"]
-            first_epoch = saved_epoch + 1
+            state = checkpoints.resume(model, strategy)
+            if state["loader"] is not None:
+                sampler.load_state_dict(state["loader"])
+            selector.load_state_dict(state["selector"])
+            history, first_epoch = state["history"], state["epoch"] + 1
         if parallel:
             strategy.data_parallel(**({"device_ids": [device.index]} if device.type == "cuda" else {}))
 
@@ -212,16 +201,9 @@ class Trainer:
         )
         undefined: dict[str, dict[str, str]] = {}
         for epoch in bar:
-            try:
-                with distributed.exact_statistics():
-                    losses = self._train_epoch(strategy, train_loader, device, epoch)
-            except FloatingPointError as error:
-                where = (f"the last good checkpoint is {cfg.checkpoint_dir}/checkpoint.pt (epoch {saved_epoch})"
-                         if saved_epoch else "no checkpoint was written (set checkpoint_dir to keep one)")
-                raise FloatingPointError(f"{error}; {where}") from None
-            record = {"epoch": epoch, **losses}
-            if hasattr(train_loader, "epoch_record"):  # e.g. a sampler's ratios
-                record.update(train_loader.epoch_record())
+            with checkpoints.diverging(), distributed.exact_statistics():
+                losses = self._train_epoch(strategy, sampler, device, epoch)
+            record = {"epoch": epoch, **losses, **sampler.epoch_record()}
             for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
                 if loader is not None:
                     metrics, undefined[prefix] = self._assess(model, loader)
@@ -229,17 +211,8 @@ class Trainer:
             history.append(record)
             selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
-            if cfg.checkpoint_dir and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-                if distributed.is_main_process():  # the others hold the same state
-                    save_checkpoint(cfg.checkpoint_dir, {
-                        "config": _resumable(cfg), "epoch": epoch, "model": model.state_dict(),
-                        "optimizers": [o.state_dict() for o in strategy.optimizers],
-                        "schedulers": [s.state_dict() for s in strategy.schedulers],
-                        "rng": rng_states(), "loader": _loader_state(train_loader),
-                        "history": history, "selector": selector.state_dict(),
-                    })
-                distributed.barrier()
-                saved_epoch = epoch
+            checkpoints.save(epoch, model, strategy, loader=sampler.state_dict(), history=history,
+                             selector=selector.state_dict())
         bar.close()
 
         selected_epoch = selector.selected_epoch
@@ -267,29 +240,6 @@ class Trainer:
             model=model,
         )
 
-    def _resume(self, model: FairModel, strategy, train_loader, selector: EpochSelector) -> dict:
-        """Restore a checkpoint written by an identical configuration; return it."""
-        cfg = self.config
-        # rank 0 reads the checkpoint and sends it to the others (no shared file system needed)
-        state = distributed.from_main_process(load_checkpoint, cfg.checkpoint_dir)
-        settings = _resumable(cfg)
-        if state["config"] != settings:
-            changed = sorted(k for k in {**state["config"], **settings} if state["config"].get(k) != settings.get(k))
-            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} was written with other settings: {changed}")
-        if state["epoch"] >= cfg.epochs:
-            raise ValueError(f"the checkpoint in {cfg.checkpoint_dir} is at epoch {state['epoch']}; "
-                             f"nothing is left of {cfg.epochs} epochs")
-        model.load_state_dict(state["model"])
-        for optimizer, saved in zip(strategy.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(strategy.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
-        restore_rng_states(state["rng"])
-        if state["loader"] is not None:
-            train_loader.load_state_dict(state["loader"])
-        selector.load_state_dict(state["selector"])
-        return state
-
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
         strategy.model.train()
         start = time.perf_counter()
@@ -313,10 +263,8 @@ class Trainer:
         if bad:
             finite = torch.stack(per_step[bad[0][len("train_"):]]).isfinite()
             first = int((~finite).nonzero()[0, 0]) + 1
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch}, step {first} of {steps}: non-finite {', '.join(bad)} "
-                f"({', '.join(f'{k}={losses[k]}' for k in bad)}); lower the learning rate or eta"
-            )
+            raise divergence(epoch, f", step {first} of {steps}: non-finite {', '.join(bad)} "
+                                    f"({', '.join(f'{k}={losses[k]}' for k in bad)})")
         return {"train_time_s": elapsed, **losses}
 
     @torch.inference_mode()
@@ -348,12 +296,6 @@ class Trainer:
 _SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
 
 
-def _rows_of(data: Any) -> Any:
-    """What a sampler draws rows from: a Split or full graph as given, a ``DataLoader``'s dataset."""
-    dataset = getattr(data, "dataset", None)
-    return dataset if dataset is not None and hasattr(dataset, "targets") else data
-
-
 def epoch_selector(config: TrainConfig, val: Any) -> EpochSelector:
     """The :class:`EpochSelector` of a run with ``config`` and validation data ``val`` (None: the last epoch).
 
@@ -377,7 +319,7 @@ def epoch_selector(config: TrainConfig, val: Any) -> EpochSelector:
 
 def _targets_of(loader: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Labels and groups of the examples a loader evaluates, when known without running a model."""
-    source = _rows_of(loader)
+    source = rows_of(loader)
     if hasattr(source, "targets"):
         return source.targets()
     if isinstance(source, (list, tuple)):  # batches given as a list, e.g. a full graph
@@ -397,17 +339,6 @@ def budget_shortfall(selector: EpochSelector, config: TrainConfig) -> str | None
                 "train lagrangian or bilevel to meet a budget")
     return (f"{config.strategy} eta={config.eta:g} seed={config.seed}: {shortfall}; "
             f"a larger eta than {config.eta:g} may meet it")
-
-
-def _resumable(config: TrainConfig) -> dict:
-    """The settings a resumed run must share with the checkpoint's (not epochs, progress or paths)."""
-    skip = ("epochs", "progress", "resume", "checkpoint_dir", "checkpoint_every", "device")
-    return {k: v for k, v in config.to_dict().items() if k not in skip}
-
-
-def _loader_state(loader) -> dict | None:
-    """The training loader's own state (shuffling generator, sampler ratios) when it has one."""
-    return loader.state_dict() if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:

@@ -23,6 +23,7 @@ from synthetic import make_biased_split  # noqa: E402
 from fairbinn import Trainer, build_mlp  # noqa: E402
 from fairbinn.core import distributed  # noqa: E402
 from fairbinn.core.data import Batch  # noqa: E402
+from fairbinn.core.drfairness import DrFairnessConfig  # noqa: E402
 
 COMMON = dict(epochs=2, batch_size=100, eta=1.0, lr=1e-2, fairness_lr=1e-3, progress=False, selection_metric=None)
 RUNS = {
@@ -30,7 +31,7 @@ RUNS = {
     "lagrangian": dict(strategy="lagrangian", constraint="eo"),
     "bilevel": dict(strategy="bilevel"),
     "bilevel_separate": dict(strategy="bilevel", order="leader_first", separate_batches=True, constraint="dp"),
-    "drfairness": dict(strategy="bilevel", sampler="drfairness", ratio_k=1.0),
+    "drfairness": dict(strategy="bilevel", sampler=DrFairnessConfig(k=1.0)),
     "released_loss": dict(strategy="lagrangian", constraint="released_dp", eta=20.0),
     "budget": dict(strategy="lagrangian", selection_metric="accuracy", fairness_budget=0.3, budget_metric="soft_dp"),
 }
@@ -63,10 +64,10 @@ def worker(out: Path) -> None:
     assert distributed.init_from_env()
     rank = distributed.rank()
     saves = []
-    import fairbinn.core.trainer as trainer_module
+    import fairbinn.core.checkpoint as checkpoints
 
-    original = trainer_module.save_checkpoint
-    trainer_module.save_checkpoint = lambda directory, state: (saves.append(str(directory)), original(directory, state))[1]
+    original = checkpoints.save_checkpoint
+    checkpoints.save_checkpoint = lambda directory, state: (saves.append(str(directory)), original(directory, state))[1]
     results = {name: train(name, checkpoint_dir=out / "ckpt" / name) for name in RUNS}
     # interrupted after epoch 1, then resumed to epoch 2: ends as the uninterrupted run
     train("bilevel", checkpoint_dir=out / "ckpt" / "resumed", epochs=1)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fairbinn.core.data import Split
-from fairbinn.core.drfairness import DrFairnessSampler
+from fairbinn.core.drfairness import DrFairnessConfig, DrFairnessSampler, _group_gap
 from fairbinn.core.model import FairModel
 from fairbinn.core.trainer import Trainer
 from fairbinn.graph.dataset import FullGraph
@@ -112,8 +112,8 @@ def test_an_undersampled_harder_group_gains_ratio_and_the_eo_gap_falls(hessian, 
     for sampler in ("uniform", "drfairness"):
         torch.manual_seed(0)
         model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
-        results[sampler] = Trainer(sampler=sampler, ratio_lr=3e-2, ratio_k=k, ratio_hessian=hessian,
-                                   **settings).fit(model, train, val, test)
+        chosen = DrFairnessConfig(lr=3e-2, k=k, hessian=hessian) if sampler == "drfairness" else sampler
+        results[sampler] = Trainer(sampler=chosen, **settings).fit(model, train, val, test)
     first, last = results["drfairness"].history[0], results["drfairness"].history[-1]
     for label in (0, 1):
         share = float((train.s[train.y == label] == 1).float().mean())
@@ -132,7 +132,7 @@ def test_generated_noise_loses_to_real_data():
     noise = Split(torch.randn(1500, 6, generator=g), (torch.rand(1500, generator=g) < 0.5).float(),
                   (torch.rand(1500, generator=g) < 0.5).long())
     model = _model(6)
-    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2, progress=False)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler=DrFairnessConfig(lr=3e-2), progress=False)
     result = trainer.fit(model, train, val, generated=noise)
     last = result.history[-1]
     assert last["real_fraction_y0"] > 0.6 and last["real_fraction_y1"] > 0.6
@@ -145,8 +145,8 @@ def test_noise_with_the_real_labels_loses_to_real_data_with_the_last_layer_hessi
     g = torch.Generator().manual_seed(5)
     noise = Split(torch.randn(1500, 6, generator=g), train.y.clone(), train.s.clone())
     torch.manual_seed(0)
-    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler="drfairness", ratio_lr=3e-2,
-                      ratio_hessian="last_layer", progress=False)
+    trainer = Trainer(strategy="erm", epochs=3, lr=1e-2, sampler=DrFairnessConfig(lr=3e-2, hessian="last_layer"),
+                      progress=False)
     history = trainer.fit(_model(6), train, val, generated=noise).history
     for label in (0, 1):
         trace = [r[f"real_fraction_y{label}"] for r in history]
@@ -228,9 +228,41 @@ def test_probe_uses_batch_statistics_and_leaves_running_statistics_alone(biased)
     torch.testing.assert_close(probe_out.mean(0), norm.bias.detach().expand(16), atol=1e-5, rtol=0)
 
 
+def _reference_group_gap(losses, y, s, num_groups):
+    """The outer objective's gap as first written: a loop over the labels."""
+    gaps = [losses.new_zeros(())]
+    for label in (0, 1):
+        rows = y == label
+        counts = torch.bincount(s[rows], minlength=num_groups)
+        if int((counts > 0).sum()) < 2:
+            continue
+        means = torch.zeros(num_groups).index_add(0, s[rows], losses[rows])
+        means = (means / counts.clamp_min(1))[counts > 0]
+        gaps.append(means.max() - means.min())
+    return torch.stack(gaps).max()
+
+
+@pytest.mark.parametrize("case", ["three groups", "one group in label 0", "one group in all"])
+def test_the_outer_gap_is_the_loop_it_replaced(case):
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(40, generator=g) < 0.5).float()
+    s = torch.randint(3, (40,), generator=g)
+    if case == "one group in label 0":
+        s[y == 0] = 2
+    elif case == "one group in all":
+        s[:] = 1
+    losses = torch.rand(40, generator=g, dtype=torch.float32).requires_grad_()
+    got = _group_gap(losses, y, s, 3)
+    (got_grad,) = torch.autograd.grad(got, losses)
+    want = _reference_group_gap(losses, y, s, 3)
+    want_grad = torch.autograd.grad(want, losses)[0] if want.requires_grad else torch.zeros_like(losses)  # a constant 0
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got_grad, want_grad, atol=1e-6, rtol=0)
+
+
 def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
     train, val, test = biased
-    settings = dict(strategy="bilevel", lr=1e-2, sampler="drfairness", ratio_lr=1e-2, progress=False)
+    settings = dict(strategy="bilevel", lr=1e-2, sampler=DrFairnessConfig(lr=1e-2), progress=False)
     torch.manual_seed(0)
     whole_model = _model()
     whole = Trainer(epochs=4, **settings).fit(whole_model, train, val, test)
@@ -245,6 +277,16 @@ def test_trainer_records_ratios_and_resumes_exactly(biased, tmp_path):
     for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
     assert resumed.history[-1]["ratio_y1_g1"] == whole.history[-1]["ratio_y1_g1"]
+
+
+def test_a_sampler_given_as_training_data_is_used_as_it_is(biased):
+    train, val, _ = biased
+    settings = dict(strategy="erm", epochs=1, lr=1e-2, progress=False)
+    torch.manual_seed(0)
+    configured = Trainer(sampler=DrFairnessConfig(lr=1e-2), **settings).fit(_model(), train, val).history
+    torch.manual_seed(0)
+    given = Trainer(**settings).fit(_model(), DrFairnessSampler(train, val, lr=1e-2), val).history
+    assert [{**r, "train_time_s": 0} for r in given] == [{**r, "train_time_s": 0} for r in configured]
 
 
 def test_graph_nodes_are_drawn_with_repeats_from_the_training_nodes():
@@ -291,7 +333,7 @@ def test_bad_input_is_refused(biased):
     with pytest.raises(ValueError, match="damping must be"):
         DrFairnessSampler(train, val, hessian="last_layer", damping=0.0)
     with pytest.raises(ValueError, match="ratio_hessian must be one of"):
-        Trainer(sampler="drfairness", ratio_hessian="exact")
+        Trainer(sampler=DrFairnessConfig(hessian="exact"))
     two_outputs = FairModel(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Linear(16, 2))
     with pytest.raises(ValueError, match="ends in an nn.Linear with one output"):
         DrFairnessSampler(train, val, hessian="last_layer").bind(two_outputs)

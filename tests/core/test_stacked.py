@@ -72,3 +72,24 @@ def test_stacked_constraint_rows_equal_one_row_each():
         assert rows.shape == (3,)
         for i in range(3):
             assert rows[i].item() == pytest.approx(constraint(probs[i], y[i], s[i], 3).item(), abs=1e-7)
+
+
+def test_a_resumed_stack_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    config = TrainConfig(strategy="bilevel", batch_size=32, lr=1e-2, fairness_lr=1e-3, lr_decay=0.9, progress=False)
+    etas, seeds = [1.0, 10.0, 100.0], [0, 1, 1]
+
+    def run(epochs, etas=etas, **extra):
+        stack = stack_models([_model(seed) for seed in seeds])
+        results = StackedTrainer(config.replace(epochs=epochs, **extra), etas, seeds).fit(stack, TRAIN, VAL, TEST)
+        return stack, results
+
+    whole, whole_results = run(5)
+    run(2, checkpoint_dir=str(tmp_path))
+    resumed, resumed_results = run(5, checkpoint_dir=str(tmp_path), resume=True)
+    for (name, mine), theirs in zip(resumed.state_dict().items(), whole.state_dict().values()):
+        assert torch.equal(mine, theirs), name
+    for mine, theirs in zip(resumed_results, whole_results):
+        assert (mine.selected_epoch, mine.val, mine.test) == (theirs.selected_epoch, theirs.val, theirs.test)
+        assert [{**r, "train_time_s": 0} for r in mine.history] == [{**r, "train_time_s": 0} for r in theirs.history]
+    with pytest.raises(ValueError, match=r"other settings: \['eta'\]"):
+        run(5, etas=[1.0, 10.0, 50.0], checkpoint_dir=str(tmp_path), resume=True)
