@@ -34,7 +34,7 @@ import pandas as pd
 from . import __version__
 from .core.config import ORDERS, SAMPLERS, TrainConfig
 from .core import distributed
-from .core.constraints import create_constraint
+from .core.constraints import create_constraint, list_constraints
 from .core.drfairness import HESSIANS, DrFairnessConfig
 from .core.metrics import GAP_METRICS, REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
@@ -130,7 +130,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("-e", "--eta", type=float,
                       help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
     game.add_argument("--constraint", default=defaults.constraint, type=_constraint,
-                      help="fairness loss (default dp)")
+                      metavar="{" + ",".join(list_constraints()) + "}", help="fairness loss (default dp)")
     game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph, 30/15/15 CelebA)")
     game.add_argument("-bs", "--batch_size", "--batch-size", dest="batch_size", type=int,
                       help="minibatch size (default 100, CelebA 128; a graph trains full batch)")
