@@ -63,9 +63,8 @@ def run_vision(
     num_workers : int, default 0
         DataLoader worker processes.
     generated : dataset, optional
-        Generated training images: a map-style dataset of ``(image, y, s)``
-        with ``targets()``, drawn beside the real ones by
-        ``config.sampler="drfairness"``.
+        Generated training images (a map-style dataset of ``(image, y, s)`` with
+        ``targets()``), drawn beside the real ones by the Dr-Fairness sampler.
 
     Batches hold ``config.batch_size`` images, shuffled with ``config.seed``. The result's ``extra`` holds
     the dataset summary, the model's parameter counts, ``steps_per_epoch``, ``seconds_per_step`` and the wall time.
