@@ -279,7 +279,7 @@ def _checked(probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None) -
     return groups.long(), num_groups
 
 
-_CONSTRAINTS: Registry[type[FairnessConstraint]] = Registry("fairness constraint", {
+_CONSTRAINTS: Registry[type[FairnessConstraint]] = Registry("fairness constraint", base=FairnessConstraint, entries={
     "dp": DemographicParity,
     "demographic_parity": DemographicParity,
     "eo": EqualizedOdds,
@@ -301,14 +301,7 @@ def register_constraint(name: str, *, overwrite: bool = False) -> Callable[[_C],
     :mod:`fairbinn.core.registry`); a taken name raises ``ValueError`` unless
     ``overwrite=True``.
     """
-    register = _CONSTRAINTS.register(name, overwrite=overwrite)  # checks the name now
-
-    def decorator(cls: _C) -> _C:
-        if not (isinstance(cls, type) and issubclass(cls, FairnessConstraint)):
-            raise TypeError(f"register_constraint expects a FairnessConstraint subclass, got {cls!r}")
-        return register(cls)
-
-    return decorator
+    return _CONSTRAINTS.register(name, overwrite=overwrite)
 
 
 def list_constraints() -> list[str]:

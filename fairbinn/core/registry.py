@@ -43,6 +43,9 @@ class Registry(Generic[T]):
         Entries registered at once, in order.
     key_type : type, default str
         What entries are registered under: names, or (for stackers) ``type``.
+    base : type, optional
+        Entries must be subclasses of it (``TypeError`` otherwise); constraints
+        and strategies are registered as classes.
 
     Examples
     --------
@@ -55,9 +58,11 @@ class Registry(Generic[T]):
     (['gated', 'plain'], True)
     """
 
-    def __init__(self, kind: str, entries: Mapping[Hashable, T] | None = None, *, key_type: type = str) -> None:
+    def __init__(self, kind: str, entries: Mapping[Hashable, T] | None = None, *, key_type: type = str,
+                 base: type | None = None) -> None:
         self.kind = kind
         self.key_type = key_type
+        self.base = base
         self._entries: dict[Hashable, T] = {}
         for name, obj in (entries or {}).items():
             self.register(name, obj)
@@ -82,6 +87,8 @@ class Registry(Generic[T]):
                 return self.register(name, obj, overwrite=overwrite)
 
             return decorator
+        if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise TypeError(f"a {self.kind} must be a {self.base.__name__} subclass, got {obj!r}")
         key = self._key(name)
         if key in self._entries and not overwrite:
             raise ValueError(
@@ -119,7 +126,7 @@ class Registry(Generic[T]):
 
     def copy(self) -> "Registry[T]":
         """A registry of the same kind with the same entries (changes to either leave the other alone)."""
-        new: Registry[T] = Registry(self.kind, key_type=self.key_type)
+        new: Registry[T] = Registry(self.kind, key_type=self.key_type, base=self.base)
         new._entries = dict(self._entries)
         return new
 

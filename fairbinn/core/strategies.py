@@ -260,7 +260,8 @@ class _Leader(nn.Module):
         return self.encoder(inputs)
 
 
-_STRATEGIES: Registry[type[Strategy]] = Registry("strategy", {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)})
+_STRATEGIES: Registry[type[Strategy]] = Registry("strategy", {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)},
+                                                base=Strategy)
 
 _S = TypeVar("_S", bound=type)
 
@@ -275,14 +276,7 @@ def register_strategy(name: str, *, overwrite: bool = False) -> Callable[[_S], _
     :mod:`fairbinn.core.registry`); a taken name raises ``ValueError`` unless
     ``overwrite=True``.
     """
-    register = _STRATEGIES.register(name, overwrite=overwrite)  # checks the name now
-
-    def decorator(cls: _S) -> _S:
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise TypeError(f"register_strategy expects a Strategy subclass, got {cls!r}")
-        return register(cls)
-
-    return decorator
+    return _STRATEGIES.register(name, overwrite=overwrite)
 
 
 def list_strategies() -> list[str]:
