@@ -50,9 +50,9 @@ class FairDataset(Protocol):
     """What every loaded dataset offers, whatever its modality.
 
     ``summary()`` returns at least ``name``, ``label``, ``sensitive_attribute``,
-    ``groups`` and, for each of ``"train"``, ``"val"`` and ``"test"``, a dict
-    with ``examples`` (rows, labelled nodes or images), ``positive_rate`` and
-    ``group_shares``; each modality adds its own keys.
+    ``groups``, ``examples`` (``{"train": n, "val": n, "test": n}``: rows,
+    labelled nodes or images) and, for each split name, a dict with
+    ``positive_rate`` and ``group_shares``; each modality adds its own keys.
     """
 
     name: str
@@ -71,7 +71,7 @@ def _splits(dataset: Any, config: TrainConfig) -> tuple[Any, Any, Any]:
 
 
 def _headline(dataset: Any, model_kwargs: dict[str, Any]) -> str:
-    test = dataset.summary()["test"]["examples"]
+    test = dataset.summary()["examples"]["test"]
     return f"{dataset.name}: test metrics, {test} test examples, groups {dataset.group_names}"
 
 

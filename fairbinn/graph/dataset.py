@@ -195,9 +195,9 @@ class GraphDataset:
             counts = np.bincount(s.numpy(), minlength=self.num_groups)
             out[split] = {
                 "nodes": int(mask.sum()),
-                "examples": int(mask.sum()),
                 "positive_rate": round(float(y.float().mean()), 4),
                 "group_shares": [round(int(c) / len(s), 4) for c in counts],
             }
+        out["examples"] = {split: out[split]["nodes"] for split in SPLITS}
         out["notes"] = self.notes
         return out

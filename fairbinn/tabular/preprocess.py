@@ -67,10 +67,10 @@ class TabularDataset:
             counts = np.bincount(split.s.numpy(), minlength=self.num_groups)
             out[split.name] = {
                 "rows": len(split),
-                "examples": len(split),
                 "positive_rate": round(float(split.y.mean()), 4),
                 "group_shares": [round(c / len(split), 4) for c in counts],
             }
+        out["examples"] = {split.name: len(split) for split in (self.train, self.val, self.test)}
         out["notes"] = self.notes
         return out
 

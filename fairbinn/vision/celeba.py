@@ -478,8 +478,8 @@ class CelebASplits:
         return 3 * self.train.image_size[0] * self.train.image_size[1]
 
     def summary(self) -> dict[str, Any]:
-        """Target (also as ``label``), sensitive attribute, image size and each split's :meth:`CelebA.summary`
-        with ``examples`` (its image count)."""
+        """Target (also as ``label``), sensitive attribute, image size, each split's :meth:`CelebA.summary`
+        and ``examples`` (image counts)."""
         return {
             "name": self.name,
             "target": self.target,
@@ -487,7 +487,8 @@ class CelebASplits:
             "sensitive_attribute": self.sensitive,
             "groups": self.group_names,
             "image_size": list(self.train.image_size),
-            **{split.split: {**split.summary(), "examples": len(split)} for split in (self.train, self.val, self.test)},
+            **{split.split: split.summary() for split in (self.train, self.val, self.test)},
+            "examples": {split.split: len(split) for split in (self.train, self.val, self.test)},
         }
 
     def loaders(
