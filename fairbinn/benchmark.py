@@ -38,6 +38,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from .core.config import TrainConfig
 from .core.datadir import DatasetSource
 from .core.model import FairModel
+from .core.registry import Registry
 from .core.runtime import seed_everything
 from .core.trainer import Trainer, TrainResult
 
@@ -133,7 +134,7 @@ class Benchmark:
         return TrainConfig(**self.paper_settings(dataset))
 
 
-_BENCHMARKS: dict[str, Benchmark] = {}
+_BENCHMARKS: Registry[Benchmark] = Registry("dataset")
 _PENDING = ["fairbinn.tabular.experiment", "fairbinn.graph.experiment", "fairbinn.vision.experiment"]
 """Modules registering benchmarks, imported on the first look-up that needs them (graph and vision are heavy)."""
 
@@ -144,11 +145,7 @@ def _key(name: str) -> str:
 
 def register_benchmark(benchmark: Benchmark, *, overwrite: bool = False) -> Benchmark:
     """Add ``benchmark`` under its name; an existing name needs ``overwrite=True``."""
-    key = _key(benchmark.name)
-    if key in _BENCHMARKS and not overwrite:
-        raise ValueError(f"benchmark {key!r} is already registered; pass overwrite=True to replace it")
-    _BENCHMARKS[key] = benchmark
-    return benchmark
+    return _BENCHMARKS.register(_key(benchmark.name), benchmark, overwrite=overwrite)
 
 
 def _import_pending() -> bool:
@@ -163,21 +160,18 @@ def list_benchmarks() -> list[str]:
     """Names of the registered benchmarks (the built-in ones first)."""
     while _import_pending():
         pass
-    return list(_BENCHMARKS)
+    return [benchmark.name for benchmark in _BENCHMARKS.values()]
 
 
 def get_benchmark(data: str | Any) -> Benchmark:
     """The benchmark of a name (case-insensitive) or of a loaded dataset."""
     if isinstance(data, str):
-        key = _key(data)
-        while key not in _BENCHMARKS and _import_pending():
+        while _key(data) not in _BENCHMARKS and _import_pending():
             pass
-        if key not in _BENCHMARKS:
-            choices = ", ".join(list_benchmarks())
-            raise ValueError(f"unknown dataset {data!r}; choose one of the registered benchmarks: {choices}")
-        return _BENCHMARKS[key]
+        return _BENCHMARKS.get(_key(data))
     while True:
-        own = _BENCHMARKS.get(_key(str(getattr(data, "name", ""))))
+        name = _key(str(getattr(data, "name", "")))
+        own = _BENCHMARKS.get(name) if name in _BENCHMARKS else None
         if own is not None and own.dataset_type is not None and isinstance(data, own.dataset_type):
             return own
         for benchmark in _BENCHMARKS.values():

@@ -159,7 +159,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                            "every epoch a candidate)")
     game.add_argument("--budget-metric", choices=list(GAP_METRICS), default="dp",
                       help="the validation gap --budget bounds (default dp)")
-    game.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler.name,
+    game.add_argument("--sampler", choices=[c.name for c in SAMPLERS.values()], default=defaults.sampler.name,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
                            "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
     game.add_argument("--ratio-lr", type=float, default=ratios.lr,

@@ -10,6 +10,7 @@ from .constraints import NORMS, FairnessConstraint, create_constraint
 from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
+from .registry import Registry
 
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS"]
 
@@ -17,7 +18,7 @@ STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
 :func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
 ORDERS = ("follower_first", "leader_first")
-SAMPLERS = {"uniform": UniformConfig, "drfairness": DrFairnessConfig}
+SAMPLERS: Registry[type] = Registry("sampler", {"uniform": UniformConfig, "drfairness": DrFairnessConfig})
 """Ways of drawing training batches (``TrainConfig.sampler``): each name's settings class.
 
 A settings class is a frozen dataclass with a ``name``, ``adaptive`` (whether
@@ -180,9 +181,9 @@ class TrainConfig:
         if self.resume and not self.checkpoint_dir:
             problems.append("resume=True needs checkpoint_dir")
         if isinstance(self.sampler, str) and self.sampler in SAMPLERS:
-            object.__setattr__(self, "sampler", SAMPLERS[self.sampler]())
+            object.__setattr__(self, "sampler", SAMPLERS.create(self.sampler))
         if not isinstance(self.sampler, tuple(SAMPLERS.values())):
-            problems.append(f"sampler must be one of {tuple(SAMPLERS)} or their settings "
+            problems.append(f"sampler must be one of {tuple(c.name for c in SAMPLERS.values())} or their settings "
                             f"({', '.join(c.__name__ for c in SAMPLERS.values())}), got {self.sampler!r}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {ORDERS}, got {self.order!r}")

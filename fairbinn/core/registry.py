@@ -139,6 +139,10 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[Hashable]:
         return iter(self.names())
 
+    def values(self) -> list[T]:
+        """The registered objects, in the order they were registered."""
+        return list(self._entries.values())
+
     def __len__(self) -> int:
         return len(self._entries)
 
