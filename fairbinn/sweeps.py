@@ -22,14 +22,18 @@ validation whose validation gap meets a budget, with its model.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
+from .core.checkpoint import CHECKPOINT_NAME
 from .core.config import TrainConfig
 from .core.runtime import seed_everything
 from .core.selection import EpochSelector
@@ -104,6 +108,7 @@ class _Fitter:
     max_stack: int | None
     fused_adam: bool
     keep: Callable[[TrainResult], None] | None = None
+    checkpoint_dir: str | os.PathLike | None = None
     undefined: dict[str, dict[str, str]] = field(default_factory=dict)
     """The gaps some split cannot measure, with why (``{"val" | "test": {metric: reason}}``)."""
 
@@ -113,26 +118,49 @@ class _Fitter:
         model_rows: list[dict] = []
         size = len(pairs) if self.max_stack is None else self.max_stack
         for begin in range(0, len(pairs), size):
-            for result, seconds, stack_size in self._chunk(config, pairs[begin:begin + size]):
-                for split, reasons in result.undefined.items():
+            chunk, directory = pairs[begin:begin + size], self._directory(config, pairs[begin:begin + size], label)
+            if directory is not None and (directory / "rows.json").is_file():  # trained before: its rows
+                done = json.loads((directory / "rows.json").read_text())
+                epoch_rows, model_rows = epoch_rows + done["epochs"], model_rows + done["models"]
+                for split, reasons in done["undefined"].items():
                     self.undefined.setdefault(split, {}).update(reasons)
+                continue
+            rows: dict[str, Any] = {"epochs": [], "models": [], "undefined": {}}
+            for result, seconds, stack_size in self._chunk(config, chunk, directory):
+                for split, reasons in result.undefined.items():
+                    rows["undefined"].setdefault(split, {}).update(reasons)
                 if self.keep is not None:
                     self.keep(result)
                 result.model = None
-                epoch_rows += _epoch_rows(result, label, stack_size)
-                model_rows.append(_model_row(result, label, seconds, stack_size))
+                rows["epochs"] += _epoch_rows(result, label, stack_size)
+                rows["models"].append(_model_row(result, label, seconds, stack_size))
+            if directory is not None:
+                (directory / "rows.json").write_text(json.dumps(rows))
+            for split, reasons in rows["undefined"].items():
+                self.undefined.setdefault(split, {}).update(reasons)
+            epoch_rows, model_rows = epoch_rows + rows["epochs"], model_rows + rows["models"]
         return epoch_rows, model_rows
 
-    def _chunk(self, config: TrainConfig, pairs: list[tuple[float, int]]):
+    def _directory(self, config: TrainConfig, pairs: list[tuple[float, int]], label: str) -> Path | None:
+        """Where one chunk of models keeps its checkpoints and, once trained, its rows: keyed by what decides them."""
+        if self.checkpoint_dir is None:
+            return None
+        decided = {**config.to_dict(), "progress": None, "device": None, "pairs": pairs, "fused": self.fused_adam,
+                   "model_kwargs": self.model_kwargs, "dataset": self.dataset.summary()}
+        key = hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return Path(self.checkpoint_dir) / label / key
+
+    def _chunk(self, config: TrainConfig, pairs: list[tuple[float, int]], directory: Path | None):
         if self.stack and get_benchmark(self.dataset).stackable:
             try:
-                yield from self._stacked(config, pairs)
+                yield from self._stacked(_checkpointed(config, directory), pairs)
                 return
             except NotStackableError as reason:
                 warnings.warn(f"training {len(pairs)} models one at a time: {reason}", stacklevel=5)
-        for eta, seed in pairs:
+        for index, (eta, seed) in enumerate(pairs):
             start = time.perf_counter()
-            result = self._one(config.replace(eta=float(eta), seed=int(seed)))
+            model_dir = None if directory is None else directory / str(index)
+            result = self._one(_checkpointed(config, model_dir).replace(eta=float(eta), seed=int(seed)))
             yield result, time.perf_counter() - start, 1
 
     def _stacked(self, config: TrainConfig, pairs: list[tuple[float, int]]):
@@ -153,6 +181,13 @@ class _Fitter:
 
     def _one(self, config: TrainConfig) -> TrainResult:
         return run(self.dataset, config, model_kwargs=self.model_kwargs)
+
+
+def _checkpointed(config: TrainConfig, directory: Path | None) -> TrainConfig:
+    """``config`` writing checkpoints into ``directory`` and resuming from one found there."""
+    if directory is None:
+        return config
+    return config.replace(checkpoint_dir=str(directory), resume=(directory / CHECKPOINT_NAME).is_file())
 
 
 def _with_backbone(model_kwargs: dict[str, Any] | None, backbone: str | None) -> dict[str, Any] | None:
@@ -184,6 +219,7 @@ def sweep(
     fused_adam: bool = False,
     rows: str = "epochs",
     search: EtaSearch | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
     **config_overrides: Any,
 ) -> pd.DataFrame:
     """Train every (strategy, eta, seed) model on one dataset; one row per checkpoint (or per model).
@@ -232,6 +268,15 @@ def sweep(
         metric that chose it) and, with a budget, ``budget_met``.
     search : EtaSearch, optional
         Settings of ``etas="auto"``.
+    checkpoint_dir : path, optional
+        Make the sweep resumable: each stack (or model trained alone) writes
+        its checkpoints into ``checkpoint_dir/<strategy>/<key>/`` and, once
+        trained, its rows (``rows.json``); ``key`` is a hash of everything
+        that decides those models (configuration, etas and seeds, model
+        arguments, the dataset's summary). Called again with the same
+        arguments, the sweep reads the finished rows, resumes an interrupted
+        stack from its last checkpoint and trains the rest, ending with the
+        table of an uninterrupted sweep (up to ``train_time_s``).
 
     Returns
     -------
@@ -261,11 +306,13 @@ def sweep(
         raise ValueError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
     _check_etas(etas, strategies)
     if (config and config.checkpoint_dir) or config_overrides.get("checkpoint_dir"):
-        raise ValueError("sweep does not write checkpoints: every model would share checkpoint_dir")
+        raise ValueError("sweep does not write checkpoints into config.checkpoint_dir: every model would share it; "
+                         "pass sweep(checkpoint_dir=...), which gives each stack its own")
     dataset = _load(data, data_dir)
     base = config or get_benchmark(dataset).paper_config(dataset)
     base = base.replace(**{**config_overrides, "record_test": True})
-    fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, max_stack, fused_adam)
+    fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, max_stack, fused_adam,
+                     checkpoint_dir=checkpoint_dir)
     tables = [_sweep_strategy(fitter, base.replace(strategy=strategy), etas, seeds, search, rows)
               for strategy in dict.fromkeys(strategies)]
     table = pd.concat(tables, ignore_index=True)

@@ -216,3 +216,38 @@ def test_a_gap_the_data_cannot_measure_is_nan_with_its_reason():
     table = fairbinn.sweep(data, ["lagrangian"], [1.0], **SETTINGS)
     assert table["test_eo"].isna().all() and table["test_dp"].notna().all()
     assert table.attrs["undefined"] == {"test": {"eo": "no negative labels", "soft_eo": "no negative labels"}}
+
+
+def test_an_interrupted_sweep_resumes_to_the_uninterrupted_table(tmp_path, monkeypatch):
+    from fairbinn.core import checkpoint
+
+    arguments = dict(strategies=["bilevel", "lagrangian"], etas=[0.0, 10.0], seeds=[0, 1], **SETTINGS)
+    whole = fairbinn.sweep(DATA, **arguments)
+    save = checkpoint.RunCheckpoints.save
+
+    def killed_after_epoch_2(self, epoch, *args, **kwargs):  # the lagrangian stack dies after epoch 2
+        save(self, epoch, *args, **kwargs)
+        if epoch == 2 and self.config.strategy == "lagrangian":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fairbinn.sweep(DATA, checkpoint_dir=tmp_path, **arguments)
+    assert [p.name for p in (tmp_path / "bilevel").glob("*/rows.json")] == ["rows.json"]
+    assert not list((tmp_path / "lagrangian").glob("*/rows.json"))
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save", save)
+    epochs = []
+    monkeypatch.setattr(fairbinn.sweeps.StackedTrainer, "fit", _counting(fairbinn.sweeps.StackedTrainer.fit, epochs))
+    resumed = fairbinn.sweep(DATA, checkpoint_dir=tmp_path, **arguments)
+    assert epochs == ["lagrangian"]  # the finished bilevel stack was read, not trained again
+    pd.testing.assert_frame_equal(resumed.drop(columns="train_time_s"), whole.drop(columns="train_time_s"))
+    again = fairbinn.sweep(DATA, checkpoint_dir=tmp_path, **arguments)  # everything read back
+    assert epochs == ["lagrangian"]
+    pd.testing.assert_frame_equal(again.drop(columns="train_time_s"), whole.drop(columns="train_time_s"))
+
+
+def _counting(fit, calls):
+    def counted(self, *args, **kwargs):
+        calls.append(self.config.strategy)
+        return fit(self, *args, **kwargs)
+    return counted
