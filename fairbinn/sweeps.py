@@ -64,10 +64,8 @@ ROWS = ("epochs", "models")
 
 
 def _load(data: Any, data_dir: str | os.PathLike | None) -> Any:
-    if isinstance(data, str):
-        return load_benchmark(data, data_dir)
-    get_benchmark(data)  # a dataset no benchmark trains fails here, naming the benchmarks
-    return data
+    """A benchmark's dataset by name, or ``data`` if a registered benchmark trains it (else an error naming them)."""
+    return load_benchmark(data, data_dir) if isinstance(data, str) else get_benchmark(data) and data
 
 
 def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dict[str, float]:
@@ -119,23 +117,21 @@ class _Fitter:
         size = len(pairs) if self.max_stack is None else self.max_stack
         for begin in range(0, len(pairs), size):
             chunk, directory = pairs[begin:begin + size], self._directory(config, pairs[begin:begin + size], label)
-            if directory is not None and (directory / "rows.json").is_file():  # trained before: its rows
-                done = json.loads((directory / "rows.json").read_text())
-                epoch_rows, model_rows = epoch_rows + done["epochs"], model_rows + done["models"]
-                for split, reasons in done["undefined"].items():
-                    self.undefined.setdefault(split, {}).update(reasons)
-                continue
-            rows: dict[str, Any] = {"epochs": [], "models": [], "undefined": {}}
-            for result, seconds, stack_size in self._chunk(config, chunk, directory):
-                for split, reasons in result.undefined.items():
-                    rows["undefined"].setdefault(split, {}).update(reasons)
-                if self.keep is not None:
-                    self.keep(result)
-                result.model = None
-                rows["epochs"] += _epoch_rows(result, label, stack_size)
-                rows["models"].append(_model_row(result, label, seconds, stack_size))
-            if directory is not None:
-                (directory / "rows.json").write_text(json.dumps(rows))
+            done = None if directory is None else directory / "rows.json"
+            if done is not None and done.is_file():  # trained before: its rows
+                rows = json.loads(done.read_text())
+            else:
+                rows = {"epochs": [], "models": [], "undefined": {}}
+                for result, seconds, stack_size in self._chunk(config, chunk, directory):
+                    for split, reasons in result.undefined.items():
+                        rows["undefined"].setdefault(split, {}).update(reasons)
+                    if self.keep is not None:
+                        self.keep(result)
+                    rows["epochs"] += _epoch_rows(result, label, stack_size)
+                    rows["models"].append(_model_row(result, label, seconds, stack_size))
+                    result.model = None
+                if done is not None:
+                    done.write_text(json.dumps(rows))
             for split, reasons in rows["undefined"].items():
                 self.undefined.setdefault(split, {}).update(reasons)
             epoch_rows, model_rows = epoch_rows + rows["epochs"], model_rows + rows["models"]
@@ -185,9 +181,8 @@ class _Fitter:
 
 def _checkpointed(config: TrainConfig, directory: Path | None) -> TrainConfig:
     """``config`` writing checkpoints into ``directory`` and resuming from one found there."""
-    if directory is None:
-        return config
-    return config.replace(checkpoint_dir=str(directory), resume=(directory / CHECKPOINT_NAME).is_file())
+    return config if directory is None else config.replace(
+        checkpoint_dir=str(directory), resume=(directory / CHECKPOINT_NAME).is_file())
 
 
 def _with_backbone(model_kwargs: dict[str, Any] | None, backbone: str | None) -> dict[str, Any] | None:
@@ -269,14 +264,10 @@ def sweep(
     search : EtaSearch, optional
         Settings of ``etas="auto"``.
     checkpoint_dir : path, optional
-        Make the sweep resumable: each stack (or model trained alone) writes
-        its checkpoints into ``checkpoint_dir/<strategy>/<key>/`` and, once
-        trained, its rows (``rows.json``); ``key`` is a hash of everything
-        that decides those models (configuration, etas and seeds, model
-        arguments, the dataset's summary). Called again with the same
-        arguments, the sweep reads the finished rows, resumes an interrupted
-        stack from its last checkpoint and trains the rest, ending with the
-        table of an uninterrupted sweep (up to ``train_time_s``).
+        Resumable: each stack (or lone model) checkpoints into
+        ``checkpoint_dir/<strategy>/<hash of what decides its models>/`` and
+        keeps its rows there when done; called again, the sweep reads those,
+        resumes an interrupted stack and ends with the uninterrupted table.
 
     Returns
     -------
