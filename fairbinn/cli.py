@@ -141,7 +141,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--lr-decay", type=float, default=defaults.lr_decay, help="per-epoch decay of --lr")
     game.add_argument("--fairness-lr-decay", type=float, default=defaults.fairness_lr_decay)
     game.add_argument("--order", choices=[o.replace("_", "-") for o in ORDERS], default="follower-first",
-                      help="bilevel update order (default follower-first, as the authors' code)")
+                      help="bilevel update order (default follower-first, as the authors' code); simultaneous: "
+                           "one forward pass, both players' gradients at the same point, both step")
     game.add_argument("--separate-batches", action="store_true",
                       help="bilevel: the follower draws its own minibatches")
     game.add_argument("--leader-penalty", action="store_true",
@@ -397,7 +398,7 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
                          "give --eta to train one model per mode with --checkpoint-dir")
     runs = []
     for mode in dict.fromkeys(args.mode):
-        mode_config = config.replace(strategy=mode, selection_metric=select, **_checkpointing(args, mode))
+        mode_config = config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode))
         if search and mode != "erm":
             result = choose_under_budget(data, mode, args.budget, budget_metric=args.budget_metric, seed=args.seed,
                                          config=mode_config, model_kwargs=kwargs).result

@@ -304,7 +304,7 @@ def sweep(
     base = base.replace(**{**config_overrides, "record_test": True})
     fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, max_stack, fused_adam,
                      checkpoint_dir=checkpoint_dir)
-    tables = [_sweep_strategy(fitter, base.replace(strategy=strategy), etas, seeds, search, rows)
+    tables = [_sweep_strategy(fitter, base.for_strategy(strategy), etas, seeds, search, rows)
               for strategy in dict.fromkeys(strategies)]
     table = pd.concat(tables, ignore_index=True)
     table.attrs["undefined"] = fitter.undefined
@@ -405,8 +405,8 @@ def choose_under_budget(
     strategy = resolve_strategy(strategy)  # ValueError "unknown strategy 'x'; choose one of ..."
     dataset = _load(data, data_dir)
     base = (config or get_benchmark(dataset).paper_config(dataset)).replace(**config_overrides)
-    base = base.replace(strategy=strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
-                        record_test=False)
+    base = base.for_strategy(strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
+                             record_test=False)
     if strategy != "erm":
         _check_etas(etas, [strategy])
     chooser = EpochSelector(base.selection_metric, budget=budget, budget_metric=budget_metric)

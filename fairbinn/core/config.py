@@ -17,7 +17,7 @@ __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS"]
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
 :func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
-ORDERS = ("follower_first", "leader_first")
+ORDERS = ("follower_first", "leader_first", "simultaneous")
 SAMPLERS: Registry[type] = Registry("sampler", {"uniform": UniformConfig, "drfairness": DrFairnessConfig})
 """Ways of drawing training batches (``TrainConfig.sampler``): each name's settings class.
 
@@ -58,9 +58,13 @@ class TrainConfig:
         Adam learning rate of the follower (bilevel only).
     lr_decay, fairness_lr_decay : float, default 1.0
         Per-epoch exponential decay factors (``ExponentialLR`` gamma); 1.0 is none.
-    order : {"follower_first", "leader_first"}, default "follower_first"
+    order : {"follower_first", "leader_first", "simultaneous"}, default "follower_first"
         Bilevel update order in a step: follower first as the authors' released
-        code does, or leader first as the paper's Algorithm 1 writes it.
+        code does, leader first as the paper's Algorithm 1 writes it, or
+        ``"simultaneous"``: one forward pass, the follower's gradient of
+        eta * fairness (through the head and its block) and the leader's of its
+        loss taken at the same parameters, then both optimizers step (bilevel
+        strategies only, on one shared batch).
     leader_penalty : bool, default True
         Bilevel only: the leader minimises BCE + eta * fairness loss instead of
         BCE alone. This is the game the authors' released code runs and the
@@ -147,13 +151,19 @@ class TrainConfig:
     sampler: str | UniformConfig | DrFairnessConfig = "uniform"
 
     def __post_init__(self) -> None:
-        from .strategies import resolve_strategy  # imported here: strategies imports this module
+        from .strategies import Bilevel, _STRATEGIES, resolve_strategy  # here: strategies imports this module
 
         problems = []
         try:
             object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
+            if self.order == "simultaneous" and not issubclass(_STRATEGIES.get(self.strategy), Bilevel):
+                problems.append(f"order='simultaneous' updates a bilevel game's two players at once; the "
+                                f"{self.strategy} strategy has one player (use strategy='bilevel')")
         except ValueError as error:
             problems.append(f"strategy must be one of the registered strategies: {error}")
+        if self.order == "simultaneous" and self.separate_batches:
+            problems.append("order='simultaneous' takes both players' gradients from one forward pass on one batch; "
+                            "it cannot be combined with separate_batches=True")
         if self.constraint_norm not in NORMS:
             problems.append(f"constraint_norm must be one of {NORMS}, got {self.constraint_norm!r}")
         else:
@@ -208,6 +218,14 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes`` applied (and validated)."""
         return replace(self, **changes)
+
+    def for_strategy(self, strategy: str, **changes: Any) -> "TrainConfig":
+        """A copy for ``strategy``, then ``changes``: the bilevel update order is kept for bilevel strategies;
+        the others have none and get the default (so one configuration serves erm, lagrangian and bilevel)."""
+        from .strategies import Bilevel, _STRATEGIES
+
+        bilevel = strategy in _STRATEGIES and issubclass(_STRATEGIES.get(strategy), Bilevel)
+        return replace(self, strategy=strategy, **({} if bilevel else {"order": "follower_first"}), **changes)
 
     def build_constraint(self) -> FairnessConstraint:
         """The configured constraint object."""

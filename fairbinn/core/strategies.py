@@ -234,10 +234,26 @@ class Bilevel(Strategy):
         with torch.no_grad():
             return self.model.encoder(batch.inputs)
 
+    def _simultaneous_step(self, features: Tensor, batch: Batch) -> dict[str, Tensor]:
+        """One forward; the follower's gradient of eta * fairness, the leader's of its loss; both step."""
+        logits, y, s = batch.selected(self.model.decode(features))
+        bce, fairness = self._bce(logits, y), self._fairness(logits, y, s)
+        grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params, retain_graph=True)
+        loss = bce + self.eta * fairness if self.config.leader_penalty else bce
+        self.leader_optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(_total(loss), inputs=self.leader_params)
+        for param, grad in zip(self.follower_params, distributed.average_gradients(list(grads))):
+            param.grad = grad
+        self.follower_optimizer.step()
+        self.leader_optimizer.step()
+        return {"bce": bce.detach(), "fairness": fairness.detach()}
+
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
         shared_batch = follower_batch is None
         follower_batch = batch if shared_batch else follower_batch
         features = self.encode(batch.inputs)
+        if self.config.order == "simultaneous":
+            return self._simultaneous_step(features, batch)
         if self.config.order == "follower_first":
             follower_features = features.detach() if shared_batch else self._fresh_features(follower_batch)
             fairness = self._follower_step(follower_features, follower_batch)

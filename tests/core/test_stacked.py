@@ -22,6 +22,7 @@ def _model(seed, **kwargs):
 @pytest.mark.parametrize("strategy,extra", [
     ("bilevel", {}),
     ("bilevel", {"order": "leader_first", "leader_penalty": True, "constraint": "eo"}),
+    ("bilevel", {"order": "simultaneous"}),
     ("lagrangian", {"constraint": "eopp", "constraint_norm": "absolute"}),
     ("erm", {}),
 ])

@@ -97,6 +97,42 @@ def test_bilevel_matches_reference(order, penalty):
     assert_same_parameters(run_steps(cfg, batches), run_reference(cfg, batches))
 
 
+@pytest.mark.parametrize("penalty", [False, True])
+def test_simultaneous_order_matches_a_two_optimizer_reference(penalty):
+    """One forward; the follower's gradient of eta * fairness and the leader's of its loss at the same point."""
+    batches = [make_batch(i) for i in range(3)]
+    cfg = config(order="simultaneous", leader_penalty=penalty)
+    ref = make_model()
+    leader, follower = reference_optimizers(ref, cfg)
+    for batch in batches:
+        ref.zero_grad()
+        logits = ref(batch.inputs)
+        fair = DemographicParity()(torch.sigmoid(logits), batch.y, batch.s, 3)
+        bce = F.binary_cross_entropy_with_logits(logits, batch.y)
+        follower_grads = torch.autograd.grad(ETA * fair, list(ref.fairness.parameters()), retain_graph=True)
+        (bce + ETA * fair if penalty else bce).backward()
+        for p, g in zip(ref.fairness.parameters(), follower_grads):
+            p.grad = g
+        leader.step()
+        follower.step()
+    model = run_steps(cfg, batches)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+    # it is a different game from the sequential orders: the follower does not move first
+    sequential = run_steps(config(order="follower_first", leader_penalty=penalty), batches)
+    assert not torch.allclose(sequential.head.weight, model.head.weight)
+
+
+def test_simultaneous_order_is_for_bilevel_strategies_on_one_batch():
+    with pytest.raises(ValueError, match="order='simultaneous' updates a bilevel game's two players at once; the "
+                                         "lagrangian strategy has one player"):
+        config(strategy="lagrangian", order="simultaneous")
+    with pytest.raises(ValueError, match="cannot be combined with separate_batches=True"):
+        config(order="simultaneous", separate_batches=True)
+    assert config(order="simultaneous").for_strategy("erm").order == "follower_first"  # erm has no order
+    assert config(order="simultaneous").for_strategy("bilevel").order == "simultaneous"
+
+
 @pytest.mark.parametrize("order", ["follower_first", "leader_first"])
 def test_bilevel_separate_batches_matches_reference(order):
     batches = [make_batch(i) for i in range(3)]
