@@ -151,12 +151,12 @@ class TrainConfig:
     sampler: str | UniformConfig | DrFairnessConfig = "uniform"
 
     def __post_init__(self) -> None:
-        from .strategies import Bilevel, _STRATEGIES, resolve_strategy  # here: strategies imports this module
+        from .strategies import is_bilevel, resolve_strategy  # here: strategies imports this module
 
         problems = []
         try:
             object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
-            if self.order == "simultaneous" and not issubclass(_STRATEGIES.get(self.strategy), Bilevel):
+            if self.order == "simultaneous" and not is_bilevel(self.strategy):
                 problems.append(f"order='simultaneous' updates a bilevel game's two players at once; the "
                                 f"{self.strategy} strategy has one player (use strategy='bilevel')")
         except ValueError as error:
@@ -222,10 +222,10 @@ class TrainConfig:
     def for_strategy(self, strategy: str, **changes: Any) -> "TrainConfig":
         """A copy for ``strategy``, then ``changes``: the bilevel update order is kept for bilevel strategies;
         the others have none and get the default (so one configuration serves erm, lagrangian and bilevel)."""
-        from .strategies import Bilevel, _STRATEGIES
+        from .strategies import is_bilevel
 
-        bilevel = strategy in _STRATEGIES and issubclass(_STRATEGIES.get(strategy), Bilevel)
-        return replace(self, strategy=strategy, **({} if bilevel else {"order": "follower_first"}), **changes)
+        return replace(self, strategy=strategy, **({} if is_bilevel(strategy) else {"order": "follower_first"}),
+                       **changes)
 
     def build_constraint(self) -> FairnessConstraint:
         """The configured constraint object."""

@@ -300,6 +300,11 @@ def list_strategies() -> list[str]:
     return _STRATEGIES.names()
 
 
+def is_bilevel(name: str) -> bool:
+    """Whether ``name`` is a registered two-player (:class:`Bilevel`) strategy, whose update order matters."""
+    return name in _STRATEGIES and issubclass(_STRATEGIES.get(name), Bilevel)
+
+
 def resolve_strategy(name: str) -> str:
     """The registered strategy name that ``name`` refers to (names are case-insensitive).
 
