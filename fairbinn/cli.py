@@ -176,6 +176,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                            f"diagonal (default {ratios.damping:g})")
     game.add_argument("--seed", type=int, default=defaults.seed)
     game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
+    game.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
+                      help="run the forward passes and losses through torch.compile (default backend inductor; "
+                           "falls back to eager with a warning where compilation fails)")
 
     net = parser.add_argument_group("network (the authors' conventions)")
     net.add_argument("-al", "--acc_layers", "--acc-layers", dest="acc_layers", type=int, nargs="+",
@@ -355,7 +358,7 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
         sampler=DrFairnessConfig(lr=args.ratio_lr, k=args.ratio_k, hessian=args.ratio_hessian,
                                  damping=args.ratio_damping) if args.sampler == "drfairness" else args.sampler,
-        fairness_budget=args.budget, budget_metric=args.budget_metric,
+        fairness_budget=args.budget, budget_metric=args.budget_metric, compile=args.compile,
     )
 
 

@@ -37,6 +37,14 @@ def test_train_prints_table_and_writes_json(capsys, tmp_path, data_dir):
     assert f"{accuracy:.4f}" in next(line for line in table.splitlines() if line.startswith("erm "))
 
 
+def test_compile_flag_reaches_the_training_configuration(capsys, tmp_path, data_dir):
+    out = tmp_path / "run.json"
+    code, _ = run_cli(capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1",
+                      "--mode", "erm", "--no-progress", "--compile", "aot_eager", "--output", str(out))
+    assert code == 0
+    assert json.loads(out.read_text())["runs"][0]["config"]["compile"] == "aot_eager"
+
+
 def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
     out = tmp_path / "run.json"
     # the authors' command-line style: no sub-command, their mode names and width lists
@@ -67,6 +75,7 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
         (["--fairness_layers", "0"], "num_layers must be a positive integer, got 0"),
         (["--eta", "-1"], "eta must be a finite number >= 0"),
         (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--compile", "nope"], "compile must be True, False or a torch.compile backend's name (one of aot_eager"),
     ],
 )
 def test_bad_arguments_exit_with_clear_message(capsys, data_dir, args, message):

@@ -82,7 +82,7 @@ class RunCheckpoints:
     """
 
     def __init__(self, config: Any, **settings: Any) -> None:
-        skip = ("epochs", "progress", "resume", "checkpoint_dir", "checkpoint_every", "device")
+        skip = ("epochs", "progress", "resume", "checkpoint_dir", "checkpoint_every", "device", "compile")
         self.config, self.saved_epoch = config, None
         self.settings = {**{k: v for k, v in config.to_dict().items() if k not in skip}, **settings}
 

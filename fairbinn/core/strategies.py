@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from torch.optim.lr_scheduler import ExponentialLR
 
 from . import distributed
+from .compiled import compile_strategy
 from .config import TrainConfig
 from .constraints import FairnessConstraint
 from .data import Batch
@@ -76,6 +77,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    compiled_methods: ClassVar[tuple[str, ...]] = ()
+    """Methods computing forward passes and losses (no updates) that ``TrainConfig(compile=...)``
+    runs through ``torch.compile`` (see :mod:`fairbinn.core.compiled`)."""
 
     def __init__(
         self,
@@ -146,6 +150,7 @@ class ERM(Strategy):
     """Empirical risk minimisation: all parameters minimise BCE; no fairness term."""
 
     name = "erm"
+    compiled_methods = ("_loss",)
 
     def __init__(self, model, config, constraint, num_groups=None, **kwargs):
         super().__init__(model, config, constraint, num_groups, **kwargs)
@@ -181,6 +186,7 @@ class Bilevel(Strategy):
     """FairBiNN's Stackelberg step: the fairness layers (follower) and the rest (leader) in turn."""
 
     name = "bilevel"
+    compiled_methods = ("_encoded", "_follower_loss", "_leader_loss", "_joint_losses")
 
     def __init__(self, model, config, constraint, num_groups=None, **kwargs):
         super().__init__(model, config, constraint, num_groups, **kwargs)
@@ -211,9 +217,26 @@ class Bilevel(Strategy):
         """DDP averages the leader's (encoder's and head's) gradients; the follower averages its own."""
         self.encode = nn.parallel.DistributedDataParallel(_Leader(self.model), **ddp_kwargs)
 
-    def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
+    def _encoded(self, inputs) -> Tensor:
+        return self.encode(inputs)
+
+    def _follower_loss(self, features: Tensor, batch: Batch) -> Tensor:
         logits, y, s = batch.selected(self.model.decode(features))
-        fairness = self._fairness(logits, y, s)
+        return self._fairness(logits, y, s)
+
+    def _leader_loss(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The leader's loss and its BCE part."""
+        logits, y, s = batch.selected(self.model.decode(features))
+        bce = self._bce(logits, y)
+        return (bce + self.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce), bce
+
+    def _joint_losses(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """BCE and fairness from one decode (the simultaneous order)."""
+        logits, y, s = batch.selected(self.model.decode(features))
+        return self._bce(logits, y), self._fairness(logits, y, s)
+
+    def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
+        fairness = self._follower_loss(features, batch)
         grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params)
         grads = distributed.average_gradients(list(grads))
         for param, grad in zip(self.follower_params, grads):
@@ -222,9 +245,7 @@ class Bilevel(Strategy):
         return fairness.detach()
 
     def _leader_step(self, features: Tensor, batch: Batch) -> Tensor:
-        logits, y, s = batch.selected(self.model.decode(features))
-        bce = self._bce(logits, y)
-        loss = bce + self.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce
+        loss, bce = self._leader_loss(features, batch)
         self.leader_optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(_total(loss), inputs=self.leader_params)
         self.leader_optimizer.step()
@@ -236,8 +257,7 @@ class Bilevel(Strategy):
 
     def _simultaneous_step(self, features: Tensor, batch: Batch) -> dict[str, Tensor]:
         """One forward; the follower's gradient of eta * fairness, the leader's of its loss; both step."""
-        logits, y, s = batch.selected(self.model.decode(features))
-        bce, fairness = self._bce(logits, y), self._fairness(logits, y, s)
+        bce, fairness = self._joint_losses(features, batch)
         grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params, retain_graph=True)
         loss = bce + self.eta * fairness if self.config.leader_penalty else bce
         self.leader_optimizer.zero_grad(set_to_none=True)
@@ -251,7 +271,7 @@ class Bilevel(Strategy):
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
         shared_batch = follower_batch is None
         follower_batch = batch if shared_batch else follower_batch
-        features = self.encode(batch.inputs)
+        features = self._encoded(batch.inputs)
         if self.config.order == "simultaneous":
             return self._simultaneous_step(features, batch)
         if self.config.order == "follower_first":
@@ -322,6 +342,11 @@ def create_strategy(
 ) -> Strategy:
     """The strategy named by ``config.strategy``, with its optimizers built.
 
-    ``kwargs`` (``eta``, ``adam_kwargs``) go to :class:`Strategy`.
+    ``kwargs`` (``eta``, ``adam_kwargs``) go to :class:`Strategy`. With
+    ``config.compile`` its :attr:`~Strategy.compiled_methods` run through
+    ``torch.compile`` (:func:`~fairbinn.core.compiled.compile_strategy`).
     """
-    return _STRATEGIES.create(config.strategy, model, config, constraint, num_groups, **kwargs)
+    strategy = _STRATEGIES.create(config.strategy, model, config, constraint, num_groups, **kwargs)
+    if config.compile:
+        compile_strategy(strategy, config.compile)
+    return strategy
