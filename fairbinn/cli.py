@@ -32,9 +32,9 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import __version__
-from .core.config import ORDERS, SAMPLERS, TrainConfig
+from .core.config import FOLLOWER_OPTIMIZERS, HYPERGRADIENTS, ORDERS, SAMPLERS, TrainConfig
 from .core import distributed
-from .core.constraints import create_constraint, list_constraints
+from .core.constraints import SURROGATES, create_constraint, list_constraints
 from .core.drfairness import HESSIANS, DrFairnessConfig
 from .core.metrics import GAP_METRICS, REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
@@ -126,7 +126,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     game = parser.add_argument_group("training")
     game.add_argument("-m", "--mode", type=_mode, nargs="+", default=["bilevel"],
-                      help="one or more of bilevel (alias linear), lagrangian (alias reg), erm; default bilevel")
+                      help="one or more of bilevel (alias linear), stackelberg (bilevel with an anticipating "
+                           "leader), lagrangian (alias reg), erm; default bilevel")
     game.add_argument("-e", "--eta", type=float,
                       help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
     game.add_argument("--constraint", default=defaults.constraint, type=_constraint,
@@ -143,6 +144,27 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game.add_argument("--order", choices=[o.replace("_", "-") for o in ORDERS], default="follower-first",
                       help="bilevel update order (default follower-first, as the authors' code); simultaneous: "
                            "one forward pass, both players' gradients at the same point, both step")
+    game.add_argument("--follower-optimizer", choices=list(FOLLOWER_OPTIMIZERS), default=defaults.follower_optimizer,
+                      help="bilevel and stackelberg: the follower's optimizer, adam (default; its step is about "
+                           "--fairness-lr whatever eta is) or sgd (its step scales with eta)")
+    game.add_argument("--follower-bce", action="store_true",
+                      help="bilevel and stackelberg: the follower minimises BCE + eta * fairness (an ordinary "
+                           "accuracy layer as eta goes to 0) instead of eta * fairness")
+    game.add_argument("--hypergradient", choices=list(HYPERGRADIENTS), default=defaults.hypergradient,
+                      help="stackelberg: the leader's gradient through the follower's response, unrolled "
+                           "follower steps (default) or the implicit-function theorem with conjugate gradients")
+    game.add_argument("--unroll-steps", type=int, default=defaults.unroll_steps,
+                      help=f"stackelberg, unrolled: differentiable follower steps (default {defaults.unroll_steps})")
+    game.add_argument("--cg-iters", type=int, default=defaults.cg_iters,
+                      help=f"stackelberg, implicit: conjugate-gradient iterations (default {defaults.cg_iters})")
+    game.add_argument("--cg-damping", type=float, default=defaults.cg_damping,
+                      help=f"stackelberg, implicit: damping added to the follower's Hessian (default "
+                           f"{defaults.cg_damping:g})")
+    game.add_argument("--surrogate", choices=list(SURROGATES), default=defaults.surrogate,
+                      help="what the constraint compares between groups: scores (default) or rate, a smooth "
+                           "thresholded decision sigmoid((p - 0.5) / temperature), for a budget on thresholded gaps")
+    game.add_argument("--temperature", type=float, default=defaults.temperature,
+                      help=f"--surrogate rate: width of the smooth threshold (default {defaults.temperature:g})")
     game.add_argument("--separate-batches", action="store_true",
                       help="bilevel: the follower draws its own minibatches")
     game.add_argument("--leader-penalty", action="store_true",
@@ -355,6 +377,9 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         **{**defaults, **given},
         constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
         order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
+        follower_optimizer=args.follower_optimizer, follower_bce=args.follower_bce,
+        hypergradient=args.hypergradient, unroll_steps=args.unroll_steps, cg_iters=args.cg_iters,
+        cg_damping=args.cg_damping, surrogate=args.surrogate, temperature=args.temperature,
         leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
         sampler=DrFairnessConfig(lr=args.ratio_lr, k=args.ratio_k, hessian=args.ratio_hessian,
                                  damping=args.ratio_damping) if args.sampler == "drfairness" else args.sampler,

@@ -76,6 +76,10 @@ def test_authors_flags_map_to_the_network(capsys, tmp_path, data_dir):
         (["--eta", "-1"], "eta must be a finite number >= 0"),
         (["--epochs", "0"], "epochs must be a positive integer"),
         (["--compile", "nope"], "compile must be True, False or a torch.compile backend's name (one of aot_eager"),
+        (["--mode", "stackelberg", "--unroll-steps", "0"], "unroll_steps must be an integer >= 1, got 0"),
+        (["--mode", "stackelberg", "--cg-iters", "0"], "cg_iters must be an integer >= 1, got 0"),
+        (["--cg-damping", "-1"], "cg_damping must be a finite number >= 0, got -1.0"),
+        (["--surrogate", "rate", "--temperature", "-0.5"], "temperature must be a finite number > 0, got -0.5"),
     ],
 )
 def test_bad_arguments_exit_with_clear_message(capsys, data_dir, args, message):
@@ -83,6 +87,24 @@ def test_bad_arguments_exit_with_clear_message(capsys, data_dir, args, message):
         main(["train", "--data-dir", str(data_dir), "--no-progress", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_stackelberg_follower_and_surrogate_flags_reach_each_mode(capsys, tmp_path, data_dir):
+    out = tmp_path / "run.json"
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress",
+        "--mode", "stackelberg", "bilevel", "erm", "--hypergradient", "implicit", "--cg-iters", "2",
+        "--cg-damping", "0.5", "--follower-optimizer", "sgd", "--follower-bce", "--surrogate", "rate",
+        "--temperature", "0.05", "--output", str(out),
+    )
+    assert code == 0
+    assert any(line.startswith("stackelberg (eta=100)") for line in captured.out.splitlines())
+    configs = {run["config"]["strategy"]: run["config"] for run in json.loads(out.read_text())["runs"]}
+    game = ("hypergradient", "cg_iters", "cg_damping", "follower_optimizer", "follower_bce", "surrogate",
+            "temperature")
+    assert [configs["stackelberg"][k] for k in game] == ["implicit", 2, 0.5, "sgd", True, "rate", 0.05]
+    assert [configs["bilevel"][k] for k in game] == ["unrolled", 10, 1.0, "sgd", True, "rate", 0.05]
+    assert [configs["erm"][k] for k in game] == ["unrolled", 10, 1.0, "adam", False, "rate", 0.05]
 
 
 def test_unknown_mode_and_missing_data(capsys, tmp_path):
@@ -202,6 +224,20 @@ def test_sweep_prints_the_front_and_writes_table_and_plot(capsys, tmp_path, data
     lines = [line for line in captured.out.splitlines() if line.strip().endswith(" 2") and "1.00" in line]
     assert len(lines) == 2
     assert (tmp_path / "front.png").is_file() and (tmp_path / "front.svg").is_file()
+
+
+def test_sweep_trains_stackelberg_stacks(capsys, tmp_path, data_dir):
+    csv = tmp_path / "adult.csv"
+    code, captured = run_cli(
+        capsys, "sweep", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1", "--mode", "stackelberg",
+        "--etas", "0", "100", "--unroll-steps", "2", "--no-progress", "--table", str(csv),
+    )
+    assert code == 0
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    assert len(table) == 2 and set(table["strategy"]) == {"stackelberg"} and table["stack_size"].eq(2).all()
+    assert table["test_accuracy"].between(0.7, 1.0).all()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,6 +7,7 @@ from .constraints import (
     EqualizedOdds,
     EqualOpportunity,
     FairnessConstraint,
+    RateSurrogate,
     ReleasedDemographicParity,
     create_constraint,
     list_constraints,
@@ -28,7 +29,18 @@ from .runtime import resolve_device, seed_everything
 from .saving import load_model, read_saved, records_build, save_model
 from .selection import EpochSelector
 from .stacked import NotStackableError, StackedTrainer, register_stacker, stack_models
-from .strategies import ERM, Bilevel, Lagrangian, Strategy, create_strategy, list_strategies, register_strategy
+from .strategies import (
+    ERM,
+    Bilevel,
+    Lagrangian,
+    Stackelberg,
+    Strategy,
+    create_strategy,
+    is_bilevel,
+    is_stackelberg,
+    list_strategies,
+    register_strategy,
+)
 from .trainer import Trainer, TrainResult
 
 __all__ = [
@@ -38,6 +50,7 @@ __all__ = [
     "EqualizedOdds",
     "EqualOpportunity",
     "ReleasedDemographicParity",
+    "RateSurrogate",
     "create_constraint",
     "list_constraints",
     "register_constraint",
@@ -73,6 +86,9 @@ __all__ = [
     "ERM",
     "Lagrangian",
     "Bilevel",
+    "Stackelberg",
+    "is_bilevel",
+    "is_stackelberg",
     "create_strategy",
     "list_strategies",
     "register_strategy",

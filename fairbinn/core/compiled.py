@@ -34,14 +34,20 @@ def compile_strategy(strategy: "Strategy", backend: bool | str = True) -> bool:
     """Compile ``strategy``'s :attr:`compiled_methods` in place; return whether it did.
 
     ``backend`` is ``True`` (torch's default, inductor) or a backend name. When
-    ``torch.compile`` is unsupported on this Python or platform, warn once and
-    leave the strategy eager (returns ``False``).
+    ``torch.compile`` is unsupported on this Python or platform, or the strategy
+    names no methods to compile (``stackelberg``: its hypergradients
+    differentiate twice), warn once and leave the strategy eager (returns
+    ``False``).
     """
     import torch._dynamo
 
     if not torch._dynamo.is_dynamo_supported():
         warnings.warn("torch.compile is not supported here (torch._dynamo.is_dynamo_supported() is False); "
                       "training runs uncompiled", RuntimeWarning, stacklevel=3)
+        return False
+    if not strategy.compiled_methods:
+        warnings.warn(f"the {strategy.name} strategy has no compiled path; training runs uncompiled",
+                      RuntimeWarning, stacklevel=3)
         return False
     name = "inductor" if backend is True else backend
     # inductor draws dropout masks with its own generator unless told to use eager's

@@ -6,18 +6,23 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .constraints import NORMS, FairnessConstraint, create_constraint
+from .constraints import NORMS, SURROGATES, FairnessConstraint, create_constraint
 from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
 from .registry import Registry
 
-__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS"]
+__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FOLLOWER_OPTIMIZERS", "HYPERGRADIENTS"]
 
-STRATEGY_NAMES = ("erm", "lagrangian", "bilevel")
+STRATEGY_NAMES = ("erm", "lagrangian", "bilevel", "stackelberg")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
 :func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
 ORDERS = ("follower_first", "leader_first", "simultaneous")
+FOLLOWER_OPTIMIZERS = ("adam", "sgd")
+"""How the follower steps (``TrainConfig.follower_optimizer``): Adam, whose step is about ``fairness_lr``
+whatever eta is, or plain SGD, whose step is ``fairness_lr`` times the gradient and so scales with eta."""
+HYPERGRADIENTS = ("unrolled", "implicit")
+"""How the ``stackelberg`` leader differentiates the follower's response (``TrainConfig.hypergradient``)."""
 SAMPLERS: Registry[type] = Registry("sampler", {"uniform": UniformConfig, "drfairness": DrFairnessConfig})
 """Ways of drawing training batches (``TrainConfig.sampler``): each name's settings class.
 
@@ -33,13 +38,16 @@ class TrainConfig:
 
     Attributes
     ----------
-    strategy : {"erm", "lagrangian", "bilevel"} or a registered name, default "bilevel"
+    strategy : {"erm", "lagrangian", "bilevel", "stackelberg"} or a registered name, default "bilevel"
         ``erm``: all parameters minimise BCE. ``lagrangian``: all parameters
         minimise BCE + eta * fairness loss. ``bilevel`` (FairBiNN): the
         follower (fairness layers) steps on eta * fairness loss with its own
         optimizer, the leader (everything else) on BCE + eta * fairness loss
         (the game of the authors' released code; ``leader_penalty=False``
         gives the leader BCE alone, as the paper's Algorithm 1 writes it).
+        ``stackelberg``: the same game, with an anticipating leader whose
+        gradient includes the follower's response to it (see ``hypergradient``
+        and :class:`~fairbinn.core.strategies.Stackelberg`).
         ``register_strategy`` adds names; names are case-insensitive and the
         field holds the registered (lower-case) name.
     eta : float, default 100.0
@@ -49,13 +57,25 @@ class TrainConfig:
         ``list_constraints()``, ``register_constraint``) or a constraint object.
     constraint_norm : {"squared", "absolute"}, default "squared"
         Squared or absolute group gap as the fairness loss.
+    surrogate : {"score", "rate"}, default "score"
+        What the constraint compares between groups: the predicted
+        probabilities themselves (``"score"``, soft DP / EO / EOpp), or
+        ``"rate"``, a differentiable surrogate of the thresholded decision
+        ``sigmoid((p - threshold) / temperature)`` (``threshold`` is the
+        metrics' threshold below), whose gap approaches the thresholded gap
+        (DP, EO, EOpp) as ``temperature`` goes to 0. Works for every
+        constraint and strategy (see :class:`~fairbinn.core.constraints.RateSurrogate`).
+    temperature : float, default 0.1
+        Width of the rate surrogate's step, in probability units (> 0). Used
+        with ``surrogate="rate"`` only.
     epochs : int, default 50
     batch_size : int, default 100
         Used when the trainer builds loaders from :class:`~fairbinn.core.data.Split` objects.
     lr : float, default 1e-3
         Adam learning rate of the leader (of all parameters for erm / lagrangian).
     fairness_lr : float, default 1e-5
-        Adam learning rate of the follower (bilevel only).
+        Learning rate of the follower (bilevel and stackelberg only), and the
+        step size of the follower's anticipated gradient steps (stackelberg).
     lr_decay, fairness_lr_decay : float, default 1.0
         Per-epoch exponential decay factors (``ExponentialLR`` gamma); 1.0 is none.
     order : {"follower_first", "leader_first", "simultaneous"}, default "follower_first"
@@ -74,6 +94,33 @@ class TrainConfig:
         step, here after it). ``False`` is the paper's Algorithm 1 as written
         (the leader on BCE alone), which leaves DP at ERM's level: the leader,
         100x faster than the follower, undoes the fairness block.
+    follower_optimizer : {"adam", "sgd"}, default "adam"
+        Bilevel and stackelberg: the follower's optimizer. Adam normalises
+        its step, so the follower moves about ``fairness_lr`` per step
+        whatever eta is (the released code); ``"sgd"`` steps
+        ``fairness_lr * gradient``, which scales with eta.
+    follower_bce : bool, default False
+        Bilevel and stackelberg: the follower minimises BCE + eta * fairness
+        instead of eta * fairness alone, so that as eta goes to 0 the fairness
+        block becomes an ordinary accuracy layer.
+    hypergradient : {"unrolled", "implicit"}, default "unrolled"
+        Stackelberg only: how the leader's gradient accounts for the
+        follower's response. ``"unrolled"``: ``unroll_steps`` gradient steps
+        of the follower, ``phi <- phi - fairness_lr * grad_phi f``, taken
+        differentiably, and the leader's loss evaluated after them.
+        ``"implicit"``: the implicit-function-theorem hypergradient
+        ``dL/dtheta = d_theta L - d2_{theta phi} f [d2_{phi phi} f + cg_damping I]^-1 d_phi L``,
+        the inverse applied by ``cg_iters`` conjugate-gradient iterations on
+        Hessian-vector products.
+    unroll_steps : int, default 1
+        Stackelberg, unrolled: differentiable follower steps (>= 1).
+    cg_iters : int, default 10
+        Stackelberg, implicit: conjugate-gradient iterations (>= 1).
+    cg_damping : float, default 1.0
+        Stackelberg, implicit: ``lambda`` added to the follower's Hessian
+        (>= 0; it should make ``H + lambda I`` positive definite). Large
+        damping makes the correction ``-d2_{theta phi} f d_phi L / lambda``,
+        one unrolled step of size ``1 / lambda``.
     separate_batches : bool, default False
         Bilevel only: the follower draws its own minibatches from an
         independent shuffle of the training data instead of sharing the
@@ -137,6 +184,8 @@ class TrainConfig:
     eta: float = 100.0
     constraint: str | FairnessConstraint = "dp"
     constraint_norm: str = "squared"
+    surrogate: str = "score"
+    temperature: float = 0.1
     epochs: int = 50
     batch_size: int = 100
     lr: float = 1e-3
@@ -145,6 +194,12 @@ class TrainConfig:
     fairness_lr_decay: float = 1.0
     order: str = "follower_first"
     leader_penalty: bool = True
+    follower_optimizer: str = "adam"
+    follower_bce: bool = False
+    hypergradient: str = "unrolled"
+    unroll_steps: int = 1
+    cg_iters: int = 10
+    cg_damping: float = 1.0
     separate_batches: bool = False
     selection_metric: str | None = "accuracy"
     fairness_budget: float | None = None
@@ -161,7 +216,7 @@ class TrainConfig:
     compile: bool | str = False
 
     def __post_init__(self) -> None:
-        from .strategies import is_bilevel, resolve_strategy  # here: strategies imports this module
+        from .strategies import is_bilevel, is_stackelberg, resolve_strategy  # here: strategies imports this module
 
         problems = []
         try:
@@ -169,14 +224,31 @@ class TrainConfig:
             if self.order == "simultaneous" and not is_bilevel(self.strategy):
                 problems.append(f"order='simultaneous' updates a bilevel game's two players at once; the "
                                 f"{self.strategy} strategy has one player (use strategy='bilevel')")
+            if self.order == "simultaneous" and is_stackelberg(self.strategy):
+                problems.append("order='simultaneous' takes both players' gradients at one point; a stackelberg "
+                                "leader anticipates the follower's response, so the players step in turn "
+                                "(order 'follower_first' or 'leader_first')")
         except ValueError as error:
             problems.append(f"strategy must be one of the registered strategies: {error}")
+        for name, choices in (("surrogate", SURROGATES), ("follower_optimizer", FOLLOWER_OPTIMIZERS),
+                              ("hypergradient", HYPERGRADIENTS)):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in ("unroll_steps", "cg_iters"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{name} must be an integer >= 1, got {value!r}")
+        if not _is_number(self.cg_damping) or not math.isfinite(self.cg_damping) or self.cg_damping < 0:
+            problems.append(f"cg_damping must be a finite number >= 0, got {self.cg_damping!r}")
+        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature <= 0:
+            problems.append(f"temperature must be a finite number > 0, got {self.temperature!r}")
         if self.order == "simultaneous" and self.separate_batches:
             problems.append("order='simultaneous' takes both players' gradients from one forward pass on one batch; "
                             "it cannot be combined with separate_batches=True")
         if self.constraint_norm not in NORMS:
             problems.append(f"constraint_norm must be one of {NORMS}, got {self.constraint_norm!r}")
-        else:
+        elif self.surrogate in SURROGATES and _is_number(self.temperature) and self.temperature > 0 \
+                and _is_number(self.threshold) and 0 < self.threshold < 1:
             try:
                 self.build_constraint()
             except ValueError as error:
@@ -235,16 +307,20 @@ class TrainConfig:
         return replace(self, **changes)
 
     def for_strategy(self, strategy: str, **changes: Any) -> "TrainConfig":
-        """A copy for ``strategy``, then ``changes``: the bilevel update order is kept for bilevel strategies;
-        the others have none and get the default (so one configuration serves erm, lagrangian and bilevel)."""
-        from .strategies import is_bilevel
+        """A copy for ``strategy``, then ``changes``: the settings of a game (the update order, the follower's
+        options, the stackelberg leader's hypergradient) are kept for the strategies that play it; the others
+        get the defaults (so one configuration serves erm, lagrangian, bilevel and stackelberg)."""
+        from .strategies import is_bilevel, is_stackelberg
 
-        return replace(self, strategy=strategy, **({} if is_bilevel(strategy) else {"order": "follower_first"}),
-                       **changes)
+        defaults = {f.name: f.default for f in fields(self)}
+        reset = [] if is_bilevel(strategy) else list(_BILEVEL_FIELDS)
+        reset += [] if is_stackelberg(strategy) else list(_STACKELBERG_FIELDS)
+        return replace(self, strategy=strategy, **{name: defaults[name] for name in reset}, **changes)
 
     def build_constraint(self) -> FairnessConstraint:
-        """The configured constraint object."""
-        return create_constraint(self.constraint, self.constraint_norm)
+        """The configured constraint object (wrapped in the rate surrogate with ``surrogate="rate"``)."""
+        return create_constraint(self.constraint, self.constraint_norm, surrogate=self.surrogate,
+                                 temperature=self.temperature, threshold=self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, ready for JSON: a constraint object becomes its repr, the sampler its name and settings."""
@@ -260,6 +336,12 @@ def compile_backends() -> list[str]:
     import torch._dynamo  # here: importing dynamo costs about a second, and only compile needs it
 
     return sorted(torch._dynamo.list_backends(exclude_tags=()))
+
+
+_BILEVEL_FIELDS = ("order", "follower_optimizer", "follower_bce")
+"""Settings that only two-player (bilevel) strategies read; :meth:`TrainConfig.for_strategy` resets them."""
+_STACKELBERG_FIELDS = ("hypergradient", "unroll_steps", "cg_iters", "cg_damping")
+"""Settings that only stackelberg strategies read."""
 
 
 def _is_number(value: Any) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "EqualizedOdds",
     "EqualOpportunity",
     "ReleasedDemographicParity",
+    "RateSurrogate",
     "create_constraint",
     "list_constraints",
     "register_constraint",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 NORMS = ("squared", "absolute")
+SURROGATES = ("score", "rate")
+"""What a constraint compares between groups: predicted probabilities, or a smooth thresholded decision
+(:class:`RateSurrogate`)."""
 
 
 def group_gaps(values: Tensor, cells: Tensor, num_rows: int, num_groups: int) -> Tensor:
@@ -267,6 +271,61 @@ class ReleasedDemographicParity(FairnessConstraint):
                 f"reference_group={self.reference_group})")
 
 
+class RateSurrogate(FairnessConstraint):
+    """Any constraint on a differentiable surrogate of the thresholded decision instead of the score.
+
+    Each probability ``p`` becomes ``r = sigmoid((p - threshold) / temperature)``
+    (same shape, ``(n,)`` or ``(r, n)``), a smooth version of the decision
+    ``p >= threshold``, and ``constraint`` is applied to ``r``. The group means
+    of ``r`` are soft positive rates, so the gap of ``DemographicParity``,
+    ``EqualizedOdds`` or ``EqualOpportunity`` on them approaches the
+    thresholded DP, EO or EOpp gap of the metrics as ``temperature`` goes to
+    0 (at 0.5 from a score exactly at the threshold). Driving the squared gap
+    of mean scores to 0 can leave the thresholded gap large; this loss
+    targets the decisions themselves.
+
+    Parameters
+    ----------
+    constraint : FairnessConstraint
+        The constraint on the surrogate rates; its ``norm`` is the loss's.
+    temperature : float, default 0.1
+        Width of the step in probability units (> 0): the surrogate moves from
+        0.12 to 0.88 between ``threshold - 2 * temperature`` and ``threshold + 2 * temperature``.
+    threshold : float, default 0.5
+        The decision threshold, in (0, 1); :class:`~fairbinn.core.config.TrainConfig`
+        passes the metrics' ``threshold``.
+    """
+
+    name = "rate"
+
+    def __init__(self, constraint: FairnessConstraint, temperature: float = 0.1, threshold: float = 0.5) -> None:
+        if isinstance(constraint, RateSurrogate):
+            raise ValueError("the constraint already compares rates; a RateSurrogate is not wrapped twice")
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0 \
+                or temperature == float("inf"):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0 < threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        super().__init__(constraint.norm)
+        self.constraint, self.temperature, self.threshold = constraint, float(temperature), float(threshold)
+
+    def rates(self, probs: Tensor) -> Tensor:
+        """Surrogate decisions ``sigmoid((probs - threshold) / temperature)``, the shape of ``probs``."""
+        return torch.sigmoid((probs - self.threshold) / self.temperature)
+
+    def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        return self.constraint.row_gaps(self.rates(probs), y, groups, num_groups)
+
+    def gap(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+        return self.constraint.gap(self.rates(probs), y, groups, num_groups)
+
+    def __call__(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None = None) -> Tensor:
+        return self.constraint(self.rates(probs), y, groups, num_groups)
+
+    def __repr__(self) -> str:
+        return f"RateSurrogate({self.constraint!r}, temperature={self.temperature:g}, threshold={self.threshold:g})"
+
+
 def _checked(probs: Tensor, y: Tensor, groups: Tensor, num_groups: int | None) -> tuple[Tensor, int]:
     """Check a constraint's inputs; return the groups as int64 and the number of groups."""
     if not (probs.shape == y.shape == groups.shape and probs.dim() in (1, 2)):
@@ -310,10 +369,19 @@ def list_constraints() -> list[str]:
 
 
 def create_constraint(
-    constraint: str | FairnessConstraint, norm: str = "squared"
+    constraint: str | FairnessConstraint, norm: str = "squared", *, surrogate: str = "score",
+    temperature: float = 0.1, threshold: float = 0.5,
 ) -> FairnessConstraint:
-    """Return ``constraint`` itself if it is a constraint object, else build one by name
-    (case-insensitive; ``ValueError`` naming the choices if unknown)."""
-    if isinstance(constraint, FairnessConstraint):
-        return constraint
-    return _CONSTRAINTS.create(constraint, norm=norm)
+    """The constraint ``constraint`` names (case-insensitive; ``ValueError`` naming the choices if
+    unknown), built as ``cls(norm=norm)``, or ``constraint`` itself if it is a constraint object.
+
+    With ``surrogate="rate"`` it is wrapped in :class:`RateSurrogate` (``temperature``,
+    ``threshold``), unless it already is one; ``"score"`` (the default) leaves it on the scores.
+    """
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    if not isinstance(constraint, FairnessConstraint):
+        constraint = _CONSTRAINTS.create(constraint, norm=norm)
+    if surrogate == "rate" and not isinstance(constraint, RateSurrogate):
+        constraint = RateSurrogate(constraint, temperature, threshold)
+    return constraint

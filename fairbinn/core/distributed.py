@@ -66,6 +66,7 @@ __all__ = [
     "global_sum",
     "sum_statistics",
     "average_gradients",
+    "global_mean",
     "ShardedLoader",
 ]
 
@@ -162,7 +163,8 @@ def active() -> bool:
 
 
 class _AllReduceSum(torch.autograd.Function):
-    """Sum over processes; the backward sums the incoming gradients over processes too."""
+    """Sum over processes; the backward sums the incoming gradients over processes too, itself
+    differentiably, so second derivatives (the stackelberg leader's hypergradient) are exact as well."""
 
     @staticmethod
     def forward(ctx, tensor: Tensor) -> Tensor:
@@ -172,9 +174,7 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        return _AllReduceSum.apply(grad)
 
 
 def global_sum(tensor: Tensor) -> Tensor:
@@ -204,6 +204,15 @@ def average_gradients(grads: list[Tensor]) -> list[Tensor]:
     dist.all_reduce(flat)
     flat /= world_size()
     return [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in grads]), grads)]
+
+
+def global_mean(tensors: list[Tensor]) -> list[Tensor]:
+    """Tensors averaged over the processes in one all-reduce, differentiably (see :func:`global_sum`):
+    what the stackelberg leader's anticipated follower steps use. ``tensors`` itself when not :func:`active`."""
+    if not active() or not tensors:
+        return tensors
+    flat = global_sum(torch.cat([t.reshape(-1) for t in tensors])) / world_size()
+    return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
 class ShardedLoader:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from torch import Tensor, nn
+from torch.func import functional_call
 
 __all__ = ["FairModel"]
 
@@ -39,9 +40,20 @@ class FairModel(nn.Module):
         self.fairness = fairness if fairness is not None else nn.Identity()
         self.head = head
 
-    def decode(self, features: Tensor) -> Tensor:
-        """Logits ``(n,)`` from encoder features: ``head(fairness(features))``."""
-        logits = self.head(self.fairness(features))
+    def decode(self, features: Tensor, follower: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Logits ``(n,)`` from encoder features: ``head(fairness(features))``.
+
+        ``follower`` optionally replaces the fairness block's parameters for
+        this call (names as in ``fairness.named_parameters()``, e.g. the
+        follower's anticipated next parameters, differentiable), through
+        ``torch.func.functional_call``; the block's own parameters are left alone.
+        """
+        hidden = self.fairness(features) if follower is None else functional_call(self.fairness, dict(follower),
+                                                                                   (features,))
+        return self._checked_logits(self.head(hidden))
+
+    def _checked_logits(self, logits: Tensor) -> Tensor:
+        """The head's output as logits ``(n,)``; an error for any other shape."""
         if logits.dim() == 2 and logits.shape[1] == 1:
             logits = logits.squeeze(1)
         if logits.dim() != 1:

@@ -158,8 +158,7 @@ class StackedFairModel(FairModel):
         super().__init__(encoder, head, fairness)
         self.num_models = num_models
 
-    def decode(self, features: Tensor) -> Tensor:
-        logits = self.head(self.fairness(features))
+    def _checked_logits(self, logits: Tensor) -> Tensor:
         if logits.dim() == 3 and logits.shape[2] == 1:
             logits = logits.squeeze(2)
         if logits.dim() != 2 or logits.shape[0] != self.num_models:

@@ -17,6 +17,15 @@ fairness, the game of the authors' released code, whose numbers the paper
 reports; ``leader_penalty=False`` is the paper's Algorithm 1 as written (the
 leader on BCE alone; see :class:`~fairbinn.core.config.TrainConfig`).
 
+``config.follower_optimizer="sgd"`` steps the follower by plain SGD, whose
+step scales with eta (Adam's does not), and ``config.follower_bce=True`` gives
+the follower BCE + eta * fairness, so that as eta goes to 0 the block becomes
+an ordinary accuracy layer.
+
+``Stackelberg`` plays the same game with an anticipating leader: its gradient
+includes the follower's response to the leader's parameters (unrolled
+follower steps or the implicit-function theorem; see :class:`Stackelberg`).
+
 The follower's backward never enters the encoder, and neither backward
 computes gradients for the other player's parameters. In leader-first order,
 or with separate minibatches, the follower needs encoder features the leader's
@@ -43,13 +52,17 @@ from .model import FairModel
 from .registry import Registry
 
 __all__ = [
-    "Strategy", "ERM", "Lagrangian", "Bilevel", "create_strategy", "register_strategy", "list_strategies",
-    "resolve_strategy",
+    "Strategy", "ERM", "Lagrangian", "Bilevel", "Stackelberg", "create_strategy", "register_strategy",
+    "list_strategies", "resolve_strategy", "is_bilevel", "is_stackelberg",
 ]
 
 
-def _adam(params: list[nn.Parameter], lr: float, decay: float, **adam_kwargs):
-    optimizer = torch.optim.Adam(params, lr=lr, **adam_kwargs)
+def _optimizer(params: list[nn.Parameter], lr: float, decay: float, kind: str = "adam", **adam_kwargs):
+    """An Adam (``kind="adam"``, with ``adam_kwargs``) or plain SGD optimizer and its per-epoch decay."""
+    if kind == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr)
+    else:
+        optimizer = torch.optim.Adam(params, lr=lr, **adam_kwargs)
     return optimizer, ExponentialLR(optimizer, gamma=decay)
 
 
@@ -119,8 +132,8 @@ class Strategy(ABC):
         for scheduler in self.schedulers:
             scheduler.step()
 
-    def _add_optimizer(self, params: list[nn.Parameter], lr: float, decay: float):
-        optimizer, scheduler = _adam(params, lr, decay, **self.adam_kwargs)
+    def _add_optimizer(self, params: list[nn.Parameter], lr: float, decay: float, kind: str = "adam"):
+        optimizer, scheduler = _optimizer(params, lr, decay, kind, **self.adam_kwargs)
         self.optimizers.append(optimizer)
         self.schedulers.append(scheduler)
         return optimizer
@@ -186,7 +199,7 @@ class Bilevel(Strategy):
     """FairBiNN's Stackelberg step: the fairness layers (follower) and the rest (leader) in turn."""
 
     name = "bilevel"
-    compiled_methods = ("_encoded", "_follower_loss", "_leader_loss", "_joint_losses")
+    compiled_methods = ("_encoded", "_follower_forward", "_leader_forward", "_joint_forward")
 
     def __init__(self, model, config, constraint, num_groups=None, **kwargs):
         super().__init__(model, config, constraint, num_groups, **kwargs)
@@ -194,7 +207,7 @@ class Bilevel(Strategy):
         self.follower_params = list(model.follower_parameters())
         if not self.follower_params:
             raise ValueError(
-                "the bilevel strategy needs a fairness block with trainable parameters; "
+                f"the {self.name} strategy needs a fairness block with trainable parameters (the follower); "
                 "this model's fairness block has none"
             )
         shared = {id(p) for p in self.leader_params} & {id(p) for p in self.follower_params}
@@ -205,7 +218,7 @@ class Bilevel(Strategy):
             )
         self.leader_optimizer = self._add_optimizer(self.leader_params, config.lr, config.lr_decay)
         self.follower_optimizer = self._add_optimizer(
-            self.follower_params, config.fairness_lr, config.fairness_lr_decay
+            self.follower_params, config.fairness_lr, config.fairness_lr_decay, config.follower_optimizer
         )
         self.encode: nn.Module = model.encoder  # the leader's forward, or its DDP wrapper
 
@@ -220,24 +233,40 @@ class Bilevel(Strategy):
     def _encoded(self, inputs) -> Tensor:
         return self.encode(inputs)
 
-    def _follower_loss(self, features: Tensor, batch: Batch) -> Tensor:
-        logits, y, s = batch.selected(self.model.decode(features))
-        return self._fairness(logits, y, s)
+    def _follower_loss(self, logits: Tensor, y: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """The follower's loss, eta * fairness (+ BCE with ``config.follower_bce``), and the fairness loss."""
+        fairness = self._fairness(logits, y, s)
+        loss = self.eta * fairness
+        return (loss + self._bce(logits, y) if self.config.follower_bce else loss), fairness
 
-    def _leader_loss(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
-        """The leader's loss and its BCE part."""
-        logits, y, s = batch.selected(self.model.decode(features))
+    def _leader_loss(self, logits: Tensor, y: Tensor, s: Tensor,
+                     fairness: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The leader's loss, BCE (+ eta * fairness with ``config.leader_penalty``), and the BCE;
+        ``fairness``: the fairness loss of these logits if already computed."""
         bce = self._bce(logits, y)
-        return (bce + self.eta * self._fairness(logits, y, s) if self.config.leader_penalty else bce), bce
+        if not self.config.leader_penalty:
+            return bce, bce
+        return bce + self.eta * (self._fairness(logits, y, s) if fairness is None else fairness), bce
 
-    def _joint_losses(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
-        """BCE and fairness from one decode (the simultaneous order)."""
+    def _follower_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The follower's loss and the fairness loss on ``batch``, from the encoder's ``features``."""
         logits, y, s = batch.selected(self.model.decode(features))
-        return self._bce(logits, y), self._fairness(logits, y, s)
+        return self._follower_loss(logits, y, s)
+
+    def _leader_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The leader's loss and the BCE on ``batch``, from the encoder's ``features``."""
+        logits, y, s = batch.selected(self.model.decode(features))
+        return self._leader_loss(logits, y, s)
+
+    def _joint_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One decode, both players' losses (the simultaneous order): follower loss, fairness, leader loss, BCE."""
+        logits, y, s = batch.selected(self.model.decode(features))
+        follower_loss, fairness = self._follower_loss(logits, y, s)
+        return (follower_loss, fairness, *self._leader_loss(logits, y, s, fairness))
 
     def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
-        fairness = self._follower_loss(features, batch)
-        grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params)
+        loss, fairness = self._follower_forward(features, batch)
+        grads = torch.autograd.grad(_total(loss), self.follower_params)
         grads = distributed.average_gradients(list(grads))
         for param, grad in zip(self.follower_params, grads):
             param.grad = grad
@@ -245,7 +274,7 @@ class Bilevel(Strategy):
         return fairness.detach()
 
     def _leader_step(self, features: Tensor, batch: Batch) -> Tensor:
-        loss, bce = self._leader_loss(features, batch)
+        loss, bce = self._leader_forward(features, batch)
         self.leader_optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(_total(loss), inputs=self.leader_params)
         self.leader_optimizer.step()
@@ -257,9 +286,8 @@ class Bilevel(Strategy):
 
     def _simultaneous_step(self, features: Tensor, batch: Batch) -> dict[str, Tensor]:
         """One forward; the follower's gradient of eta * fairness, the leader's of its loss; both step."""
-        bce, fairness = self._joint_losses(features, batch)
-        grads = torch.autograd.grad(_total(self.eta * fairness), self.follower_params, retain_graph=True)
-        loss = bce + self.eta * fairness if self.config.leader_penalty else bce
+        follower_loss, fairness, loss, bce = self._joint_forward(features, batch)
+        grads = torch.autograd.grad(_total(follower_loss), self.follower_params, retain_graph=True)
         self.leader_optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(_total(loss), inputs=self.leader_params)
         for param, grad in zip(self.follower_params, distributed.average_gradients(list(grads))):
@@ -284,6 +312,164 @@ class Bilevel(Strategy):
         return {"bce": bce, "fairness": fairness}
 
 
+class Stackelberg(Bilevel):
+    """The bilevel game with an anticipating leader: its gradient includes the follower's response.
+
+    The follower (fairness block, parameters ``phi``) minimises
+    ``f(theta, phi) = eta * fairness`` (+ BCE with ``config.follower_bce``);
+    the leader (encoder and head, ``theta``) minimises ``L(theta, phi*(theta))``
+    with ``L`` = BCE (+ eta * fairness with ``config.leader_penalty``), where
+    ``phi*(theta)`` is the follower's response. The leader steps on the total
+    derivative ``dL/dtheta`` (the hypergradient), which the other strategies
+    replace by the partial ``d_theta L``:
+
+    ``config.hypergradient="unrolled"``
+        ``phi_{t+1} = phi_t - a * grad_phi f(theta, phi_t)`` for
+        ``config.unroll_steps`` steps from the current ``phi``, with ``a`` the
+        follower's current learning rate (``fairness_lr``, decayed), taken
+        differentiably (``torch.func.functional_call`` with the stepped
+        parameters); ``L`` is evaluated at ``phi_k`` and differentiated through
+        the steps.
+    ``config.hypergradient="implicit"``
+        At the current ``phi``, taken as the follower's equilibrium:
+        ``dL/dtheta = d_theta L - d2_{theta phi} f . v`` with
+        ``v = [d2_{phi phi} f + cg_damping I]^-1 d_phi L``, ``v`` from
+        ``config.cg_iters`` conjugate-gradient iterations on Hessian-vector
+        products (double backward).
+
+    Then the follower takes its actual step with its configured optimizer
+    (``follower_optimizer``, on its own loss), before the leader
+    (``order="follower_first"``, the default) or after it (``"leader_first"``);
+    ``"simultaneous"`` is refused. One encoder forward per step (and one more
+    without gradient for the follower in leader-first order or with separate
+    batches, as for :class:`Bilevel`): the unrolled steps repeat only the
+    fairness block and head, and both hypergradients backpropagate once
+    through the encoder.
+
+    Stacks (:mod:`fairbinn.core.stacked`): the models' losses are summed, so
+    the unrolled steps are each model's own; conjugate gradients take one
+    step size per model (inner products over each model's slice of the
+    stacked parameters), so each model's hypergradient is the one it would get
+    alone. Distributed (``torchrun``): the leader's gradient is not routed
+    through DistributedDataParallel; every gradient and Hessian-vector
+    product is averaged over the processes (the all-reduce of
+    :func:`~fairbinn.core.distributed.global_sum` is differentiable twice),
+    which gives a single process's hypergradient.
+
+    Each step reports ``hypergradient_norm``, the Euclidean norm of the
+    leader's hypergradient (per model for a stack); the trainer stops with the
+    epoch and step where it, or any loss, stops being finite.
+    """
+
+    name = "stackelberg"
+    compiled_methods = ()  # the hypergradients differentiate twice, which compiled graphs do not support
+
+    def __init__(self, model, config, constraint, num_groups=None, **kwargs):
+        super().__init__(model, config, constraint, num_groups, **kwargs)
+        if config.order == "simultaneous":
+            raise ValueError("a stackelberg leader anticipates the follower's response; the players step in turn "
+                             "(order 'follower_first' or 'leader_first'), not simultaneously")
+        self.follower_names = [name for name, _ in model.fairness.named_parameters()]
+        self.num_models: int | None = getattr(model, "num_models", None)  # a stack: per-model inner products
+        self._norm: Tensor | None = None
+
+    def data_parallel(self, **ddp_kwargs) -> None:
+        """No DistributedDataParallel: the hypergradient is taken with ``torch.autograd.grad`` and its
+        pieces are averaged over the processes here (see the class docstring)."""
+
+    def hypergradient(self, batch: Batch, features: Tensor | None = None) -> list[Tensor]:
+        """The leader's hypergradient on ``batch``, one tensor per leader parameter (the shapes of
+        ``model.leader_parameters()``), without stepping. ``features``: the encoder's output on
+        ``batch.inputs`` with its graph, if already computed."""
+        features = self.encode(batch.inputs) if features is None else features
+        return self._hypergradient(features, batch)[0]
+
+    def _hypergradient(self, features: Tensor, batch: Batch) -> tuple[list[Tensor], Tensor]:
+        if self.config.hypergradient == "implicit":
+            return self._implicit(features, batch)
+        return self._unrolled(features, batch)
+
+    def _grad(self, output: Tensor, inputs: list[Tensor], **kwargs) -> list[Tensor]:
+        """``torch.autograd.grad``, zeros for inputs ``output`` does not depend on."""
+        return list(torch.autograd.grad(output, inputs, allow_unused=True, materialize_grads=True, **kwargs))
+
+    def _unrolled(self, features: Tensor, batch: Batch) -> tuple[list[Tensor], Tensor]:
+        rate = self.follower_optimizer.param_groups[0]["lr"]
+        phi: list[Tensor] = list(self.follower_params)
+        for step in range(self.config.unroll_steps):
+            follower = None if step == 0 else dict(zip(self.follower_names, phi))
+            logits, y, s = batch.selected(self.model.decode(features, follower))
+            loss, _ = self._follower_loss(logits, y, s)
+            grads = distributed.global_mean(self._grad(_total(loss), phi, create_graph=True))
+            phi = [p - rate * g for p, g in zip(phi, grads)]
+        logits, y, s = batch.selected(self.model.decode(features, dict(zip(self.follower_names, phi))))
+        loss, bce = self._leader_loss(logits, y, s)
+        grads = distributed.average_gradients(self._grad(_total(loss), self.leader_params))
+        return grads, bce.detach()
+
+    def _implicit(self, features: Tensor, batch: Batch) -> tuple[list[Tensor], Tensor]:
+        logits, y, s = batch.selected(self.model.decode(features))
+        follower_loss, fairness = self._follower_loss(logits, y, s)
+        loss, bce = self._leader_loss(logits, y, s, fairness)
+        phi, theta = self.follower_params, self.leader_params
+        follower_grad = self._grad(_total(follower_loss), phi, create_graph=True)
+        partial = distributed.average_gradients(self._grad(_total(loss), theta + phi, retain_graph=True))
+        partial_theta, partial_phi = partial[:len(theta)], partial[len(theta):]
+        damping = self.config.cg_damping
+
+        def damped_hvp(vector: list[Tensor]) -> list[Tensor]:
+            products = self._grad(follower_grad, phi, grad_outputs=vector, retain_graph=True)
+            return [h + damping * v for h, v in zip(distributed.average_gradients(products), vector)]
+
+        v = self._conjugate_gradients(damped_hvp, partial_phi)
+        cross = distributed.average_gradients(self._grad(follower_grad, theta, grad_outputs=v))
+        return [a - c for a, c in zip(partial_theta, cross)], bce.detach()
+
+    def _dot(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
+        """Inner product of two parameter lists: a scalar, or one per model ``(k,)`` for a stack."""
+        if self.num_models is None:
+            return sum((x * y).sum() for x, y in zip(a, b))
+        return sum((x * y).reshape(self.num_models, -1).sum(1) for x, y in zip(a, b))
+
+    def _scale(self, c: Tensor, t: Tensor) -> Tensor:
+        """``c * t`` with ``c`` a scalar, or one factor per model ``(k,)`` along ``t``'s leading axis."""
+        return c * t if self.num_models is None else c.view(-1, *[1] * (t.dim() - 1)) * t
+
+    def _conjugate_gradients(self, operator: Callable[[list[Tensor]], list[Tensor]],
+                             b: list[Tensor]) -> list[Tensor]:
+        """``config.cg_iters`` iterations of conjugate gradients on ``operator(x) = b`` from ``x = 0``
+        (per model for a stack); a zero residual or curvature stops a model's updates."""
+        x = [torch.zeros_like(t) for t in b]
+        r = [t.clone() for t in b]
+        p = [t.clone() for t in b]
+        rr = self._dot(r, r)
+        for _ in range(self.config.cg_iters):
+            ap = operator(p)
+            curvature = self._dot(p, ap)
+            alpha = torch.where(curvature != 0, rr / curvature, torch.zeros_like(rr))
+            x = [xi + self._scale(alpha, pi) for xi, pi in zip(x, p)]
+            r = [ri - self._scale(alpha, api) for ri, api in zip(r, ap)]
+            new_rr = self._dot(r, r)
+            beta = torch.where(rr != 0, new_rr / rr, torch.zeros_like(rr))
+            p = [ri + self._scale(beta, pi) for ri, pi in zip(r, p)]
+            rr = new_rr
+        return x
+
+    def _leader_step(self, features: Tensor, batch: Batch) -> Tensor:
+        grads, bce = self._hypergradient(features, batch)
+        for param, grad in zip(self.leader_params, grads):
+            param.grad = grad
+        self.leader_optimizer.step()
+        self._norm = self._dot(grads, grads).sqrt()
+        return bce
+
+    def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
+        """The bilevel step with the leader on its hypergradient; reports ``bce`` (the leader's, after the
+        anticipated steps when unrolled), ``fairness`` (the follower's) and ``hypergradient_norm``."""
+        record = super().step(batch, follower_batch)
+        return {**record, "hypergradient_norm": self._norm}
+
+
 class _Leader(nn.Module):
     """The leader's modules (encoder and head) as one module whose forward is the encoder's,
     so DistributedDataParallel syncs the head's gradients too (the head runs on its output)."""
@@ -296,7 +482,7 @@ class _Leader(nn.Module):
         return self.encoder(inputs)
 
 
-_STRATEGIES: Registry[type[Strategy]] = Registry("strategy", {cls.name: cls for cls in (ERM, Lagrangian, Bilevel)},
+_STRATEGIES: Registry[type[Strategy]] = Registry("strategy", {cls.name: cls for cls in (ERM, Lagrangian, Bilevel, Stackelberg)},
                                                 base=Strategy)
 
 _S = TypeVar("_S", bound=type)
@@ -323,6 +509,11 @@ def list_strategies() -> list[str]:
 def is_bilevel(name: str) -> bool:
     """Whether ``name`` is a registered two-player (:class:`Bilevel`) strategy, whose update order matters."""
     return name in _STRATEGIES and issubclass(_STRATEGIES.get(name), Bilevel)
+
+
+def is_stackelberg(name: str) -> bool:
+    """Whether ``name`` is a registered :class:`Stackelberg` strategy, whose leader reads the hypergradient settings."""
+    return name in _STRATEGIES and issubclass(_STRATEGIES.get(name), Stackelberg)
 
 
 def resolve_strategy(name: str) -> str:

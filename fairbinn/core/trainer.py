@@ -260,10 +260,12 @@ class Trainer:
         losses = {f"train_{name}": float(sum(values)) / steps for name, values in per_step.items()}
         elapsed = time.perf_counter() - start
         bad = [name for name, value in losses.items() if not math.isfinite(value)]
-        if bad:
-            finite = torch.stack(per_step[bad[0][len("train_"):]]).isfinite()
-            first = int((~finite).nonzero()[0, 0]) + 1
-            raise divergence(epoch, f", step {first} of {steps}: non-finite {', '.join(bad)} "
+        if bad:  # the first step where any entry stopped being finite (a NaN update shows in the next step's loss)
+            steps_bad = {k: (~torch.stack(per_step[k[len("train_"):]]).isfinite()).reshape(steps, -1).any(1)
+                         for k in bad}
+            first = min(int(flags.nonzero()[0, 0]) for flags in steps_bad.values())
+            names = [k for k in bad if steps_bad[k][first]]
+            raise divergence(epoch, f", step {first + 1} of {steps}: non-finite {', '.join(names)} "
                                     f"({', '.join(f'{k}={losses[k]}' for k in bad)})")
         return {"train_time_s": elapsed, **losses}
 

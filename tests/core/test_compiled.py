@@ -104,3 +104,10 @@ def test_bad_compile_settings_are_refused(value, message):
 
 def test_backends_listed_include_the_default_and_the_debugging_ones():
     assert {"inductor", "aot_eager", "eager"} <= set(compile_backends())
+
+
+def test_a_strategy_without_a_compiled_path_says_so_and_trains_eagerly():
+    eager, _ = _train(strategy="stackelberg")
+    with pytest.warns(RuntimeWarning, match="the stackelberg strategy has no compiled path; training runs uncompiled"):
+        compiled, _ = _train(strategy="stackelberg", compile="aot_eager")
+    assert _largest_difference(eager, compiled) == 0.0

@@ -168,3 +168,50 @@ def test_released_code_loss_on_adult_scale_and_rows():
         ReleasedDemographicParity(groups="some")
     with pytest.raises(ValueError, match="reference_group must be an integer >= 0"):
         ReleasedDemographicParity(reference_group=-1)
+
+
+def test_rate_surrogate_is_the_constraint_on_sigmoid_of_scaled_scores():
+    from fairbinn.core.constraints import RateSurrogate
+
+    probs = t([0.9, 0.7, 0.2, 0.4, 0.55, 0.45])
+    y, groups = t([1, 0, 1, 0, 1, 0]), t([0, 0, 1, 1, 2, 2], torch.long)
+    for inner in (DemographicParity(), EqualizedOdds(norm="absolute"), EqualOpportunity()):
+        rate = RateSurrogate(inner, temperature=0.2, threshold=0.6)
+        expected = inner(torch.sigmoid((probs - 0.6) / 0.2), y, groups)
+        assert rate(probs, y, groups).item() == pytest.approx(expected.item(), abs=1e-7)
+        assert rate.norm == inner.norm
+        rows = rate(probs.expand(2, -1), y.expand(2, -1), groups.expand(2, -1), 3)  # a stack's rows
+        assert rows.tolist() == pytest.approx([expected.item()] * 2, abs=1e-7)
+
+
+@pytest.mark.parametrize("name,metric", [("dp", "demographic_parity_difference"),
+                                         ("eo", "equalized_odds_difference"),
+                                         ("eopp", "equal_opportunity_difference")])
+def test_rate_surrogate_approaches_the_thresholded_gap(name, metric):
+    rng = np.random.default_rng(0)
+    probs, y, s = rng.random(400), rng.integers(0, 2, 400), rng.integers(0, 3, 400)
+    probs[np.abs(probs - 0.5) < 1e-2] = 0.7  # no score at the threshold itself, where the surrogate is 1/2
+    hard = getattr(fm, metric)(y, (probs >= 0.5).astype(int), sensitive_features=s)
+    args = (t(probs, torch.float64), t(y, torch.float64), t(s, torch.long))
+    soft = create_constraint(name, "absolute")(*args).item()
+    rate = create_constraint(name, "absolute", surrogate="rate", temperature=1e-4)(*args).item()
+    assert rate == pytest.approx(hard, abs=1e-6)
+    assert abs(soft - hard) > 0.01  # the score's gap is another quantity
+
+
+def test_rate_surrogate_settings():
+    from fairbinn import TrainConfig
+    from fairbinn.core.constraints import RateSurrogate
+
+    built = TrainConfig(constraint="eo", surrogate="rate", temperature=0.05, threshold=0.3).build_constraint()
+    assert isinstance(built, RateSurrogate) and isinstance(built.constraint, EqualizedOdds)
+    assert (built.temperature, built.threshold) == (0.05, 0.3)
+    assert repr(built) == "RateSurrogate(EqualizedOdds(norm='squared'), temperature=0.05, threshold=0.3)"
+    assert isinstance(TrainConfig(constraint=DemographicParity(), surrogate="rate").build_constraint(), RateSurrogate)
+    assert type(TrainConfig().build_constraint()) is DemographicParity
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+        TrainConfig(surrogate="rate", temperature=0)
+    with pytest.raises(ValueError, match=r"surrogate must be one of \('score', 'rate'\), got 'hard'"):
+        TrainConfig(surrogate="hard")
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        RateSurrogate(DemographicParity(), temperature=-1)

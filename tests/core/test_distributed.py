@@ -34,6 +34,10 @@ RUNS = {
     "drfairness": dict(strategy="bilevel", sampler=DrFairnessConfig(k=1.0)),
     "released_loss": dict(strategy="lagrangian", constraint="released_dp", eta=20.0),
     "budget": dict(strategy="lagrangian", selection_metric="accuracy", fairness_budget=0.3, budget_metric="soft_dp"),
+    # anticipation that moves the parameters by 1e-2 to 1e-1 against an unanticipating leader, far above atol
+    "stackelberg": dict(strategy="stackelberg", unroll_steps=2, eta=5.0, fairness_lr=0.3, follower_optimizer="sgd"),
+    "stackelberg_implicit": dict(strategy="stackelberg", hypergradient="implicit", cg_iters=3, cg_damping=0.2,
+                                 eta=5.0, constraint="eo", surrogate="rate", order="leader_first"),
 }
 WORLD = 2
 

@@ -197,7 +197,7 @@ def test_register_strategy_rejects_what_is_not_a_strategy_class():
 
 
 def test_custom_strategy_by_name_in_train_config(counting):
-    assert fairbinn.list_strategies() == ["bilevel", "erm", "lagrangian", "mine"]
+    assert fairbinn.list_strategies() == ["bilevel", "erm", "lagrangian", "mine", "stackelberg"]
     config = TrainConfig(strategy="Mine", epochs=2, batch_size=40, lr=1e-2, progress=False)
     assert config.strategy == "mine"  # the registered name
     train = make_biased_split(100, 0)
@@ -222,11 +222,11 @@ def test_custom_strategy_overwrite_replaces_it(counting):
 
 def test_unknown_strategy_names_the_choices(counting):
     with pytest.raises(ValueError, match=r"strategy must be one of the registered strategies: "
-                                         r"unknown strategy 'minimax'; choose one of bilevel, erm, lagrangian, mine"):
+                                         r"unknown strategy 'minimax'; choose one of bilevel, erm, lagrangian, mine, stackelberg"):
         TrainConfig(strategy="minimax")
     with pytest.raises(ValueError, match="strategies must be .*unknown strategy 'minimax'; choose one of bilevel, erm"):
         fairbinn.sweep("adult", strategies=["mine", "minimax"])
-    with pytest.raises(ValueError, match="unknown strategy 'minimax'; choose one of bilevel, erm, lagrangian, mine"):
+    with pytest.raises(ValueError, match="unknown strategy 'minimax'; choose one of bilevel, erm, lagrangian, mine, stackelberg"):
         fairbinn.choose_under_budget("adult", "minimax", 0.1)
 
 
@@ -262,7 +262,7 @@ def test_unknown_mode_and_constraint_on_the_command_line_name_the_choices(counti
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--mode", "minimax"])
     assert exit_info.value.code == 2
-    assert ("unknown mode 'minimax'; choose one of bilevel, erm, lagrangian, mine (aliases: reg = lagrangian, "
+    assert ("unknown mode 'minimax'; choose one of bilevel, erm, lagrangian, mine, stackelberg (aliases: reg = lagrangian, "
             "linear = bilevel)") in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--constraint", "parity"])

@@ -23,12 +23,15 @@ def _model(seed, **kwargs):
     ("bilevel", {}),
     ("bilevel", {"order": "leader_first", "leader_penalty": True, "constraint": "eo"}),
     ("bilevel", {"order": "simultaneous"}),
+    ("bilevel", {"follower_optimizer": "sgd", "follower_bce": True, "surrogate": "rate"}),
+    ("stackelberg", {"unroll_steps": 2, "fairness_lr": 1e-2}),
+    ("stackelberg", {"hypergradient": "implicit", "cg_iters": 3, "order": "leader_first", "constraint": "eo"}),
     ("lagrangian", {"constraint": "eopp", "constraint_norm": "absolute"}),
     ("erm", {}),
 ])
 def test_stacked_models_equal_separate_runs(strategy, extra):
-    config = TrainConfig(strategy=strategy, epochs=4, batch_size=32, lr=1e-2, fairness_lr=1e-3,
-                         lr_decay=0.9, progress=False, **extra)
+    config = TrainConfig(**{"strategy": strategy, "epochs": 4, "batch_size": 32, "lr": 1e-2, "fairness_lr": 1e-3,
+                            "lr_decay": 0.9, "progress": False, **extra})
     pairs = [(0.0, 0), (5.0, 0), (50.0, 1)]
     stack = stack_models([_model(seed, fairness_layer="residual") for _, seed in pairs])
     stacked = StackedTrainer(config, [e for e, _ in pairs], [s for _, s in pairs]).fit(stack, TRAIN, VAL, TEST)

@@ -193,3 +193,67 @@ def test_bilevel_needs_a_trainable_fairness_block():
     model = FairModel(encoder=nn.Sequential(nn.Linear(5, 4), shared), fairness=shared, head=nn.Linear(4, 1))
     with pytest.raises(ValueError, match="both the leader and the follower"):
         create_strategy(model, config(), DemographicParity())
+
+
+@pytest.mark.parametrize("order", ["follower_first", "leader_first", "simultaneous"])
+@pytest.mark.parametrize("optimizer,with_bce", [("sgd", False), ("sgd", True), ("adam", True)])
+def test_follower_options_match_reference(order, optimizer, with_bce):
+    """follower_optimizer='sgd': plain SGD on the follower's loss; follower_bce: the follower on BCE + eta * fairness."""
+    batches = [make_batch(i) for i in range(3)]
+    cfg = config(order=order, follower_optimizer=optimizer, follower_bce=with_bce)
+    ref = make_model()
+    leader = torch.optim.Adam(list(ref.encoder.parameters()) + list(ref.head.parameters()), lr=cfg.lr)
+    opt = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    follower = opt(ref.fairness.parameters(), lr=cfg.fairness_lr)
+    for batch in batches:
+        ref.zero_grad()
+        logits = ref(batch.inputs)
+        bce = F.binary_cross_entropy_with_logits(logits, batch.y)
+        fair = DemographicParity()(torch.sigmoid(logits), batch.y, batch.s, 3)
+        follower_loss = ETA * fair + (bce if with_bce else 0)
+        if order == "simultaneous":
+            grads = torch.autograd.grad(follower_loss, list(ref.fairness.parameters()), retain_graph=True)
+            (bce + ETA * fair).backward(inputs=list(ref.encoder.parameters()) + list(ref.head.parameters()))
+            for p, g in zip(ref.fairness.parameters(), grads):
+                p.grad = g
+            follower.step()
+            leader.step()
+            continue
+        steps = [lambda: reference_follower_loss(ref, follower, batch, with_bce),
+                 lambda: reference_leader(ref, leader, batch, True)]
+        for take in (steps if order == "follower_first" else steps[::-1]):
+            take()
+    assert_same_parameters(run_steps(cfg, batches), ref)
+
+
+def reference_follower_loss(model, optimizer, batch, with_bce):
+    model.zero_grad()
+    logits = model(batch.inputs)
+    loss = ETA * DemographicParity()(torch.sigmoid(logits), batch.y, batch.s, 3)
+    if with_bce:
+        loss = loss + F.binary_cross_entropy_with_logits(logits, batch.y)
+    loss.backward()
+    optimizer.step()
+    model.zero_grad()
+
+
+def test_sgd_follower_step_scales_with_eta_and_adam_does_not():
+    """The issue's point: Adam divides eta out of the follower's step; SGD's is proportional to eta."""
+    batch = make_batch(0)
+    batch = Batch(batch.inputs.double(), batch.y.double(), batch.s)
+
+    def follower_move(optimizer, eta):
+        model = make_model().double()
+        before = [p.detach().clone() for p in model.fairness.parameters()]
+        strategy = create_strategy(model, config(follower_optimizer=optimizer), DemographicParity(), 3, eta=eta)
+        strategy._follower_step(model.encoder(batch.inputs).detach(), batch)
+        return torch.cat([(p - q).reshape(-1) for p, q in zip(model.fairness.parameters(), before)]).norm().item()
+
+    assert follower_move("sgd", 0.2) == pytest.approx(follower_move("sgd", 0.1) * 2, rel=1e-5)
+    assert follower_move("adam", 20.0) == pytest.approx(follower_move("adam", 10.0), rel=0.05)  # Adam eps aside
+    assert follower_move("sgd", 0.0) == 0.0
+
+
+def test_follower_settings_are_checked():
+    with pytest.raises(ValueError, match=r"follower_optimizer must be one of \('adam', 'sgd'\), got 'rmsprop'"):
+        config(follower_optimizer="rmsprop")
