@@ -80,6 +80,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-train", action="store_true",
+                        help="report only the parts already trained (in --out), training none; the report says "
+                             "which parts are missing")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
 
@@ -100,6 +103,10 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
                     seconds[label] = saved["wall_time_s"][label]
             print(f"{dataset}: reusing {', '.join(seconds) or 'nothing'} from {path}")
     missing = [label for label in PARTS if label not in seconds]
+    if args.no_train:
+        if not seconds:
+            raise SystemExit(f"--no-train: nothing trained for {dataset} in {args.out}")
+        missing = []
     data = fairbinn.load_tabular(dataset, args.data_dir) if missing else None
     for label in missing:
         strategy, overrides = PARTS[label]
@@ -123,6 +130,12 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
     return table, seconds
 
 
+def _present(table: pd.DataFrame, labels=tuple(PARTS)) -> list[str]:
+    """Those of ``labels`` (default: every part) that ``table`` holds, in order."""
+    trained = set(table["strategy"])
+    return [label for label in labels if label in trained]
+
+
 def _cell(values: pd.Series) -> str:
     values = values.dropna()
     if values.empty:
@@ -142,7 +155,7 @@ def budget_table(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]:
     head = "| strategy | " + " | ".join(f"{fairness} ≤ {b:g}" for b in budgets) + " |"
     lines = [head, "|---" * (len(budgets) + 1) + "|"]
     per_budget = {budget: chosen_accuracy(table, fairness, budget) for budget in budgets}
-    for strategy in PARTS:
+    for strategy in _present(table):
         cells = []
         for budget in budgets:
             accuracies = per_budget[budget][strategy]
@@ -159,7 +172,7 @@ def target_lines(table: pd.DataFrame, dataset: str) -> list[str]:
     lines = []
     for (strategy, fairness, budget), target in TARGETS[dataset].items():
         accuracies = chosen_accuracy(table, fairness, budget)
-        candidates = [s for s in PARTS if s != "erm"] if strategy == "best" else [strategy]
+        candidates = [s for s in _present(table) if s != "erm"] if strategy == "best" else [strategy]
         means = {s: accuracies[s].fillna(0.0).mean() for s in candidates}
         best = max(means, key=means.get)
         ours = means[best]
@@ -202,14 +215,14 @@ def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
     fair = table[table["strategy"] != "erm"]
     seeds = sorted(table["seed"].unique())
     fronts = {s: [seed_front(fair[(fair["strategy"] == s) & (fair["seed"] == seed)], fairness) for seed in seeds]
-              for s in [*GAMES, "lagrangian"]}
+              for s in _present(table, [*GAMES, "lagrangian"])}
     chosen = pd.concat([f for parts in fronts.values() for f in parts])
     reference = (chosen[acc].min(), chosen[unf].max())
     areas = {s: [area_over_curve(f[[acc, unf]].to_numpy(), reference) for f in parts] for s, parts in fronts.items()}
     lines = [f"Area over the curve: the region of test accuracy x test {fairness} dominated by each seed's front "
              f"(the checkpoints on its validation front, at their test metrics), up to the worst corner of all "
              f"these points (accuracy {reference[0]:.3f}, {fairness} {reference[1]:.3f}); larger is better.", ""]
-    for game in GAMES:
+    for game in _present(table, GAMES):
         holds = sum(dominates(b, l, fairness) for b, l in zip(fronts[game], fronts["lagrangian"]))
         bigger = sum(b > l for b, l in zip(areas[game], areas["lagrangian"]))
         lines.append(f"- **{game}** vs Lagrangian: its front dominates in {holds} of {len(seeds)} seeds; area "
@@ -220,6 +233,8 @@ def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
 
 def order_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]:
     """The default game's two orders seed by seed: the paired difference of test accuracy at each budget."""
+    if len(_present(table, ORDERS)) < 2:
+        return [f"Not trained here: {', '.join(set(ORDERS) - set(_present(table, ORDERS)))}."]
     first, second = ORDERS
     lines = [f"| {fairness} budget | {first} | {second} | {second} - {first}, paired by seed |", "|---|---|---|---|"]
     for budget in BUDGETS[dataset]:
@@ -275,7 +290,9 @@ def main() -> None:
         times = ", ".join(f"{label} {s:.0f} s" for label, s in seconds.items())
         lines += ["", f"## {dataset.capitalize()}", "",
                   f"{table.groupby(['strategy', 'eta', 'seed']).ngroups} models, {len(table)} checkpoints; trained in "
-                  f"{sum(seconds.values()):.0f} s ({times}; {args.threads} threads, each pass one stack).",
+                  f"{sum(seconds.values()):.0f} s ({times}; {args.threads} threads, each pass one stack)."
+                  + (f" Not trained for {dataset} (`--no-train`): {', '.join(p for p in PARTS if p not in seconds)}."
+                     if len(seconds) < len(PARTS) else ""),
                   "", "Targets of the issue (test accuracy, mean over the seeds, chosen on validation):", "",
                   *target_lines(table, dataset), "", "Against the paper (FairBiNN's default game):", "",
                   *paper_lines(table, dataset)]
