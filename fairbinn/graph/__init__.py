@@ -8,7 +8,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     import torch_geometric  # noqa: F401
 
-from .backbones import GraphEncoder, build_gnn, create_gnn_body, list_gnn_bodies, register_gnn_body
+from .backbones import (
+    GraphEncoder,
+    build_gnn,
+    create_gnn_body,
+    list_gnn_bodies,
+    register_gnn_body,
+    residual_gat,
+)
 from .dataset import FullGraph, GraphDataset, check_graph
 from .datasets import (
     GRAPH_DATASETS,
@@ -42,6 +49,7 @@ __all__ = [
     "load_bail",
     "load_graph",
     "GraphEncoder",
+    "residual_gat",
     "register_gnn_body",
     "create_gnn_body",
     "list_gnn_bodies",
