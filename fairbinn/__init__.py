@@ -44,10 +44,12 @@ __version__ = "0.1.0"
 # for them. tests/test_package.py checks these lists against each package's __all__.
 _LAZY: dict[str, tuple[str, ...]] = {
     "graph": (
-        "GraphDataset", "FullGraph", "check_graph", "fairgnn_split", "FairGNNGraph", "GRAPH_DATASETS",
-        "load_fairgnn_graph", "load_nba", "load_pokec", "load_graph", "GraphEncoder", "register_gnn_body",
-        "create_gnn_body", "list_gnn_bodies", "build_gnn", "PAPER_GRAPH_SETTINGS", "paper_gnn", "run_graph",
-        "NeighborBatches", "neighbor_batches", "neighbor_sampling_backend", "POKEC_Z_STATS", "pokec_like_graph",
+        "GraphDataset", "FullGraph", "check_graph", "fairgnn_split", "nifty_split", "FairGNNGraph", "NiftyGraph",
+        "GRAPH_DATASETS", "load_fairgnn_graph", "load_nba", "load_pokec", "load_nifty_graph", "load_bail",
+        "load_graph", "GraphEncoder", "residual_gat", "register_gnn_body", "create_gnn_body", "list_gnn_bodies",
+        "build_gnn",
+        "PAPER_GRAPH_SETTINGS", "BAIL_SETTINGS", "paper_gnn", "run_graph", "NeighborBatches", "neighbor_batches",
+        "neighbor_sampling_backend", "POKEC_Z_STATS", "pokec_like_graph",
     ),
     "vision": (
         "CelebA", "CelebAIndex", "CelebALoader", "CelebASplits", "read_celeba_index", "load_celeba",

@@ -6,7 +6,7 @@ Accepts the flags of the FairBiNN authors' ``train_tabular.py`` (``--mode``,
 ``--network_learning_rate``, ``--fairness_learning_rate``) with their meaning,
 plus fairbinn's own. ``--mode`` takes several strategies to compare them on the
 same network and data. ``--data`` picks the modality: Adult and Health train
-the MLP, NBA, Pokec_z and Pokec_n a GNN (``--backbone gcn`` or ``gat``), CelebA
+the MLP, NBA, Pokec_z, Pokec_n and Bail a GNN (``--backbone gcn`` or ``gat``), CelebA
 an image classifier (``--target Smiling``, ``--backbone resnet18`` or any timm
 model with ``--source timm``). Flags left out take the paper's settings of
 that dataset.
@@ -14,7 +14,7 @@ that dataset.
 ``fairbinn sweep`` takes the same flags with ``--etas`` and ``--seeds`` lists
 and trains the whole accuracy-fairness trade-off (see :func:`fairbinn.sweep`).
 
-``fairbinn download adult|health|nba|pokec_z|pokec_n|celeba`` fetches and
+``fairbinn download adult|health|nba|pokec_z|pokec_n|bail|celeba`` fetches and
 verifies the datasets (see :mod:`fairbinn.download`).
 """
 
@@ -112,7 +112,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults, ratios = TrainConfig(), DrFairnessConfig()
     data = parser.add_argument_group("data")
     data.add_argument("-d", "--data", type=_dataset,
-                      help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n (graph), CelebA (vision); default Adult")
+                      help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n, Bail (graph), CelebA (vision); "
+                           "default Adult")
     data.add_argument("--csv", type=Path, help="your own table instead of --data: a CSV file with a header row "
                                                "(needs --label and --sensitive)")
     data.add_argument("--label", help="--csv: the label column")
@@ -216,11 +217,11 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="fairness block (default linear); conv_residual and layer4 for images only")
     net.add_argument("--dropout", type=float, help="dropout (default 0 tabular, 0.5 graph)")
 
-    graph = parser.add_argument_group("graph (NBA, Pokec_z, Pokec_n)")
+    graph = parser.add_argument_group("graph (NBA, Pokec_z, Pokec_n, Bail)")
     graph.add_argument("--backbone", help=f"graph: GNN body, one of {', '.join(list_gnn_bodies())} (default gcn); "
                                           "CelebA: a torchvision ResNet or timm model name (default resnet18)")
     graph.add_argument("--hidden", type=int, default=64, help="GNN hidden width (default 64)")
-    graph.add_argument("--label-number", type=int, help="label budget (default FairGNN's: 100 NBA, 500 Pokec)")
+    graph.add_argument("--label-number", type=int, help="label budget (default the published: 100 NBA and Bail, 500 Pokec)")
     graph.add_argument("--split-seed", type=int, default=20, help="seed of the node split (default 20, FairGNN's)")
     graph.add_argument("--disjoint-val", action="store_true",
                        help="NBA: separate validation and test nodes (default: FairGNN's published NBA split, "

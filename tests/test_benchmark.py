@@ -29,13 +29,13 @@ def forget_toy(monkeypatch):
 
 
 def test_built_in_benchmarks_and_their_download_sources():
-    assert fairbinn.list_benchmarks()[:6] == ["adult", "health", "nba", "pokec_z", "pokec_n", "celeba"]
-    modalities = {name: fairbinn.get_benchmark(name).modality for name in fairbinn.list_benchmarks()[:6]}
+    assert fairbinn.list_benchmarks()[:7] == ["adult", "health", "nba", "pokec_z", "pokec_n", "bail", "celeba"]
+    modalities = {name: fairbinn.get_benchmark(name).modality for name in fairbinn.list_benchmarks()[:7]}
     assert modalities == {"adult": "tabular", "health": "tabular", "nba": "graph", "pokec_z": "graph",
-                          "pokec_n": "graph", "celeba": "vision"}
+                          "pokec_n": "graph", "bail": "graph", "celeba": "vision"}
     assert fairbinn.get_benchmark("Pokec-Z").name == "pokec_z"  # case and dash as the command line takes them
     # download reads its sources from the registry: one place for file names and checksums
-    assert list(DOWNLOADS) == ["adult", "health", "nba", "pokec_z", "pokec_n", "celeba"]
+    assert list(DOWNLOADS) == ["adult", "health", "nba", "pokec_z", "pokec_n", "bail", "celeba"]
     assert [f.name for f in DOWNLOADS["nba"].files] == ["nba.csv", "nba_relationship.txt"]
     assert DOWNLOADS["nba"].files[0].url.endswith("/dataset/NBA/nba.csv")
     assert fairbinn.get_benchmark("adult").stackable and not fairbinn.get_benchmark("nba").stackable
@@ -48,7 +48,7 @@ def test_paper_settings_per_dataset():
 
 
 def test_unknown_names_and_datasets_are_named():
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose one of adult, celeba, health, nba"):
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose one of adult, bail, celeba, health, nba"):
         fairbinn.get_benchmark("mnist")
     with pytest.raises(TypeError, match="no benchmark trains a list"):
         fairbinn.get_benchmark([1, 2])

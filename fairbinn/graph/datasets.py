@@ -1,4 +1,5 @@
-"""Loaders of FairGNN-format graphs: NBA, Pokec-z, Pokec-n, or any graph in that format."""
+"""Loaders of published fairness graphs: FairGNN's format (NBA, Pokec-z, Pokec-n) and NIFTY's (Bail),
+or any graph in either format."""
 
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ from torch_geometric.utils import remove_self_loops, to_undirected
 from ..core.datadir import DatasetSource, RemoteFile, dataset_dir
 from .dataset import GraphDataset
 from .fairgnn_files import PublishedFile, check_published, edges_to_positions, read_edge_list, read_node_table
-from .splits import fairgnn_split
+from .nifty_files import read_nifty_edges, read_nifty_nodes
+from .splits import fairgnn_split, nifty_split
 
 __all__ = [
     "FairGNNGraph",
+    "NiftyGraph",
     "GRAPH_DATASETS",
     "load_fairgnn_graph",
+    "load_nifty_graph",
     "load_nba",
     "load_pokec",
+    "load_bail",
     "load_graph",
 ]
 
@@ -79,8 +84,61 @@ class FairGNNGraph:
         base = _FAIRGNN_DATASET + self.remote_folder
         return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
 
+    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
+        """:func:`load_fairgnn_graph` of the two files with this graph's published settings."""
+        settings: dict[str, Any] = dict(
+            label=self.label, sensitive=self.sensitive, label_number=self.label_number,
+            test_as_val=self.test_as_val, normalize_features=self.normalize_features, name=self.name,
+        )
+        return load_fairgnn_graph(nodes, edges, **{**settings, **overrides})
+
+
+@dataclass(frozen=True)
+class NiftyGraph:
+    """How to read one of NIFTY's published graphs (files ``<stem>.csv`` and ``<stem>_edges.txt``).
+
+    Attributes
+    ----------
+    name, folder, stem : str
+        Dataset name, sub-directory of the data directory, file stem.
+    label, sensitive : str
+        The 0/1 label and sensitive-attribute columns.
+    label_number : int
+        NIFTY's label budget (at most ``label_number // 2`` training nodes per label).
+    published : tuple of PublishedFile
+        Sizes and checksums of the published files.
+    remote_folder : str
+        Folder of the files under NIFTY's ``dataset/`` on GitHub, for downloads.
+    """
+
+    name: str
+    folder: str
+    stem: str
+    label: str
+    sensitive: str
+    label_number: int
+    published: tuple[PublishedFile, ...] = ()
+    remote_folder: str = ""
+
+    @property
+    def file_names(self) -> list[str]:
+        return [f"{self.stem}.csv", f"{self.stem}_edges.txt"]
+
+    @property
+    def source(self) -> DatasetSource:
+        """The published files in NIFTY's repository (``fairbinn download <name>``)."""
+        base = _NIFTY_DATASET + self.remote_folder
+        return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
+
+    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
+        """:func:`load_nifty_graph` of the two files with this graph's published settings."""
+        settings: dict[str, Any] = dict(label=self.label, sensitive=self.sensitive, label_number=self.label_number,
+                                        name=self.name)
+        return load_nifty_graph(nodes, edges, **{**settings, **overrides})
+
 
 _FAIRGNN_DATASET = "https://raw.githubusercontent.com/EnyanDai/FairGNN/main/dataset/"
+_NIFTY_DATASET = "https://raw.githubusercontent.com/chirag126/nifty/main/dataset/"
 
 
 GRAPH_DATASETS: dict[str, FairGNNGraph] = {
@@ -111,16 +169,26 @@ GRAPH_DATASETS: dict[str, FairGNNGraph] = {
                           "bab0f431bae94a91a142b03e7f49f53acf981db403d6d38f788cabe51ab17546"),
         ),
     ),
+    "bail": NiftyGraph(
+        "bail", "bail", "bail", label="RECID", sensitive="WHITE", label_number=100, remote_folder="bail/",
+        published=(
+            PublishedFile("bail.csv", 820_405, "11a7c62be2b7aed7cb069624789755d5f57acc8b69580564e2401b084e2d5faf"),
+            PublishedFile("bail_edges.txt", 20_198_850,
+                          "c43049fb5d9a0a994fcf4931fb34838716e4bf40e4ae30b9e504d9f4362ca0fe"),
+        ),
+    ),
 }
-"""FairGNN's three benchmark graphs with their published settings."""
+"""The published benchmark graphs with their published settings: FairGNN's NBA, Pokec-z and Pokec-n,
+NIFTY's Bail."""
 
 
 def _min_max(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """FairGNN's ``feature_norm``: each column to ``2 (x - min) / (max - min) - 1``; constant columns to 0."""
+    """FairGNN's and NIFTY's ``feature_norm``: each column to ``2 (x - min) / (max - min) - 1``, in ``x``'s
+    dtype; constant columns to 0 (where ``feature_norm`` divides by zero)."""
     low, high = x.min(axis=0), x.max(axis=0)
     span = high - low
     constant = np.flatnonzero(span == 0).tolist()
-    scaled = 2 * (x - low) / np.where(span == 0, 1, span) - 1
+    scaled = 2 * (x - low) / np.where(span == 0, span.dtype.type(1), span) - 1
     scaled[:, constant] = 0
     return scaled, constant
 
@@ -250,9 +318,19 @@ def load_fairgnn_graph(
 
     split = fairgnn_split(np.flatnonzero(labelled), label_number=label_number, seed=split_seed,
                           test_as_val=test_as_val)
+    return _assemble(x, edge_index, y, sens, split, known=known, name=name or nodes.stem, features=features,
+                     group_names=group_names, label=label, sensitive=sensitive, val_is_test=test_as_val,
+                     notes=notes)
+
+
+def _assemble(x: np.ndarray, edge_index: torch.Tensor, y: np.ndarray, sens: np.ndarray,
+              split: tuple[np.ndarray, np.ndarray, np.ndarray], *, known: np.ndarray, name: str,
+              features: list[str], group_names: list[str], label: str, sensitive: str, val_is_test: bool,
+              notes: dict[str, Any]) -> GraphDataset:
+    """The :class:`GraphDataset` of a loaded graph: split positions become masks (nodes of unknown group left out)."""
     masks = []
     for part in split:
-        mask = np.zeros(len(table), dtype=bool)
+        mask = np.zeros(len(y), dtype=bool)
         mask[part] = True
         masks.append(torch.as_tensor(mask & known))
     dropped_unknown = int((~known[np.unique(np.concatenate(split))]).sum())
@@ -261,15 +339,15 @@ def load_fairgnn_graph(
     data = Data(
         x=torch.tensor(x, dtype=torch.float32),
         edge_index=edge_index,
-        y=torch.as_tensor(y),
-        sens=torch.as_tensor(sens),
+        y=torch.tensor(y),
+        sens=torch.tensor(sens),
         train_mask=masks[0],
         val_mask=masks[1],
         test_mask=masks[2],
     )
     dataset = GraphDataset(
-        name=name or nodes.stem, data=data, feature_names=features, group_names=group_names,
-        label=label, sensitive_attribute=sensitive, val_is_test=test_as_val, notes=notes,
+        name=name, data=data, feature_names=features, group_names=group_names,
+        label=label, sensitive_attribute=sensitive, val_is_test=val_is_test, notes=notes,
     )
     logger.info(
         "%s: %d nodes, %d undirected edges, %d features; %d train / %d val / %d test nodes; %s",
@@ -279,15 +357,115 @@ def load_fairgnn_graph(
     return dataset
 
 
+def load_nifty_graph(
+    nodes: str | os.PathLike,
+    edges: str | os.PathLike,
+    *,
+    label: str,
+    sensitive: str,
+    label_number: int = 100,
+    features: Sequence[str] | None = None,
+    split_seed: int = 20,
+    normalize_features: bool = True,
+    name: str | None = None,
+) -> GraphDataset:
+    """Load any graph in NIFTY's format (node CSV without id column + edge list of row numbers).
+
+    Reproduces NIFTY's ``load_bail`` followed by the normalisation of its
+    ``nifty_sota_gnn.py`` (github.com/chirag126/nifty), which is also how
+    FairVGNN and PyGDebias read these graphs.
+
+    Parameters
+    ----------
+    nodes, edges : path
+        The node table (row ``i`` is node ``i``) and the edge list (two row
+        numbers per line, integers or floats such as ``3.597e+03``); see
+        :mod:`fairbinn.graph.nifty_files`.
+    label, sensitive : str
+        The label and sensitive-attribute columns; both must hold only 0 and 1
+        (groups ``<sensitive>=0`` and ``<sensitive>=1``).
+    label_number : int, default 100
+        Label budget of :func:`~fairbinn.graph.splits.nifty_split`: at most
+        ``label_number // 2`` training nodes per label (NIFTY uses 100 for Bail).
+    features : sequence of str, optional
+        Feature columns; default every column except the label, the sensitive
+        attribute included, in file order (NIFTY's ``header.remove(predict_attr)``).
+    split_seed : int, default 20
+        Seed of NIFTY's per-label shuffle.
+    normalize_features : bool, default True
+        NIFTY's ``feature_norm``: every feature column except the sensitive one
+        scaled to ``2 (x - min) / (max - min) - 1`` over all nodes, in float32
+        as NIFTY does it (so the values are NIFTY's to the bit); the sensitive
+        column stays 0/1. A constant column becomes 0 (NIFTY's would be NaN).
+    name : str, optional
+        Dataset name; default the node file's stem.
+
+    Returns
+    -------
+    GraphDataset
+        ``x`` ``(N, d)`` float32, ``y`` and ``sens`` ``(N,)`` 0/1. Edges made
+        undirected (both directions, duplicates merged) without self-loops:
+        NIFTY symmetrises the adjacency matrix the same way and then adds a
+        self-loop to every node (``adj + sp.eye``); GCN and GAT add exactly
+        those self-loops themselves, so the message passing is NIFTY's. Self-loops
+        in the file are dropped for the same reason. Isolated nodes are kept.
+        ``notes`` counts the edge lines, the self-loops in the file, the
+        undirected edges and the isolated nodes.
+
+    Raises
+    ------
+    ValueError
+        Naming the file (and line) for a missing label or sensitive column, a
+        value other than 0/1 in either, a non-numeric or empty feature value,
+        an edge line that is not two integers or names a row outside the node
+        table, an edge list without edges, or one with self-loops only.
+    """
+    nodes, edges = Path(nodes), Path(edges)
+    for path in (nodes, edges):
+        if not path.is_file():
+            raise FileNotFoundError(f"graph file not found: {path}")
+    table = read_nifty_nodes(nodes, binary=[label, sensitive])
+    features = [c for c in table.columns if c != label] if features is None else list(features)
+    if label in features:
+        raise ValueError(f"the label column {label!r} cannot also be a feature")
+    x = _feature_matrix(table, features, nodes).astype(np.float32)  # NIFTY: sp.csr_matrix(..., dtype=np.float32)
+    notes: dict[str, Any] = {}
+    if normalize_features:
+        scaled_columns = [i for i, c in enumerate(features) if c != sensitive]
+        x[:, scaled_columns], constant = _min_max(x[:, scaled_columns])
+        notes["features"] = (f"min-max scaled to [-1, 1] over all nodes except the sensitive column "
+                             f"{sensitive!r}" if sensitive in features else "min-max scaled to [-1, 1] over all nodes")
+        if constant:
+            notes["features"] += f"; {len(constant)} constant column(s) set to 0"
+
+    num_nodes = len(table)
+    pairs = read_nifty_edges(edges, num_nodes)
+    edge_index = torch.as_tensor(pairs.T.copy(), dtype=torch.long)
+    self_loops = int((edge_index[0] == edge_index[1]).sum())
+    edge_index, _ = remove_self_loops(edge_index)
+    if edge_index.shape[1] == 0:
+        raise ValueError(f"{edges}: expected edges between distinct nodes, found only {self_loops} self-loop(s)")
+    edge_index = to_undirected(edge_index, num_nodes=num_nodes)
+    degree = np.bincount(edge_index[0].numpy(), minlength=num_nodes)
+    notes.update(
+        edges_in_file=len(pairs),
+        self_loops_in_file=self_loops,
+        undirected_edges=int(edge_index.shape[1]) // 2,
+        isolated_nodes=int((degree == 0).sum()),
+    )
+
+    y = table[label].to_numpy(np.int64)
+    sens = table[sensitive].to_numpy(np.int64)
+    split = nifty_split(y, label_number=label_number, seed=split_seed)
+    return _assemble(x, edge_index, y, sens, split, known=np.ones(num_nodes, dtype=bool),
+                     name=name or nodes.stem, features=features, group_names=[f"{sensitive}=0", f"{sensitive}=1"],
+                     label=label, sensitive=sensitive, val_is_test=False, notes=notes)
+
+
 def _load_published(
-    spec: FairGNNGraph, data_dir: str | os.PathLike | None, folder: str | None, **overrides: Any
+    spec: FairGNNGraph | NiftyGraph, data_dir: str | os.PathLike | None, folder: str | None, **overrides: Any
 ) -> GraphDataset:
     location, (nodes, edges) = dataset_dir(folder or spec.folder, data_dir, [spec.file_names])
-    settings: dict[str, Any] = dict(
-        label=spec.label, sensitive=spec.sensitive, label_number=spec.label_number,
-        test_as_val=spec.test_as_val, normalize_features=spec.normalize_features, name=spec.name,
-    )
-    settings.update(overrides)
     differences = check_published(location, spec.published) if spec.published else []
     if differences:
         warnings.warn(
@@ -296,7 +474,7 @@ def _load_published(
             UserWarning,
             stacklevel=3,
         )
-    dataset = load_fairgnn_graph(nodes, edges, **settings)
+    dataset = spec.read(nodes, edges, **overrides)
     dataset.notes["published_files"] = (
         "unverified (no published checksum)" if not spec.published
         else "differ: " + "; ".join(differences) if differences else "verified (size and sha256)"
@@ -339,11 +517,39 @@ def load_pokec(
     return _load_published(GRAPH_DATASETS[key], data_dir, folder, **overrides)
 
 
+def load_bail(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    folder: str | None = None,
+    test_as_val: bool = False,
+    **overrides: Any,
+) -> GraphDataset:
+    """NIFTY's Bail graph: 18,876 defendants, label RECID (recidivism), sensitive attribute WHITE.
+
+    Reads ``<data_dir>/bail/bail.csv`` and ``bail_edges.txt`` (the sub-directory
+    can be changed with ``folder``) with NIFTY's published setting
+    (:func:`load_nifty_graph`): 18 features (every column but RECID, WHITE
+    included and kept 0/1, the others min-max scaled to [-1, 1]), label budget
+    100 (50 training nodes per label), split seed 20, per-label validation and
+    test quarters. Files that differ from the published ones (size, then
+    sha256) load with a warning. ``test_as_val`` is accepted for the command
+    line's ``--disjoint-val`` only: Bail's validation and test nodes are
+    always disjoint. ``overrides`` go to :func:`load_nifty_graph`
+    (``label_number``, ``split_seed``, ``features``, ``normalize_features``).
+    """
+    if test_as_val:
+        raise ValueError("bail: NIFTY's split has disjoint validation and test nodes; test_as_val=True is not "
+                         "available")
+    return _load_published(GRAPH_DATASETS["bail"], data_dir, folder, **overrides)
+
+
 def load_graph(name: str, data_dir: str | os.PathLike | None = None, **kwargs: Any) -> GraphDataset:
-    """Load a graph benchmark by (case-insensitive) name: "nba", "pokec_z" or "pokec_n"."""
+    """Load a graph benchmark by (case-insensitive) name: "nba", "pokec_z", "pokec_n" or "bail"."""
     key = name.lower().replace("-", "_")
     if key == "nba":
         return load_nba(data_dir, **kwargs)
+    if key == "bail":
+        return load_bail(data_dir, **kwargs)
     if key in GRAPH_DATASETS:
         return load_pokec(key[-1], data_dir, **kwargs)
     raise ValueError(f"unknown graph dataset {name!r}; choose one of {sorted(GRAPH_DATASETS)}")

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 from torch_geometric.nn import GraphSAGE
@@ -5,7 +7,16 @@ from torch_geometric.nn import GraphSAGE
 from fairbinn import Trainer
 from fairbinn.core.model import FairModel
 from fairbinn.graph import backbones
-from fairbinn.graph import GraphDataset, build_gnn, create_gnn_body, list_gnn_bodies, register_gnn_body
+from fairbinn.graph import (
+    GraphDataset,
+    build_gnn,
+    create_gnn_body,
+    list_gnn_bodies,
+    paper_gnn,
+    pokec_like_graph,
+    register_gnn_body,
+    run_graph,
+)
 
 from test_dataset import _graph
 
@@ -69,3 +80,36 @@ def test_a_gnn_round_trips_through_save_and_load(tmp_path):
     assert torch.equal(loaded(inputs), model(inputs))
     # a body given as a module object cannot be rebuilt from JSON
     assert build_gnn(3, GraphSAGE(3, 8, num_layers=2), hidden_channels=8).build_spec is None
+
+
+@pytest.fixture(scope="module")
+def dense_offset_graph():
+    """A dense graph (400 nodes, mean degree 40) whose features share a large common part (offset 3), as NBA's
+    min-max scaled sparse columns do: neighbourhood means then look alike from node to node."""
+    graph = pokec_like_graph(400, num_features=32, avg_degree=40, labelled_fraction=1.0, label_number=100, seed=0)
+    data = graph.data.clone()
+    data.x = data.x + 3
+    return dataclasses.replace(graph, data=data)
+
+
+def _spread(model, data) -> float:
+    """How much the body's node representations differ: mean distance to their mean over their mean norm."""
+    with torch.no_grad():
+        z = model.eval().encoder((data.x, data.edge_index))
+    return float((z - z.mean(0)).norm(dim=1).mean() / z.norm(dim=1).mean())
+
+
+def test_gat_does_not_collapse_to_a_constant_classifier(dense_offset_graph):
+    """The regression of NBA's GAT runs at the paper's lr 1e-2: without its residual projection, GAT's
+    node representations differed by 4-5% at initialisation on this graph (GCN's by 45%) and ERM ended at a
+    constant classifier for seeds 0 and 2 of 3 within 100 epochs (seed 0: every test node positive)."""
+    data = dense_offset_graph.data
+    for seed in range(3):
+        torch.manual_seed(seed)
+        assert _spread(paper_gnn(dense_offset_graph, "gat"), data) > 0.1
+    result = run_graph(dense_offset_graph, backbone="gat", strategy="erm", seed=0, epochs=100,
+                       selection_metric=None, progress=False)
+    with torch.no_grad():
+        positive = (result.model.eval()((data.x, data.edge_index))[data.test_mask] > 0).float().mean()
+    assert 0.05 < positive < 0.95
+    assert result.test["accuracy"] > 0.6
