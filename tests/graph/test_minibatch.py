@@ -143,11 +143,13 @@ def _majority(graph) -> float:
 @needs_sampler
 @pytest.mark.parametrize("strategy", ["erm", "bilevel"])
 def test_minibatch_training_learns_with_the_ordinary_trainer(graph, strategy):
-    """GraphSAGE (mean aggregation) through Trainer.fit on NeighborBatches: clearly above chance."""
+    """GraphSAGE (mean aggregation) through Trainer.fit on NeighborBatches: clearly above chance.
+    Eta 1, not the paper's 1000: on this graph the label follows the region, and eta 1000 makes the
+    fair game give up accuracy for parity (the majority class), which is not what this test is about."""
     torch.manual_seed(0)
     body = GraphSAGE(graph.num_features, 64, num_layers=2, dropout=0.5)
     model = build_gnn(graph.num_features, body)
-    config = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": 4}, strategy=strategy, selection_metric=None,
+    config = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": 4, "eta": 1.0}, strategy=strategy, selection_metric=None,
                          progress=False)
     loaders = neighbor_batches(graph, batch_size=128, num_neighbors=[5, 5], seed=0)
     result = Trainer(config).fit(model, *loaders)
@@ -164,8 +166,8 @@ def test_minibatch_training_learns_with_the_ordinary_trainer(graph, strategy):
 @pytest.mark.parametrize("strategy", ["erm", "bilevel"])
 def test_run_graph_trains_a_gcn_on_minibatches(graph, strategy):
     """The default GCN body: its normalisation sees the sampled subgraph's degrees, so it learns less
-    than full batch on a power-law graph, but it beats chance."""
-    result = run_graph(graph, strategy=strategy, epochs=3, batch_size=128, num_neighbors=[5, 5],
+    than full batch on a power-law graph, but it beats chance (eta 1: see the test above)."""
+    result = run_graph(graph, strategy=strategy, epochs=3, eta=1.0, batch_size=128, num_neighbors=[5, 5],
                        selection_metric=None, progress=False)
     batches = math.ceil(int(graph.data.train_mask.sum()) / 128)
     assert result.extra["minibatch"] == {
