@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,26 @@ def _and_column(selection: Collection[str] | Callable[[str], bool] | None, colum
     return [column, *selection]
 
 
+def edge_line_fields(path: Path, what: str) -> Iterator[tuple[int, str, list[str]]]:
+    """Each non-blank line of an edge list as ``(line number, line, its two fields)``.
+
+    Raises ``ValueError`` naming the file and line of the first line that is
+    not two whitespace-separated fields (``what`` says what they should be,
+    e.g. "integer node ids"), with the separator it seems to use instead.
+    """
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            other = guess_separator(line) if len(fields) == 1 else None
+            hint = f", the line looks {other!r}-separated" if other else ""
+            raise ValueError(f"{path}, line {number}: expected two {what} separated by whitespace, "
+                             f"found {len(fields)} field(s){hint}: {line!r}")
+        yield number, line, fields
+
+
 def read_edge_list(path: Path) -> np.ndarray:
     """Edges as an int64 array ``(m, 2)`` of node ids, one pair per line.
 
@@ -99,18 +119,7 @@ def read_edge_list(path: Path) -> np.ndarray:
         fast = None
     if fast is not None and fast.shape[1] == 2 and all(pd.api.types.is_integer_dtype(t) for t in fast.dtypes):
         return fast.to_numpy(np.int64)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            other = guess_separator(line) if len(fields) == 1 else None
-            hint = f", the line looks {other!r}-separated" if other else ""
-            raise ValueError(
-                f"{path}, line {number}: expected two integer node ids separated by whitespace, "
-                f"found {len(fields)} field(s){hint}: {line!r}"
-            )
+    for number, line, fields in edge_line_fields(path, "integer node ids"):
         bad = [f for f in fields if not f.lstrip("-").isdigit()]
         if bad:
             raise ValueError(f"{path}, line {number}: expected two integer node ids, got {bad[0]!r} in {line!r}")

@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.tablefile import guess_separator, read_csv_table
+from ..core.tablefile import read_csv_table
+from .fairgnn_files import edge_line_fields
 
 __all__ = ["read_nifty_nodes", "read_nifty_edges"]
 
@@ -74,16 +75,7 @@ def read_nifty_edges(path: Path, num_nodes: int) -> np.ndarray:
 
 
 def _raise_first_bad_line(path: Path, num_nodes: int) -> None:
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            other = guess_separator(line) if len(fields) == 1 else None
-            hint = f", the line looks {other!r}-separated" if other else ""
-            raise ValueError(f"{path}, line {number}: expected two node row numbers separated by whitespace, "
-                             f"found {len(fields)} field(s){hint}: {line!r}")
+    for number, line, fields in edge_line_fields(path, "node row numbers"):
         for field in fields:
             try:
                 value = float(field)
