@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from .nifty_files import read_nifty_edges, read_nifty_nodes
 from .splits import fairgnn_split, nifty_split
 
 __all__ = [
+    "PublishedGraph",
     "FairGNNGraph",
     "NiftyGraph",
     "GRAPH_DATASETS",
@@ -37,111 +38,107 @@ __all__ = [
 logger = logging.getLogger("fairbinn")
 
 
-@dataclass(frozen=True)
-class FairGNNGraph:
-    """How to read one of FairGNN's published graphs.
-
-    Attributes
-    ----------
-    name : str
-        Dataset name ("nba", "pokec_z", "pokec_n").
-    folder : str
-        Sub-directory of the data directory holding the files.
-    stem : str
-        The files are ``<stem>.csv`` and ``<stem>_relationship.txt``.
-    label, sensitive : str
-        Label and sensitive-attribute columns.
-    label_number : int
-        FairGNN's label budget (training nodes at most).
-    test_as_val : bool
-        FairGNN's NBA protocol: the test nodes double as validation nodes.
-    normalize_features : bool
-        Min-max scale every feature to [-1, 1] (FairGNN does this for NBA only).
-    published : tuple of PublishedFile
-        Sizes and checksums of the published files, when documented.
-    remote_folder : str
-        Folder of the files under FairGNN's ``dataset/`` on GitHub, for downloads.
-    """
-
-    name: str
-    folder: str
-    stem: str
-    label: str
-    sensitive: str
-    label_number: int
-    test_as_val: bool = False
-    normalize_features: bool = False
-    published: tuple[PublishedFile, ...] = ()
-    remote_folder: str = ""
-
-    @property
-    def file_names(self) -> list[str]:
-        return [f"{self.stem}.csv", f"{self.stem}_relationship.txt"]
-
-    @property
-    def source(self) -> DatasetSource:
-        """The published files in FairGNN's repository (``fairbinn download <name>``)."""
-        base = _FAIRGNN_DATASET + self.remote_folder
-        return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
-
-    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
-        """:func:`load_fairgnn_graph` of the two files with this graph's published settings."""
-        settings: dict[str, Any] = dict(
-            label=self.label, sensitive=self.sensitive, label_number=self.label_number,
-            test_as_val=self.test_as_val, normalize_features=self.normalize_features, name=self.name,
-        )
-        return load_fairgnn_graph(nodes, edges, **{**settings, **overrides})
-
-
-@dataclass(frozen=True)
-class NiftyGraph:
-    """How to read one of NIFTY's published graphs (files ``<stem>.csv`` and ``<stem>_edges.txt``).
-
-    Attributes
-    ----------
-    name, folder, stem : str
-        Dataset name, sub-directory of the data directory, file stem.
-    label, sensitive : str
-        The 0/1 label and sensitive-attribute columns.
-    label_number : int
-        NIFTY's label budget (at most ``label_number // 2`` training nodes per label).
-    published : tuple of PublishedFile
-        Sizes and checksums of the published files.
-    remote_folder : str
-        Folder of the files under NIFTY's ``dataset/`` on GitHub, for downloads.
-    """
-
-    name: str
-    folder: str
-    stem: str
-    label: str
-    sensitive: str
-    label_number: int
-    published: tuple[PublishedFile, ...] = ()
-    remote_folder: str = ""
-
-    @property
-    def file_names(self) -> list[str]:
-        return [f"{self.stem}.csv", f"{self.stem}_edges.txt"]
-
-    @property
-    def source(self) -> DatasetSource:
-        """The published files in NIFTY's repository (``fairbinn download <name>``)."""
-        base = _NIFTY_DATASET + self.remote_folder
-        return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
-
-    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
-        """:func:`load_nifty_graph` of the two files with this graph's published settings."""
-        settings: dict[str, Any] = dict(label=self.label, sensitive=self.sensitive, label_number=self.label_number,
-                                        name=self.name)
-        return load_nifty_graph(nodes, edges, **{**settings, **overrides})
-
-
 _FAIRGNN_DATASET = "https://raw.githubusercontent.com/EnyanDai/FairGNN/main/dataset/"
 _NIFTY_DATASET = "https://raw.githubusercontent.com/chirag126/nifty/main/dataset/"
 
 
-GRAPH_DATASETS: dict[str, FairGNNGraph] = {
+@dataclass(frozen=True)
+class PublishedGraph:
+    """How to read one published graph: a node table ``<stem>.csv`` and an edge list beside it.
+
+    Attributes
+    ----------
+    name : str
+        Dataset name ("nba", "pokec_z", "pokec_n", "bail").
+    folder : str
+        Sub-directory of the data directory holding the files.
+    stem : str
+        The files are ``<stem>.csv`` and ``<stem><edge_suffix>``.
+    label, sensitive : str
+        Label and sensitive-attribute columns.
+    label_number : int
+        The publishers' label budget (see the format's split).
+    published : tuple of PublishedFile
+        Sizes and checksums of the published files, when documented.
+    remote_folder : str
+        Folder of the files under the publishers' ``dataset/`` on GitHub, for downloads.
+
+    Each format (:class:`FairGNNGraph`, :class:`NiftyGraph`) gives its edge
+    file's suffix, its repository and :meth:`read`.
+    """
+
+    name: str
+    folder: str
+    stem: str
+    label: str
+    sensitive: str
+    label_number: int
+    published: tuple[PublishedFile, ...] = ()
+    remote_folder: str = ""
+
+    edge_suffix: ClassVar[str]
+    repository: ClassVar[str]  # raw URL of the publishers' dataset/ folder
+
+    @property
+    def file_names(self) -> list[str]:
+        return [f"{self.stem}.csv", f"{self.stem}{self.edge_suffix}"]
+
+    @property
+    def source(self) -> DatasetSource:
+        """The published files in the publishers' repository (``fairbinn download <name>``)."""
+        base = self.repository + self.remote_folder
+        return DatasetSource(self.name, self.folder, tuple(RemoteFile.published(f, base) for f in self.published))
+
+    def settings(self) -> dict[str, Any]:
+        """The published settings, as keyword arguments of the format's loader."""
+        return dict(label=self.label, sensitive=self.sensitive, label_number=self.label_number, name=self.name)
+
+    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
+        """The graph in the two files with this graph's published settings, ``overrides`` applied."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FairGNNGraph(PublishedGraph):
+    """One of FairGNN's published graphs (``<stem>.csv``, ``<stem>_relationship.txt``); see
+    :class:`PublishedGraph`, plus:
+
+    Attributes
+    ----------
+    test_as_val : bool
+        FairGNN's NBA protocol: the test nodes double as validation nodes.
+    normalize_features : bool
+        Min-max scale every feature to [-1, 1] (FairGNN does this for NBA only).
+    """
+
+    test_as_val: bool = False
+    normalize_features: bool = False
+
+    edge_suffix = "_relationship.txt"
+    repository = _FAIRGNN_DATASET
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "test_as_val": self.test_as_val, "normalize_features": self.normalize_features}
+
+    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
+        """:func:`load_fairgnn_graph` of the two files with this graph's published settings."""
+        return load_fairgnn_graph(nodes, edges, **{**self.settings(), **overrides})
+
+
+@dataclass(frozen=True)
+class NiftyGraph(PublishedGraph):
+    """One of NIFTY's published graphs (``<stem>.csv``, ``<stem>_edges.txt``; ``label_number``: at
+    most ``label_number // 2`` training nodes per label); see :class:`PublishedGraph`."""
+
+    edge_suffix = "_edges.txt"
+    repository = _NIFTY_DATASET
+
+    def read(self, nodes: Path, edges: Path, **overrides: Any) -> GraphDataset:
+        """:func:`load_nifty_graph` of the two files with this graph's published settings."""
+        return load_nifty_graph(nodes, edges, **{**self.settings(), **overrides})
+
+
+GRAPH_DATASETS: dict[str, PublishedGraph] = {
     "nba": FairGNNGraph(
         "nba", "nba", "nba", label="SALARY", sensitive="country", label_number=100,
         test_as_val=True, normalize_features=True, remote_folder="NBA/",  # upper case in FairGNN's repository
@@ -463,7 +460,7 @@ def load_nifty_graph(
 
 
 def _load_published(
-    spec: FairGNNGraph | NiftyGraph, data_dir: str | os.PathLike | None, folder: str | None, **overrides: Any
+    spec: PublishedGraph, data_dir: str | os.PathLike | None, folder: str | None, **overrides: Any
 ) -> GraphDataset:
     location, (nodes, edges) = dataset_dir(folder or spec.folder, data_dir, [spec.file_names])
     differences = check_published(location, spec.published) if spec.published else []
