@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import torch
 
-HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "dp": "DP", "eo": "EO", "eopp": "EOpp",
+HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "f1": "F1", "dp": "DP", "eo": "EO", "eopp": "EOpp",
            "soft_dp": "soft DP", "soft_eo": "soft EO"}
 
 

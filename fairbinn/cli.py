@@ -55,7 +55,7 @@ MODE_ALIASES = {"reg": "lagrangian", "linear": "bilevel"}
 ``linear`` their linear fairness layers trained as the follower (bilevel)."""
 
 _COLUMNS = {
-    "accuracy": "accuracy", "auc": "AUC", "ap": "AP", "dp": "DP", "eo": "EO",
+    "accuracy": "accuracy", "auc": "AUC", "ap": "AP", "f1": "F1", "dp": "DP", "eo": "EO",
     "eopp": "EOpp", "soft_dp": "soft DP", "soft_eo": "soft EO",
 }
 

@@ -30,6 +30,7 @@ __all__ = [
     "accuracy",
     "roc_auc",
     "average_precision",
+    "f1_score",
     "selection_rates",
     "demographic_parity_difference",
     "equalized_odds_difference",
@@ -152,6 +153,20 @@ def average_precision(y_true: Any, y_score: Any) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def f1_score(y_true: Any, y_pred: Any) -> float:
+    """F1 of the positive class: ``2 TP / (2 TP + FP + FN)`` of hard predictions.
+
+    NaN when there is neither a positive label nor a positive prediction
+    (0 / 0; scikit-learn's ``f1_score`` returns 0 there with a warning).
+    """
+    y, p = _binary("y_true", y_true), _binary("y_pred", y_pred)
+    _same_length(y_true=y, y_pred=p)
+    true_pos = int(((y == 1) & (p == 1)).sum())
+    wrong = int((y != p).sum())
+    denominator = 2 * true_pos + wrong
+    return float(2 * true_pos / denominator) if denominator else float("nan")
+
+
 def selection_rates(y_pred: Any, *, sensitive_features: Any) -> pd.Series:
     """Fraction of positive predictions in each group, indexed by group label."""
     p = _binary("y_pred", y_pred)
@@ -245,11 +260,11 @@ def group_metrics(
     return frame
 
 
-METRIC_DIRECTIONS = {"accuracy": "max", "auc": "max", "ap": "max",
+METRIC_DIRECTIONS = {"accuracy": "max", "auc": "max", "ap": "max", "f1": "max",
                      "dp": "min", "eo": "min", "eopp": "min", "soft_dp": "min", "soft_eo": "min"}
 """Keys of :func:`binary_fairness_report`, in display order, each with the
 direction model selection takes: ``"max"`` for the scores (accuracy, AUC,
-AP), ``"min"`` for the unfairness gaps."""
+AP, F1), ``"min"`` for the unfairness gaps."""
 REPORT_KEYS = tuple(METRIC_DIRECTIONS)
 """Keys of :func:`binary_fairness_report`, in display order."""
 GAP_METRICS = tuple(k for k, direction in METRIC_DIRECTIONS.items() if direction == "min")
@@ -294,11 +309,12 @@ def binary_fairness_report(
     """All headline metrics of scores ``y_score`` (probabilities of class 1).
 
     Returns a dict with keys :data:`REPORT_KEYS`: ``accuracy``, ``auc`` (ROC
-    AUC), ``ap`` (average precision), ``dp`` / ``eo`` / ``eopp`` (demographic
+    AUC), ``ap`` (average precision), ``f1`` (F1 of class 1), ``dp`` / ``eo`` / ``eopp`` (demographic
     parity, equalized odds and equal opportunity differences of the
     predictions ``y_score >= threshold``) and ``soft_dp`` / ``soft_eo`` (the
     same gaps on mean scores). ``auc`` and ``ap`` are NaN when ``y_true`` holds
-    a single class; a gap that the data cannot measure (one group; one label
+    a single class; ``f1`` (:func:`f1_score`) is NaN without positive labels
+    and predictions; a gap that the data cannot measure (one group; one label
     for the equalized-odds gaps, see :func:`undefined_gaps`) is NaN, never 0.
     """
     y = _binary("y_true", y_true)
@@ -310,6 +326,7 @@ def binary_fairness_report(
         "accuracy": accuracy(y, p),
         "auc": roc_auc(y, s) if both_classes else float("nan"),
         "ap": average_precision(y, s) if both_classes else float("nan"),
+        "f1": f1_score(y, p),
         "dp": demographic_parity_difference(y, p, **kwargs),
         "eo": equalized_odds_difference(y, p, **kwargs),
         "eopp": equal_opportunity_difference(y, p, **kwargs),

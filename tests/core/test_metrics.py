@@ -101,6 +101,18 @@ def test_report_is_consistent_with_single_metrics():
     assert report["auc"] == pytest.approx(sk.roc_auc_score(y, score))
 
 
+def test_f1_matches_scikit_learn_and_is_in_the_report():
+    rng = np.random.default_rng(5)
+    y, p = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    assert fm.f1_score(y, p) == pytest.approx(sk.f1_score(y, p), abs=1e-12)
+    # by hand: TP 2, FP 1, FN 1 -> 4 / 6
+    assert fm.f1_score([1, 1, 1, 0, 0], [1, 1, 0, 1, 0]) == pytest.approx(2 / 3)
+    assert fm.f1_score([0, 0, 1], [0, 0, 0]) == 0.0  # a positive missed, none predicted
+    assert np.isnan(fm.f1_score([0, 0], [0, 0]))  # 0 / 0: no positive label, none predicted
+    report = fm.binary_fairness_report([1, 1, 1, 0, 0], [0.9, 0.6, 0.2, 0.7, 0.1], sensitive_features=[0, 1, 0, 1, 0])
+    assert report["f1"] == pytest.approx(2 / 3) and fm.higher_is_better("f1")
+
+
 def test_single_group_and_single_class():
     assert fm.demographic_parity_difference([0, 1, 1], [1, 0, 1], sensitive_features=[7, 7, 7]) == 0.0
     with pytest.raises(ValueError, match="only one class"):
