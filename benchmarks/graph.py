@@ -21,13 +21,30 @@ smallest validation DP when none is), and writes ``graph_budget<B>.md``.
 Pokec-z/n run only when the full published files are in ``<data-dir>/pokec``
 (checked by size and sha256).
 
+``--budgets B1 B2 ...`` trains each run once, recording validation and test
+metrics every epoch, and reports several selections of the same runs: the
+epoch of best validation accuracy, and for each B the most accurate epoch on
+validation whose validation DP is <= B (issue 9's budget selection, by
+:class:`~fairbinn.core.selection.EpochSelector`); ``--report NAME`` names the
+files (``<out>/graph_NAME.md`` / ``.json``). ``--split-seeds`` draws the split
+with other seeds (FairGNN's procedure for NBA and Pokec, NIFTY's for Bail);
+``--backbones sage`` adds PyG's GraphSAGE through :func:`register_gnn_body`,
+the path any PyG model takes. ``--configs`` chooses rows; ``--surrogate rate`` trains the
+constrained rows on the rate surrogate of the thresholded decision (labels
+end in ", rate surrogate"). ``--shard I/N`` trains every N-th run not yet in
+the log from the I-th, so that N processes can share a machine (each with its own ``--out``;
+concatenate their run logs, then run again to write the tables).
+
 Also measures what a bilevel training step costs next to an ERM step of the
-same network on the same graph: median over alternating blocks of steps.
+same network on the same graph: median over alternating blocks of steps (and,
+on a GPU, each step's peak memory above what the models hold).
 
 Usage::
 
     python benchmarks/graph.py --data-dir ../shared/data            # NBA, 5 seeds
     python benchmarks/graph.py --seeds 1 --epochs 50                 # a quick look
+    python benchmarks/graph.py --datasets bail --backbones gcn gat sage --budgets 0.03 --report bail
+    python benchmarks/graph.py --datasets nba --split-seeds 1 2 3 4 5 --seeds 3 --budgets 0.05 --report nba_splits
 
 Writes ``<out>/graph_runs.jsonl`` (resumable), ``<out>/graph.md`` and ``<out>/graph.json``.
 """
@@ -47,11 +64,15 @@ import torch
 
 from fairbinn import TrainConfig, seed_everything
 from fairbinn.core.strategies import create_strategy
-from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, paper_gnn, run_graph
+from fairbinn.core.selection import EpochSelector
+from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, paper_gnn, register_gnn_body, run_graph
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
 from reporting import RunLog, interleaved_step_seconds, mean_std_tables
+from torch_geometric.nn import GraphSAGE
+
+register_gnn_body("sage", GraphSAGE, overwrite=True)  # any PyG model: here GraphSAGE (mean aggregation)
 
 CONFIGURATIONS = [
     # label, strategy, eta, leader_penalty
@@ -60,7 +81,10 @@ CONFIGURATIONS = [
     ("FairBiNN default game, eta 1000", "bilevel", 1000.0, True),
     ("FairBiNN bilevel, eta 1000", "bilevel", 1000.0, False),  # the paper's game; the label of the first tables
 ]
+CONFIG_KEYS = ["erm", "lagrangian", "default", "paper"]
+"""``--configs`` names of the CONFIGURATIONS, in order."""
 METRICS = ["accuracy", "auc", "dp", "eo", "eopp", "soft_dp"]
+SELECTION_METRICS = ["accuracy", "auc", "f1", "dp", "eo", "eopp", "soft_dp"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,6 +98,17 @@ def parse_args() -> argparse.Namespace:
                         help="network learning rate (default the paper's 1e-2; Bail: BAIL_SETTINGS' 1e-3 unless given)")
     parser.add_argument("--nba-split", choices=["disjoint", "published"], default="disjoint")
     parser.add_argument("--budget", type=float, help="choose each run's epoch under this validation DP budget")
+    parser.add_argument("--budgets", type=float, nargs="+",
+                        help="record every epoch and report the epoch of best validation accuracy and, per budget, "
+                             "the best one whose validation DP is within it")
+    parser.add_argument("--split-seeds", type=int, nargs="+", default=[20], help="split seeds (default 20)")
+    parser.add_argument("--report", default=None, help="with --budgets: files graph_REPORT.md / .json")
+    parser.add_argument("--configs", nargs="+", choices=CONFIG_KEYS, default=CONFIG_KEYS,
+                        help="rows to train: ERM, the Lagrangian, the default game, the paper's game (default all)")
+    parser.add_argument("--surrogate", choices=["score", "rate"], default="score",
+                        help="constraint surrogate of the constrained rows (rate: labels get ', rate surrogate')")
+    parser.add_argument("--no-train", action="store_true", help="write the tables from the runs already logged")
+    parser.add_argument("--shard", default="0/1", help="I/N: train the runs I, I+N, I+2N, ... (default 0/1)")
     parser.add_argument("--cost-steps", type=int, default=100, help="steps per timed block (0: skip)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -96,7 +131,11 @@ def available(name: str, data_dir: str | None) -> bool:
 
 
 def step_cost(data, backbone: str, steps: int, config: TrainConfig, blocks: int = 5) -> dict[str, float]:
-    """Median milliseconds per training step of ERM and bilevel, timed in alternating blocks."""
+    """Median milliseconds per training step of ERM and bilevel, timed in alternating blocks.
+
+    On a GPU also each step's peak memory above what was allocated before it
+    (activations, gradients and optimizer state being created), in MiB.
+    """
     graph = data.to(config.device)
     (batch,) = list(graph.train)
     strategies = {}
@@ -109,65 +148,144 @@ def step_cost(data, backbone: str, steps: int, config: TrainConfig, blocks: int 
     seconds = interleaved_step_seconds(strategies, batch, rounds=blocks, steps=steps)
     cost = {f"{name}_step_ms": 1000 * value for name, value in seconds.items()}
     cost["bilevel_over_erm"] = cost["bilevel_step_ms"] / cost["erm_step_ms"]
+    if torch.device(config.device).type == "cuda":
+        for name, strategy in strategies.items():
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            strategy.step(batch)
+            torch.cuda.synchronize()
+            cost[f"{name}_step_peak_mib"] = (torch.cuda.max_memory_allocated() - before) / 2**20
     return cost
+
+
+def selections(history: list[dict], budgets: list[float]) -> dict[str, dict]:
+    """The epochs that each selection chooses from a run's per-epoch validation records, with their metrics.
+
+    ``"accuracy"``: best validation accuracy; ``"dp<=B"``: best validation
+    accuracy among the epochs whose validation DP is <= B (else the smallest
+    validation DP), exactly as :class:`EpochSelector` chooses during training.
+    """
+    chosen = {}
+    for budget in [None, *budgets]:
+        selector = EpochSelector("accuracy", budget=budget)
+        for record in history:
+            selector.update(record["epoch"], record)
+        record = history[selector.selected_epoch - 1]
+        chosen["accuracy" if budget is None else f"dp<={budget:g}"] = {
+            "epoch": selector.selected_epoch, "budget_met": selector.budget_met,
+            **{f"{split}_{k}": record[f"{split}_{k}"] for split in ("val", "test") for k in SELECTION_METRICS}}
+    return chosen
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    shard, shards = (int(part) for part in args.shard.split("/"))
+    if not 0 <= shard < shards:
+        raise SystemExit(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
+    if args.budgets is not None and args.budget is not None:
+        raise SystemExit("give --budget (one budget, chosen while training) or --budgets (several, from each "
+                         "run's per-epoch records), not both")
     protocol = f"nba-{args.nba_split}" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}") \
         + ("" if args.budget is None else f"-budget{args.budget:g}")
-    log = RunLog(args.out / "graph_runs.jsonl",
-                 key=lambda r: (r["dataset"], r["backbone"], r["label"], r["seed"]),
-                 keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol)
+    if args.budgets is not None:
+        protocol = "selections" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}")
+    log = RunLog(args.out / "graph_runs.jsonl", key=run_key,
+                 keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
+                 and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
     done = log.records()
+    cost_log = RunLog(args.out / "graph_costs.jsonl", key=lambda c: (c["dataset"], c["backbone"], c["device"]),
+                      keep=lambda c: True)
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
                        progress=False)
-    costs = []
+    costs, todo, graphs = [], [], {}
     for name in args.datasets:
         if not available(name, args.data_dir):
             continue
         published = name != "nba" or args.nba_split == "published"
-        data = load_graph(name, args.data_dir, **({} if published else {"test_as_val": False}))
         dataset_base = base
         if name == "bail" and "--lr" not in sys.argv:
             dataset_base = base.replace(lr=BAIL_SETTINGS["lr"])
-        select = None if data.val_is_test else "accuracy"
-        if args.budget is not None and select is None:
-            raise SystemExit("--budget chooses on validation: use --nba-split disjoint")
-        for backbone in args.backbones:
-            if args.cost_steps:
-                cost = step_cost(data, backbone, args.cost_steps, dataset_base)
-                costs.append({"dataset": name, "backbone": backbone, **cost})
-                print(f"{name} {backbone}: ERM {cost['erm_step_ms']:.2f} ms/step, bilevel "
-                      f"{cost['bilevel_step_ms']:.2f} ms/step, ratio {cost['bilevel_over_erm']:.3f}", flush=True)
-            for seed in range(args.seeds):
-                for label, strategy, eta, penalty in CONFIGURATIONS:
-                    if (name, backbone, label, seed) in done:
-                        continue
-                    config = dataset_base.replace(strategy=strategy, eta=eta, seed=seed, selection_metric=select,
-                                          leader_penalty=penalty, fairness_budget=args.budget)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", UserWarning)  # val = test is stated in the table
-                        result = run_graph(data, config, backbone=backbone)
-                    epoch_times = [r["train_time_s"] for r in result.history]
-                    record = {
-                        "dataset": name, "backbone": backbone, "label": label, "seed": seed,
-                        "epochs": args.epochs, "protocol": protocol, "selected_epoch": result.selected_epoch,
-                        "epoch_ms": 1000 * statistics.median(epoch_times),
-                        "wall_time_s": result.extra["wall_time_s"],
-                        "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
-                        "test": result.test, "val": result.val, "budget_met": result.budget_met,
-                    }
-                    log.append(record)
-                    print(f"{name} {backbone} seed {seed} {label:28s} epoch {result.selected_epoch:4d}  "
-                          + "  ".join(f"{k} {result.test[k]:.4f}" for k in ("accuracy", "auc", "dp", "eopp")),
-                          flush=True)
+        for split_seed in args.split_seeds:
+            data = graphs[name, split_seed] = load_graph(name, args.data_dir, split_seed=split_seed,
+                                                         **({} if published else {"test_as_val": False}))
+            select = None if data.val_is_test else "accuracy"
+            if (args.budget is not None or args.budgets is not None) and select is None:
+                raise SystemExit("--budget and --budgets choose on validation: use --nba-split disjoint")
+            for backbone in args.backbones:
+                if args.cost_steps and split_seed == args.split_seeds[0] and shard == 0:
+                    cost = step_cost(data, backbone, args.cost_steps, dataset_base)
+                    costs.append({"dataset": name, "backbone": backbone, "device": args.device,
+                                  "torch": torch.__version__, "steps": args.cost_steps, **cost})
+                    if args.budgets is not None:
+                        cost_log.append(costs[-1])
+                    print(f"{name} {backbone}: ERM {cost['erm_step_ms']:.2f} ms/step, bilevel "
+                          f"{cost['bilevel_step_ms']:.2f} ms/step, ratio {cost['bilevel_over_erm']:.3f}", flush=True)
+                for seed in range(args.seeds):
+                    for label, strategy, eta, penalty in configurations(args):
+                        if (name, backbone, label, split_seed, seed) in done:
+                            continue
+                        config = dataset_base.replace(strategy=strategy, eta=eta, seed=seed, selection_metric=select,
+                                                      leader_penalty=penalty, fairness_budget=args.budget,
+                                                      record_test=args.budgets is not None)
+                        if args.surrogate != "score" and strategy != "erm":
+                            config = config.replace(surrogate=args.surrogate)
+                        todo.append((name, split_seed, backbone, label, config))
+    if args.no_train:
+        print(f"--no-train: {len(todo)} run(s) not in the log are left out")
+        todo = []
+    for name, split_seed, backbone, label, config in todo[shard::shards]:  # the runs not done yet, shared out
+        log.append(train_one(name, graphs[name, split_seed], config, backbone, label, args, protocol, split_seed))
+    if args.budgets is not None:  # the latest step cost of each graph, backbone and device, from any invocation
+        costs = [c for c in cost_log.records().values() if c["dataset"] in args.datasets
+                 and c["backbone"] in args.backbones]
     write_tables(list(log.records().values()), costs, args, protocol)
 
 
+def configurations(args: argparse.Namespace) -> list[tuple[str, str, float, bool]]:
+    """The rows asked for (``--configs``); with ``--surrogate rate`` the constrained ones on the rate surrogate."""
+    chosen = [c for key, c in zip(CONFIG_KEYS, CONFIGURATIONS) if key in args.configs]
+    if args.surrogate == "score":
+        return chosen
+    return [(f"{label}, rate surrogate", *rest) for label, *rest in chosen if rest[0] != "erm"]
+
+
+def row_order() -> list[str]:
+    labels = [label for label, *_ in CONFIGURATIONS]
+    return labels + [f"{label}, rate surrogate" for label in labels[1:]]
+
+
+def run_key(record: dict) -> tuple:
+    return (record["dataset"], record["backbone"], record["label"], record.get("split_seed", 20), record["seed"])
+
+
+def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, args: argparse.Namespace,
+              protocol: str, split_seed: int) -> dict:
+    """One run and its record; with ``--budgets`` the record holds every selection of its epochs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # val = test, or a budget not met: both are in the tables
+        result = run_graph(data, config, backbone=backbone)
+    record = {
+        "dataset": name, "backbone": backbone, "label": label, "seed": config.seed, "split_seed": split_seed,
+        "epochs": args.epochs, "protocol": protocol, "selected_epoch": result.selected_epoch,
+        "epoch_ms": 1000 * statistics.median(r["train_time_s"] for r in result.history),
+        "wall_time_s": result.extra["wall_time_s"], "device": args.device, "torch": torch.__version__,
+        "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
+        "test": result.test, "val": result.val, "budget_met": result.budget_met,
+    }
+    if args.budgets is not None:
+        record["selections"] = selections(result.history, args.budgets)
+    print(f"{name} split {split_seed} {backbone} seed {config.seed} {label:28s} epoch {result.selected_epoch:4d}  "
+          + "  ".join(f"{k} {result.test[k]:.4f}" for k in ("accuracy", "auc", "dp", "eopp")), flush=True)
+    return record
+
+
 def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, protocol: str) -> None:
+    if args.budgets is not None:
+        write_selection_tables(records, costs, args)
+        return
     rows = [{"section": f"{r['dataset']}, {r['backbone'].upper()}", "label": r["label"], "epoch_ms": r["epoch_ms"],
              **{k: 100 * r["test"][k] for k in METRICS}} for r in records]
     frame = pd.DataFrame(rows)
@@ -212,6 +330,73 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
     suffix = protocol.removeprefix("nba-disjoint").replace("nba-", "_").replace("-", "_")
     (args.out / f"graph{suffix}.md").write_text("\n".join(lines))
     (args.out / f"graph{suffix}.json").write_text(json.dumps({"runs": summary, "step_cost": costs}, indent=2))
+    print("\n".join(lines))
+
+
+def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace) -> None:
+    """``graph_<report>.md`` / ``.json``: one table per selection, rows = backbone x configuration."""
+    wanted = [r for r in records if r["dataset"] in args.datasets and r["backbone"] in args.backbones
+              and r["split_seed"] in args.split_seeds and r["seed"] < args.seeds]
+    if not wanted:
+        print("no runs to report")
+        return
+    names = ["accuracy", *(f"dp<={b:g}" for b in args.budgets)]
+    rows = []
+    for r in wanted:
+        for selection in names:
+            chosen = r["selections"][selection]
+            rows.append({"section": f"{r['dataset']}, {r['backbone'].upper()}, epoch chosen by "
+                         + ("validation accuracy" if selection == "accuracy" else
+                            f"validation accuracy under validation DP {selection.removeprefix('dp')}"),
+                         "label": r["label"], "epoch": chosen["epoch"], "met": chosen["budget_met"],
+                         **{k: 100 * chosen[f"test_{k}"] for k in SELECTION_METRICS},
+                         **{f"val_{k}": 100 * chosen[f"val_{k}"] for k in ("accuracy", "dp")}})
+    frame = pd.DataFrame(rows)
+    split_text = "; ".join(sorted({f"{r['dataset']}: {r['split']['train']} train / {r['split']['val']} validation / "
+                                   f"{r['split']['test']} test nodes" for r in wanted}))
+    devices = sorted({f"{r['device']} (torch {r['torch']})" for r in wanted})
+    lines = [
+        f"Test metrics in percent, mean ± std over runs (n: runs = split seeds {args.split_seeds} x training "
+        f"seeds 0-{args.seeds - 1}); {args.epochs} full-batch epochs; validation and test metrics recorded at "
+        "every epoch and each table a different choice of epoch from the same runs, made on validation only. "
+        f"{split_text}. Under a budget, a run with no epoch within it on validation reports its epoch of smallest "
+        "validation DP (\"met\" counts the runs within it).",
+        "DP: demographic parity difference (SP gap); EO: equalized odds difference; EOpp: equal opportunity "
+        "difference (the TPR gap that FairGNN, NIFTY and PyGDebias call 'EO'); soft DP: gap of mean predicted "
+        "probability; F1 of the positive class.",
+        f"Devices: {', '.join(devices)}. Regenerate with `python benchmarks/graph.py "
+        + " ".join(a for a in sys.argv[1:] if a != "--no-train") + "` (and `--configs lagrangian default "
+        "--surrogate rate` for the rate-surrogate rows).", "",
+    ]
+    tables, summary = mean_std_tables(frame, section="section", row="label", metrics=SELECTION_METRICS,
+                                      row_order=row_order(), decimals=2)
+    lines += tables
+    met = frame.groupby(["section", "label"], sort=False)["met"].agg(lambda v: f"{int(v.sum())}/{len(v)}")
+    lines += ["Runs within the budget on validation (of all runs):", ""]
+    lines += [f"- {section} / {label}: {value}" for (section, label), value in met.items() if "under" in section]
+    epoch_ms = pd.DataFrame([{"backbone": r["backbone"], "label": r["label"], "device": r["device"],
+                              "epoch_ms": r["epoch_ms"]} for r in wanted])
+    lines += ["", "Training time per epoch (median over runs, ms, evaluation excluded; runs shared the machine "
+              "with other runs, so these are not benchmark timings):", ""]
+    for (backbone, device), part in epoch_ms.groupby(["backbone", "device"], sort=False):
+        lines.append(f"- {backbone}, {device}: " + ", ".join(
+            f"{label} {part[part['label'] == label]['epoch_ms'].median():.1f}" for label in part["label"].unique()))
+    if costs:
+        lines += ["", "Step cost measured in alternating blocks of steps (median of 5 blocks after a warm-up block; "
+                  "steps per block in the table), one process alone on the machine:", "",
+                  "| graph | backbone | device | steps | ERM ms/step | bilevel ms/step | bilevel / ERM | ERM step peak "
+                  "MiB | bilevel step peak MiB |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {c['dataset']} | {c['backbone']} | {c['device']} (torch {c['torch']}) | {c['steps']} | "
+                  f"{c['erm_step_ms']:.2f} | "
+                  f"{c['bilevel_step_ms']:.2f} | {c['bilevel_over_erm']:.3f} | "
+                  + " | ".join(f"{c[k]:.0f}" if k in c else "n/a" for k in ("erm_step_peak_mib", "bilevel_step_peak_mib"))
+                  + " |" for c in costs]
+        lines.append("\nStep peak memory is measured on a GPU only (CUDA's allocator); for the CPU's resident memory "
+                     "see `benchmarks/large_graph.py --graph bail`.")
+    lines.append("")
+    report = args.report or "_".join(args.datasets)
+    (args.out / f"graph_{report}.md").write_text("\n".join(lines))
+    (args.out / f"graph_{report}.json").write_text(json.dumps({"runs": summary, "step_cost": costs}, indent=2))
     print("\n".join(lines))
 
 
