@@ -34,10 +34,16 @@ Full batch above ``--full-batch-max-nodes`` is not run (recorded as "not run"
 with the reason); a configuration that fails, is killed (e.g. out of memory)
 or exceeds ``--timeout`` is recorded as such, never with made-up numbers.
 
+``--graph bail`` measures the same on NIFTY's Bail graph (18,876 nodes, read
+from ``--data-dir``; its 100 training nodes make one mini-batch), for each of
+``--backbones`` and ``--strategy`` (several allowed, e.g. ``--backbones gcn gat
+--strategy erm bilevel``), and writes ``large_graph_bail.md`` / ``.json``.
+
 Usage::
 
     python benchmarks/large_graph.py                              # 100k, 400k, 1.6M nodes
     python benchmarks/large_graph.py --sizes 20000 50000 --out /tmp/large_graph   # a quick check
+    python benchmarks/large_graph.py --graph bail --data-dir ../shared/data --backbones gcn gat --strategy erm bilevel
 
 Writes ``<out>/large_graph_runs.jsonl`` (resumable: finished configurations
 with the same settings are not run again), ``<out>/large_graph.json`` and
@@ -59,6 +65,7 @@ from pathlib import Path
 from reporting import RunLog
 
 MODES = ("full", "mini")
+BAIL_NODES = 18_876
 RESULT_PREFIX = "LARGE_GRAPH_RESULT "
 
 
@@ -69,7 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up (default 2)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs (default 1)")
-    parser.add_argument("--strategy", choices=["erm", "lagrangian", "bilevel"], default="bilevel")
+    parser.add_argument("--strategy", choices=["erm", "lagrangian", "bilevel"], nargs="+", default=["bilevel"])
+    parser.add_argument("--graph", choices=["pokec_like", "bail"], default="pokec_like",
+                        help="Pokec-like generated graphs of --sizes (default) or the real Bail graph")
+    parser.add_argument("--data-dir", default=None, help="with --graph bail: the data directory")
+    parser.add_argument("--backbones", nargs="+", default=["gcn"], help="GNN bodies (default gcn)")
     parser.add_argument("--batch-size", type=int, default=1024, help="seed nodes per mini-batch (default 1024)")
     parser.add_argument("--num-neighbors", type=int, nargs="+", default=[10, 10],
                         help="neighbours sampled per node at each hop (default 10 10, for 2 GCN layers)")
@@ -124,19 +135,22 @@ def worker(settings: dict) -> dict:
     warnings.filterwarnings("ignore", category=UserWarning)  # e.g. PyG's note on a missing pyg-lib
     from fairbinn import TrainConfig, seed_everything
     from fairbinn.core.trainer import Trainer
-    from fairbinn.graph import NeighborBatches, paper_gnn, pokec_like_graph
+    from fairbinn.graph import NeighborBatches, load_graph, paper_gnn, pokec_like_graph
 
     torch.set_num_threads(settings["threads"])
     out: dict = {}
     start = time.perf_counter()
-    dataset = pokec_like_graph(settings["size"], label_number=settings["label_number"], seed=settings["seed"])
+    if settings.get("graph", "pokec_like") == "bail":
+        dataset = load_graph("bail", settings["data_dir"])
+    else:
+        dataset = pokec_like_graph(settings["size"], label_number=settings["label_number"], seed=settings["seed"])
     out["generation_s"] = round(time.perf_counter() - start, 2)
     out["generation_peak_gib"] = _gib(_status_kb("VmHWM"))
     notes = dataset.notes
     out["graph"] = {
         "nodes": int(dataset.data.num_nodes), "undirected_edges": notes["undirected_edges"],
-        "features": dataset.num_features, "mean_degree": notes["mean_degree"], "max_degree": notes["max_degree"],
-        "within_region_edge_share": notes["within_region_edge_share"],
+        "features": dataset.num_features, "mean_degree": notes.get("mean_degree"),
+        "max_degree": notes.get("max_degree"), "within_region_edge_share": notes.get("within_region_edge_share"),
         "train_nodes": int(dataset.data.train_mask.sum()),
         "graph_tensors_gib": round(sum(t.numel() * t.element_size() for t in dataset.data.to_dict().values()
                                        if torch.is_tensor(t)) / 2**30, 3),
@@ -146,7 +160,7 @@ def worker(settings: dict) -> dict:
                          device=settings["device"], seed=settings["seed"], selection_metric=None,
                          progress=False)
     seed_everything(settings["seed"])
-    model = paper_gnn(dataset, "gcn")
+    model = paper_gnn(dataset, settings.get("backbone", "gcn"))
     out["rss_loaded_gib"] = _gib(_status_kb("VmRSS"))
     out["peak_reset"] = _reset_peak()
     setup_start = time.perf_counter()
@@ -179,10 +193,20 @@ def worker(settings: dict) -> dict:
 # --------------------------------------------------------------------------- driver
 
 
-def settings_of(args: argparse.Namespace, size: int, mode: str) -> dict:
-    return {"size": size, "mode": mode, "epochs": args.epochs, "warmup": args.warmup, "strategy": args.strategy,
-            "batch_size": args.batch_size, "num_neighbors": args.num_neighbors, "label_number": args.label_number,
-            "threads": args.threads, "device": args.device, "seed": args.seed}
+def settings_of(args: argparse.Namespace, size: int, mode: str, backbone: str = "gcn",
+                strategy: str = "bilevel") -> dict:
+    settings = {"size": size, "mode": mode, "epochs": args.epochs, "warmup": args.warmup, "strategy": strategy,
+                "batch_size": args.batch_size, "num_neighbors": args.num_neighbors,
+                "label_number": args.label_number, "threads": args.threads, "device": args.device, "seed": args.seed}
+    if args.graph != "pokec_like" or backbone != "gcn":  # the Pokec-like GCN runs' settings stay as they were
+        settings.update(graph=args.graph, data_dir=args.data_dir, backbone=backbone)
+    return settings
+
+
+def config_key(record: dict) -> tuple:
+    settings = record["settings"]
+    return (settings.get("graph", "pokec_like"), record["size"], settings.get("backbone", "gcn"),
+            settings["strategy"], record["mode"])
 
 
 def run_one(settings: dict, timeout: float) -> dict:
@@ -238,31 +262,33 @@ def main() -> None:
     from fairbinn.graph import neighbor_sampling_backend
 
     backend = neighbor_sampling_backend()
-    keys = ("epochs", "warmup", "strategy", "batch_size", "num_neighbors", "label_number", "threads", "device",
-            "seed")
-    log = RunLog(args.out / "large_graph_runs.jsonl", key=lambda r: (r["size"], r["mode"]),
+    keys = ("epochs", "warmup", "batch_size", "num_neighbors", "label_number", "threads", "device", "seed")
+    log = RunLog(args.out / "large_graph_runs.jsonl", key=config_key,
                  keep=lambda r: r["status"] == "ok" and all(r["settings"][k] == getattr(args, k) for k in keys))
     done = log.records()
     info = machine()
-    for size in args.sizes:
-        for mode in args.modes:
-            if (size, mode) in done:
-                continue
-            settings = settings_of(args, size, mode)
-            if mode == "full" and size > args.full_batch_max_nodes:
-                record = {"status": "not run",
-                          "reason": f"{size} nodes > --full-batch-max-nodes {args.full_batch_max_nodes}"}
-            elif mode == "mini" and backend is None:
-                record = {"status": "not run", "reason": "no neighbour-sampling backend (pyg-lib or torch-sparse)"}
-            else:
-                print(f"{size} nodes, {mode}: running ...", flush=True)
-                record = run_one(settings, args.timeout)
-            record = {"size": size, "mode": mode, "settings": settings, **record}
-            if record["status"] == "ok":
-                log.append(record)  # only finished runs are kept for a restart
-            done[(size, mode)] = record
-            print(summary_line(record), flush=True)
-    records = [done[(size, mode)] for size in args.sizes for mode in args.modes if (size, mode) in done]
+    sizes = args.sizes if args.graph == "pokec_like" else [BAIL_NODES]
+    wanted = [(args.graph, size, backbone, strategy, mode) for size in sizes for backbone in args.backbones
+              for strategy in args.strategy for mode in args.modes]
+    for key in wanted:
+        _, size, backbone, strategy, mode = key
+        if key in done:
+            continue
+        settings = settings_of(args, size, mode, backbone, strategy)
+        if mode == "full" and size > args.full_batch_max_nodes:
+            record = {"status": "not run",
+                      "reason": f"{size} nodes > --full-batch-max-nodes {args.full_batch_max_nodes}"}
+        elif mode == "mini" and backend is None:
+            record = {"status": "not run", "reason": "no neighbour-sampling backend (pyg-lib or torch-sparse)"}
+        else:
+            print(f"{size} nodes, {mode}: running ...", flush=True)
+            record = run_one(settings, args.timeout)
+        record = {"size": size, "mode": mode, "settings": settings, **record}
+        if record["status"] == "ok":
+            log.append(record)  # only finished runs are kept for a restart
+        done[key] = record
+        print(summary_line(record), flush=True)
+    records = [done[key] for key in wanted if key in done]
     write_report(records, info, args)
 
 
@@ -284,12 +310,15 @@ def _count(value) -> str:
 
 
 def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
+    graphs_text = ("graphs from `pokec_like_graph` (mean degree 18.2, power-law degrees, two regions with "
+                   "homophily 0.95, 276 float32 features)" if args.graph == "pokec_like" else
+                   "NIFTY's Bail graph (`load_bail`: 18 features, NIFTY's split with 100 training nodes)")
     lines = [
-        "# Full-batch vs neighbour-sampled mini-batch training on Pokec-like graphs",
+        "# Full-batch vs neighbour-sampled mini-batch training on "
+        + ("Pokec-like graphs" if args.graph == "pokec_like" else "Bail"),
         "",
-        f"2-layer GCN (hidden 64) + 1 linear fairness layer + linear head, strategy {args.strategy}, "
-        f"eta 1000; graphs from `pokec_like_graph` (mean degree 18.2, power-law degrees, two regions with "
-        f"homophily 0.95, 276 float32 features). Mini-batch: {args.batch_size} seed nodes per step, "
+        f"2-layer {'/'.join(b.upper() for b in args.backbones)} (hidden 64) + 1 linear fairness layer + linear "
+        f"head, strategy {' / '.join(args.strategy)}, eta 1000; {graphs_text}. Mini-batch: {args.batch_size} seed nodes per step, "
         f"{args.num_neighbors} neighbours sampled per hop. Time per epoch: mean of {args.epochs} epoch(s) "
         f"after {args.warmup} warm-up epoch(s), training only. Each configuration ran in its own process.",
         "",
@@ -303,9 +332,9 @@ def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> N
         f"neighbour sampler backend: {info['sampler_backend']}; {args.threads} torch thread(s), device "
         f"{args.device}; load average at start {info['load_average_at_start']}.",
         "",
-        "| nodes | undirected edges | train nodes | mode | steps/epoch | s/epoch | loaded | setup | "
-        "training peak | overhead | process peak | status |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| nodes | undirected edges | train nodes | body | strategy | mode | steps/epoch | s/epoch | loaded | "
+        "setup | training peak | overhead | process peak | status |",
+        "|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     graphs = {r["size"]: r["graph"] for r in records if r["status"] == "ok"}
     for r in records:
@@ -317,9 +346,10 @@ def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> N
         else:
             cells = ["–"] * 7 + [f"{r['status']}: {r['reason']}"]
         lines.append(f"| {r['size']:,} | {_count(graph.get('undirected_edges'))} | {_count(graph.get('train_nodes'))} | "
-                     f"{r['mode']} | " + " | ".join(cells) + " |")
+                     f"{r['settings'].get('backbone', 'gcn')} | {r['settings']['strategy']} | {r['mode']} | "
+                     + " | ".join(cells) + " |")
     generation = {r["size"]: r for r in records if r["status"] == "ok"}
-    if generation:
+    if generation and args.graph == "pokec_like":
         lines += ["", "Graph generation (in the first subprocess of each size that ran):", "",
                   "| nodes | seconds | peak RSS (GiB) | graph tensors (GiB) | max degree | within-region edges |",
                   "|---:|---:|---:|---:|---:|---:|"]
@@ -327,10 +357,12 @@ def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> N
             g = r["graph"]
             lines.append(f"| {size:,} | {r['generation_s']:.1f} | {_fmt(r['generation_peak_gib'])} | "
                          f"{g['graph_tensors_gib']:.2f} | {g['max_degree']:,} | {g['within_region_edge_share']:.3f} |")
-    lines += ["", "Regenerate with `python benchmarks/large_graph.py` (see its docstring).", ""]
+    command = "python benchmarks/large_graph.py" + ("" if args.graph == "pokec_like" else " " + " ".join(sys.argv[1:]))
+    lines += ["", f"Regenerate with `{command}` (see its docstring).", ""]
     text = "\n".join(lines)
-    (args.out / "large_graph.md").write_text(text)
-    (args.out / "large_graph.json").write_text(json.dumps({"machine": info, "runs": records}, indent=2))
+    name = "large_graph" if args.graph == "pokec_like" else f"large_graph_{args.graph}"
+    (args.out / f"{name}.md").write_text(text)
+    (args.out / f"{name}.json").write_text(json.dumps({"machine": info, "runs": records}, indent=2))
     print(text)
 
 
