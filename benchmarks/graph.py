@@ -335,8 +335,11 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
 
 def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace) -> None:
     """``graph_<report>.md`` / ``.json``: one table per selection, rows = backbone x configuration."""
+    labels = {label for label, *_ in CONFIGURATIONS} if args.surrogate == "rate" else \
+        {label for label, *_ in configurations(args)}  # and the rate-surrogate rows of the same configurations:
+    labels |= {f"{label}, rate surrogate" for label in labels}
     wanted = [r for r in records if r["dataset"] in args.datasets and r["backbone"] in args.backbones
-              and r["split_seed"] in args.split_seeds and r["seed"] < args.seeds]
+              and r["split_seed"] in args.split_seeds and r["seed"] < args.seeds and r["label"] in labels]
     if not wanted:
         print("no runs to report")
         return
