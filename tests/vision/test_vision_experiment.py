@@ -5,7 +5,7 @@ import pytest
 from fairbinn.core.config import TrainConfig
 from fairbinn.vision import PAPER_CELEBA_SETTINGS, paper_config, run_vision
 
-METRICS = {"accuracy", "auc", "ap", "dp", "eo", "eopp", "soft_dp", "soft_eo"}
+METRICS = {"accuracy", "auc", "ap", "f1", "dp", "eo", "eopp", "soft_dp", "soft_eo"}
 
 
 def test_paper_settings_per_attribute():
