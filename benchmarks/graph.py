@@ -110,6 +110,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-train", action="store_true", help="write the tables from the runs already logged")
     parser.add_argument("--shard", default="0/1", help="I/N: train the runs I, I+N, I+2N, ... (default 0/1)")
     parser.add_argument("--cost-steps", type=int, default=100, help="steps per timed block (0: skip)")
+    parser.add_argument("--sparse-adjacency", action="store_true",
+                        help="full-batch passes on a sparse CSR adjacency (same model; GCN/SAGE steps faster)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -130,30 +132,42 @@ def available(name: str, data_dir: str | None) -> bool:
     return True
 
 
-def step_cost(data, backbone: str, steps: int, config: TrainConfig, blocks: int = 5) -> dict[str, float]:
+def step_cost(data, backbone: str, steps: int, config: TrainConfig, blocks: int = 5,
+              sparse: bool = False) -> dict[str, float]:
     """Median milliseconds per training step of ERM and bilevel, timed in alternating blocks.
 
-    On a GPU also each step's peak memory above what was allocated before it
-    (activations, gradients and optimizer state being created), in MiB.
+    With ``sparse`` the same two steps on the sparse CSR adjacency join the
+    blocks (keys ``sparse_erm_step_ms`` ...), so the two adjacencies are
+    compared under the same load. On a GPU also each step's peak memory above
+    what was allocated before it (activations, gradients and optimizer state
+    being created), in MiB.
     """
-    graph = data.to(config.device)
-    (batch,) = list(graph.train)
-    strategies = {}
-    for name in ("erm", "bilevel"):
-        seed_everything(0)
-        model = paper_gnn(graph, backbone).to(config.device)
-        model.train()
-        strategies[name] = create_strategy(model, config.replace(strategy=name), config.build_constraint(),
-                                           graph.num_groups)
-    seconds = interleaved_step_seconds(strategies, batch, rounds=blocks, steps=steps)
+    graphs = {"": data.to(config.device)}
+    if sparse:
+        graphs["sparse_"] = data.with_sparse_adjacency().to(config.device)
+    strategies, batches = {}, {}
+    for prefix, graph in graphs.items():
+        (batch,) = list(graph.train)
+        for name in ("erm", "bilevel"):
+            seed_everything(0)
+            model = paper_gnn(graph, backbone).to(config.device)
+            model.train()
+            strategies[prefix + name] = create_strategy(model, config.replace(strategy=name),
+                                                        config.build_constraint(), graph.num_groups)
+            batches[prefix + name] = batch
+    seconds = interleaved_step_seconds(strategies, batches, rounds=blocks, steps=steps)
     cost = {f"{name}_step_ms": 1000 * value for name, value in seconds.items()}
-    cost["bilevel_over_erm"] = cost["bilevel_step_ms"] / cost["erm_step_ms"]
+    for prefix in graphs:
+        cost[f"{prefix}bilevel_over_erm"] = cost[f"{prefix}bilevel_step_ms"] / cost[f"{prefix}erm_step_ms"]
+    if sparse:
+        for name in ("erm", "bilevel"):
+            cost[f"{name}_edge_index_over_sparse"] = cost[f"{name}_step_ms"] / cost[f"sparse_{name}_step_ms"]
     if torch.device(config.device).type == "cuda":
         for name, strategy in strategies.items():
             torch.cuda.synchronize()
             before = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
-            strategy.step(batch)
+            strategy.step(batches[name])
             torch.cuda.synchronize()
             cost[f"{name}_step_peak_mib"] = (torch.cuda.max_memory_allocated() - before) / 2**20
     return cost
@@ -196,7 +210,8 @@ def main() -> None:
                  keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
                  and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
     done = log.records()
-    cost_log = RunLog(args.out / "graph_costs.jsonl", key=lambda c: (c["dataset"], c["backbone"], c["device"]),
+    cost_log = RunLog(args.out / "graph_costs.jsonl",
+                      key=lambda c: (c["dataset"], c["backbone"], c["device"], c.get("adjacency", "edge_index")),
                       keep=lambda c: True)
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
                        progress=False)
@@ -216,13 +231,19 @@ def main() -> None:
                 raise SystemExit("--budget and --budgets choose on validation: use --nba-split disjoint")
             for backbone in args.backbones:
                 if args.cost_steps and split_seed == args.split_seeds[0] and shard == 0:
-                    cost = step_cost(data, backbone, args.cost_steps, dataset_base)
+                    cost = step_cost(data, backbone, args.cost_steps, dataset_base, sparse=args.sparse_adjacency)
                     costs.append({"dataset": name, "backbone": backbone, "device": args.device,
+                                  "adjacency": "both" if args.sparse_adjacency else "edge_index",
                                   "torch": torch.__version__, "steps": args.cost_steps, **cost})
                     if args.budgets is not None:
                         cost_log.append(costs[-1])
                     print(f"{name} {backbone}: ERM {cost['erm_step_ms']:.2f} ms/step, bilevel "
-                          f"{cost['bilevel_step_ms']:.2f} ms/step, ratio {cost['bilevel_over_erm']:.3f}", flush=True)
+                          f"{cost['bilevel_step_ms']:.2f} ms/step, ratio {cost['bilevel_over_erm']:.3f}"
+                          + (f"; sparse adjacency: ERM {cost['sparse_erm_step_ms']:.2f}, bilevel "
+                             f"{cost['sparse_bilevel_step_ms']:.2f} ms/step, edge_index / sparse "
+                             f"{cost['erm_edge_index_over_sparse']:.2f}x (ERM), "
+                             f"{cost['bilevel_edge_index_over_sparse']:.2f}x (bilevel)" if args.sparse_adjacency else ""),
+                          flush=True)
                 for seed in range(args.seeds):
                     for label, strategy, eta, penalty in configurations(args):
                         if (name, backbone, label, split_seed, seed) in done:
@@ -266,13 +287,13 @@ def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, a
     """One run and its record; with ``--budgets`` the record holds every selection of its epochs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # val = test, or a budget not met: both are in the tables
-        result = run_graph(data, config, backbone=backbone)
+        result = run_graph(data, config, backbone=backbone, sparse_adjacency=args.sparse_adjacency)
     record = {
         "dataset": name, "backbone": backbone, "label": label, "seed": config.seed, "split_seed": split_seed,
         "epochs": args.epochs, "protocol": protocol, "selected_epoch": result.selected_epoch,
         "epoch_ms": 1000 * statistics.median(r["train_time_s"] for r in result.history),
         "wall_time_s": result.extra["wall_time_s"], "device": args.device, "torch": torch.__version__,
-        "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
+        "adjacency": result.extra["adjacency"], "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
         "test": result.test, "val": result.val, "budget_met": result.budget_met,
     }
     if args.budgets is not None:
@@ -356,7 +377,7 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
     frame = pd.DataFrame(rows)
     split_text = "; ".join(sorted({f"{r['dataset']}: {r['split']['train']} train / {r['split']['val']} validation / "
                                    f"{r['split']['test']} test nodes" for r in wanted}))
-    devices = sorted({f"{r['device']} (torch {r['torch']})" for r in wanted})
+    devices = sorted({f"{r['device']} (torch {r['torch']}, {r.get('adjacency', 'edge_index')})" for r in wanted})
     lines = [
         f"Test metrics in percent, mean ± std over runs (n: runs = split seeds {args.split_seeds} x training "
         f"seeds 0-{args.seeds - 1}); {args.epochs} full-batch epochs; validation and test metrics recorded at "
@@ -366,7 +387,7 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         "DP: demographic parity difference (SP gap); EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the TPR gap that FairGNN, NIFTY and PyGDebias call 'EO'); soft DP: gap of mean predicted "
         "probability; F1 of the positive class.",
-        f"Devices: {', '.join(devices)}. Regenerate with `python benchmarks/graph.py "
+        f"Devices (and the adjacency the body was given): {', '.join(devices)}. Regenerate with `python benchmarks/graph.py "
         + " ".join(a for a in sys.argv[1:] if a != "--no-train") + "` (and `--configs lagrangian default "
         "--surrogate rate` for the rate-surrogate rows).", "",
     ]
@@ -377,7 +398,8 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
     lines += ["Runs within the budget on validation (of all runs):", ""]
     lines += [f"- {section} / {label}: {value}" for (section, label), value in met.items()
               if frame.loc[frame["section"] == section, "met"].notna().all()]  # the budget selections
-    epoch_ms = pd.DataFrame([{"backbone": r["backbone"], "label": r["label"], "device": r["device"],
+    epoch_ms = pd.DataFrame([{"backbone": r["backbone"], "label": r["label"],
+                              "device": f"{r['device']}, {r.get('adjacency', 'edge_index')}",
                               "epoch_ms": r["epoch_ms"]} for r in wanted])
     lines += ["", "Training time per epoch (median over runs, ms, evaluation excluded; runs shared the machine "
               "with other runs, so these are not benchmark timings):", ""]
@@ -387,13 +409,17 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
     if costs:
         lines += ["", "Step cost measured in alternating blocks of steps (median of 5 blocks after a warm-up block; "
                   "steps per block in the table), one process alone on the machine:", "",
-                  "| graph | backbone | device | steps | ERM ms/step | bilevel ms/step | bilevel / ERM | ERM step peak "
-                  "MiB | bilevel step peak MiB |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['dataset']} | {c['backbone']} | {c['device']} (torch {c['torch']}) | {c['steps']} | "
-                  f"{c['erm_step_ms']:.2f} | "
-                  f"{c['bilevel_step_ms']:.2f} | {c['bilevel_over_erm']:.3f} | "
-                  + " | ".join(f"{c[k]:.0f}" if k in c else "n/a" for k in ("erm_step_peak_mib", "bilevel_step_peak_mib"))
-                  + " |" for c in costs]
+                  "| graph | backbone | device | adjacency | steps | ERM ms/step | bilevel ms/step | bilevel / ERM | "
+                  "ERM step peak MiB | bilevel step peak MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in costs:
+            for prefix, adjacency in (("", "edge_index"), ("sparse_", "sparse csr")):
+                if f"{prefix}erm_step_ms" in c:
+                    lines.append(
+                        f"| {c['dataset']} | {c['backbone']} | {c['device']} (torch {c['torch']}) | {adjacency} | "
+                        f"{c['steps']} | {c[prefix + 'erm_step_ms']:.2f} | {c[prefix + 'bilevel_step_ms']:.2f} | "
+                        f"{c[prefix + 'bilevel_over_erm']:.3f} | " + " | ".join(
+                            f"{c[k]:.0f}" if k in c else "n/a"
+                            for k in (f"{prefix}erm_step_peak_mib", f"{prefix}bilevel_step_peak_mib")) + " |")
         lines.append("\nStep peak memory is measured on a GPU only (CUDA's allocator); for the CPU's resident memory "
                      "see `benchmarks/large_graph.py --graph bail`.")
     lines.append("")

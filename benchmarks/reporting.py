@@ -48,7 +48,8 @@ class RunLog:
 def interleaved_step_seconds(strategies: dict, batch, *, rounds: int, steps: int = 1) -> dict[str, float]:
     """Median seconds per training step of each strategy, timed in interleaved rounds.
 
-    Each round runs ``steps`` steps of every strategy in turn on ``batch``, so
+    Each round runs ``steps`` steps of every strategy in turn on ``batch`` (or
+    on ``batch[name]`` when ``batch`` is a dict keyed like ``strategies``), so
     all see the same machine load; the first round is a warm-up and is not counted.
     """
     times: dict[str, list[float]] = {name: [] for name in strategies}
@@ -58,7 +59,7 @@ def interleaved_step_seconds(strategies: dict, batch, *, rounds: int, steps: int
                 torch.cuda.synchronize()
             start = time.perf_counter()
             for _ in range(steps):
-                strategy.step(batch)
+                strategy.step(batch[name] if isinstance(batch, dict) else batch)
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             if round_:

@@ -75,3 +75,20 @@ def test_full_graph_loader_yields_the_whole_graph_with_the_split_mask():
     assert summary["train"] == {"nodes": 6, "positive_rate": 0.5, "group_shares": [0.6667, 0.3333]}
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         dataset.split("dev")
+
+
+def test_sparse_adjacency_is_the_transposed_adjacency_and_keeps_edge_index():
+    data = _graph(edge_index=torch.tensor([[0, 1, 1, 2, 5], [1, 0, 2, 1, 4]]))  # 5 -> 4 has no reverse
+    dataset = GraphDataset("toy", data, ["a", "b", "c"], ["0", "1"], "y", "s")
+    sparse = dataset.with_sparse_adjacency()
+    assert sparse.with_sparse_adjacency() is sparse and "adj_t" not in dataset.data  # the original is untouched
+    assert torch.equal(sparse.data.edge_index, data.edge_index)
+    adj_t = sparse.data.adj_t
+    assert adj_t.layout == torch.sparse_csr and adj_t.shape == (12, 12)
+    dense = adj_t.to_dense()
+    expected = torch.zeros(12, 12)
+    expected[[1, 0, 2, 1, 4], [0, 1, 1, 2, 5]] = 1  # row = target, column = source
+    assert torch.equal(dense, expected)
+    (batch,) = list(sparse.val)
+    x, edges = batch.inputs
+    assert x is data.x and edges is adj_t and torch.equal(batch.mask, data.val_mask)
