@@ -31,7 +31,10 @@ with other seeds (FairGNN's procedure for NBA and Pokec, NIFTY's for Bail);
 ``--backbones sage`` adds PyG's GraphSAGE through :func:`register_gnn_body`,
 the path any PyG model takes. ``--configs`` chooses rows; ``--surrogate rate`` trains the
 constrained rows on the rate surrogate of the thresholded decision (labels
-end in ", rate surrogate"). ``--shard I/N`` trains every N-th run not yet in
+end in ", rate surrogate"); ``--fairness-nodes all`` puts their DP loss on every
+node of the graph instead of the training nodes (labels end in ", DP on all
+nodes"). ``--sparse-adjacency`` gives the bodies a sparse CSR adjacency
+(same model, faster GCN and GraphSAGE steps on a CPU). ``--shard I/N`` trains every N-th run not yet in
 the log from the I-th, so that N processes can share a machine (each with its own ``--out``;
 concatenate their run logs, then run again to write the tables).
 
@@ -107,6 +110,8 @@ def parse_args() -> argparse.Namespace:
                         help="rows to train: ERM, the Lagrangian, the default game, the paper's game (default all)")
     parser.add_argument("--surrogate", choices=["score", "rate"], default="score",
                         help="constraint surrogate of the constrained rows (rate: labels get ', rate surrogate')")
+    parser.add_argument("--fairness-nodes", choices=["train", "all"], default="train",
+                        help="nodes of the constrained rows' DP loss (all: labels get ', DP on all nodes')")
     parser.add_argument("--no-train", action="store_true", help="write the tables from the runs already logged")
     parser.add_argument("--shard", default="0/1", help="I/N: train the runs I, I+N, I+2N, ... (default 0/1)")
     parser.add_argument("--cost-steps", type=int, default=100, help="steps per timed block (0: skip)")
@@ -266,16 +271,23 @@ def main() -> None:
 
 
 def configurations(args: argparse.Namespace) -> list[tuple[str, str, float, bool]]:
-    """The rows asked for (``--configs``); with ``--surrogate rate`` the constrained ones on the rate surrogate."""
+    """The rows asked for (``--configs``); with ``--surrogate rate`` / ``--fairness-nodes all`` the constrained
+    ones on the rate surrogate / with the DP loss on every node."""
     chosen = [c for key, c in zip(CONFIG_KEYS, CONFIGURATIONS) if key in args.configs]
-    if args.surrogate == "score":
+    suffix = ("" if args.surrogate == "score" else ", rate surrogate") \
+        + ("" if args.fairness_nodes == "train" else ", DP on all nodes")
+    if not suffix:
         return chosen
-    return [(f"{label}, rate surrogate", *rest) for label, *rest in chosen if rest[0] != "erm"]
+    return [(label + suffix, *rest) for label, *rest in chosen if rest[0] != "erm"]
+
+
+VARIANTS = (", rate surrogate", ", DP on all nodes", ", rate surrogate, DP on all nodes")
+"""Label suffixes of the constrained rows' variants (``--surrogate rate``, ``--fairness-nodes all``)."""
 
 
 def row_order() -> list[str]:
     labels = [label for label, *_ in CONFIGURATIONS]
-    return labels + [f"{label}, rate surrogate" for label in labels[1:]]
+    return labels + [label + suffix for suffix in VARIANTS for label in labels[1:]]
 
 
 def run_key(record: dict) -> tuple:
@@ -287,13 +299,15 @@ def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, a
     """One run and its record; with ``--budgets`` the record holds every selection of its epochs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # val = test, or a budget not met: both are in the tables
-        result = run_graph(data, config, backbone=backbone, sparse_adjacency=args.sparse_adjacency)
+        result = run_graph(data, config, backbone=backbone, sparse_adjacency=args.sparse_adjacency,
+                           fairness_nodes="train" if config.strategy == "erm" else args.fairness_nodes)
     record = {
         "dataset": name, "backbone": backbone, "label": label, "seed": config.seed, "split_seed": split_seed,
         "epochs": args.epochs, "protocol": protocol, "selected_epoch": result.selected_epoch,
         "epoch_ms": 1000 * statistics.median(r["train_time_s"] for r in result.history),
         "wall_time_s": result.extra["wall_time_s"], "device": args.device, "torch": torch.__version__,
-        "adjacency": result.extra["adjacency"], "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
+        "adjacency": result.extra["adjacency"], "fairness_nodes": result.extra["fairness_nodes"],
+        "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
         "test": result.test, "val": result.val, "budget_met": result.budget_met,
     }
     if args.budgets is not None:
@@ -357,7 +371,7 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
 def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace) -> None:
     """``graph_<report>.md`` / ``.json``: one table per selection, rows = backbone x configuration."""
     labels = {label for key, (label, *_) in zip(CONFIG_KEYS, CONFIGURATIONS) if key in args.configs}
-    labels |= {f"{label}, rate surrogate" for label in labels}  # the same rows on either surrogate
+    labels |= {label + suffix for suffix in VARIANTS for label in labels}  # the same rows in every variant
     wanted = [r for r in records if r["dataset"] in args.datasets and r["backbone"] in args.backbones
               and r["split_seed"] in args.split_seeds and r["seed"] < args.seeds and r["label"] in labels]
     if not wanted:

@@ -109,6 +109,9 @@ class FairnessConstraint(ABC):
     """
 
     name: ClassVar[str]
+    uses_labels: ClassVar[bool] = True
+    """Whether the loss reads the labels ``y``; one that does not (demographic parity) can cover
+    examples without a label, e.g. every node of a graph."""
 
     def __init__(self, norm: str = "squared") -> None:
         if norm not in NORMS:
@@ -152,6 +155,7 @@ class DemographicParity(FairnessConstraint):
     """Gap between groups' mean predicted probability (soft demographic parity)."""
 
     name = "dp"
+    uses_labels = False
 
     def row_gaps(self, probs: Tensor, y: Tensor, groups: Tensor, num_groups: int) -> Tensor:
         rows = probs.shape[0]
@@ -209,6 +213,7 @@ class ReleasedDemographicParity(FairnessConstraint):
     """
 
     name = "released_dp"
+    uses_labels = False
 
     def __init__(self, norm: str = "squared", groups: str = "reference", reference_group: int = 0) -> None:
         super().__init__(norm)
@@ -308,6 +313,10 @@ class RateSurrogate(FairnessConstraint):
             raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
         super().__init__(constraint.norm)
         self.constraint, self.temperature, self.threshold = constraint, float(temperature), float(threshold)
+
+    @property
+    def uses_labels(self) -> bool:  # type: ignore[override]
+        return self.constraint.uses_labels
 
     def rates(self, probs: Tensor) -> Tensor:
         """Surrogate decisions ``sigmoid((probs - threshold) / temperature)``, the shape of ``probs``."""

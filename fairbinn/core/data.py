@@ -5,7 +5,10 @@ takes (the trainer never looks inside), ``y`` the 0/1 labels ``(n,)``, ``s``
 the integer group of each example ``(n,)`` and ``mask`` an optional boolean
 ``(n,)`` selecting the examples that count (e.g. a graph's training nodes),
 or an integer index tensor of the examples that count, repeats allowed (a
-sampler drawing nodes with replacement).
+sampler drawing nodes with replacement). An optional fifth field,
+``fairness_mask``, selects the examples of the fairness loss when they are
+not the same (a graph's every node for demographic parity, which needs no
+labels); without it the fairness loss covers ``mask``'s.
 """
 
 from __future__ import annotations
@@ -38,12 +41,21 @@ class Batch(NamedTuple):
     y: Tensor
     s: Tensor
     mask: Tensor | None = None
+    fairness_mask: Tensor | None = None
 
     def selected(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(values, y, s)`` restricted to the masked examples (all if no mask)."""
         if self.mask is None:
             return values, self.y, self.s
         return values[self.mask], self.y[self.mask], self.s[self.mask]
+
+    def fairness_selected(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(values, y, s)`` of the examples the fairness loss covers: ``fairness_mask``'s when given (for
+        example every node of a graph whose group is known, for a constraint that needs no labels), else
+        the same as :meth:`selected`."""
+        if self.fairness_mask is None:
+            return self.selected(values)
+        return values[self.fairness_mask], self.y[self.fairness_mask], self.s[self.fairness_mask]
 
 
 def as_batch(item: Any) -> Batch:

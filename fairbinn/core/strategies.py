@@ -188,9 +188,10 @@ class Lagrangian(ERM):
     name = "lagrangian"
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        logits, y, s = batch.selected(self.forward(batch.inputs))
+        out = self.forward(batch.inputs)
+        logits, y, _ = batch.selected(out)
         bce = self._bce(logits, y)
-        fairness = self._fairness(logits, y, s)
+        fairness = self._fairness(*batch.fairness_selected(out))
         loss = bce + self.eta * fairness
         return loss, {"bce": bce.detach(), "fairness": fairness.detach(), "loss": loss.detach()}
 
@@ -233,36 +234,38 @@ class Bilevel(Strategy):
     def _encoded(self, inputs) -> Tensor:
         return self.encode(inputs)
 
-    def _follower_loss(self, logits: Tensor, y: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-        """The follower's loss, eta * fairness (+ BCE with ``config.follower_bce``), and the fairness loss."""
-        fairness = self._fairness(logits, y, s)
+    def _follower_loss(self, out: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The follower's loss, eta * fairness (+ BCE with ``config.follower_bce``), and the fairness loss,
+        from the logits ``out`` of all of ``batch``'s examples."""
+        fairness = self._fairness(*batch.fairness_selected(out))
         loss = self.eta * fairness
-        return (loss + self._bce(logits, y) if self.config.follower_bce else loss), fairness
+        if not self.config.follower_bce:
+            return loss, fairness
+        logits, y, _ = batch.selected(out)
+        return loss + self._bce(logits, y), fairness
 
-    def _leader_loss(self, logits: Tensor, y: Tensor, s: Tensor,
-                     fairness: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The leader's loss, BCE (+ eta * fairness with ``config.leader_penalty``), and the BCE;
-        ``fairness``: the fairness loss of these logits if already computed."""
+    def _leader_loss(self, out: Tensor, batch: Batch, fairness: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The leader's loss, BCE (+ eta * fairness with ``config.leader_penalty``), and the BCE, from the
+        logits ``out`` of all of ``batch``'s examples; ``fairness``: their fairness loss if already computed."""
+        logits, y, _ = batch.selected(out)
         bce = self._bce(logits, y)
         if not self.config.leader_penalty:
             return bce, bce
-        return bce + self.eta * (self._fairness(logits, y, s) if fairness is None else fairness), bce
+        return bce + self.eta * (self._fairness(*batch.fairness_selected(out)) if fairness is None else fairness), bce
 
     def _follower_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """The follower's loss and the fairness loss on ``batch``, from the encoder's ``features``."""
-        logits, y, s = batch.selected(self.model.decode(features))
-        return self._follower_loss(logits, y, s)
+        return self._follower_loss(self.model.decode(features), batch)
 
     def _leader_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """The leader's loss and the BCE on ``batch``, from the encoder's ``features``."""
-        logits, y, s = batch.selected(self.model.decode(features))
-        return self._leader_loss(logits, y, s)
+        return self._leader_loss(self.model.decode(features), batch)
 
     def _joint_forward(self, features: Tensor, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One decode, both players' losses (the simultaneous order): follower loss, fairness, leader loss, BCE."""
-        logits, y, s = batch.selected(self.model.decode(features))
-        follower_loss, fairness = self._follower_loss(logits, y, s)
-        return (follower_loss, fairness, *self._leader_loss(logits, y, s, fairness))
+        out = self.model.decode(features)
+        follower_loss, fairness = self._follower_loss(out, batch)
+        return (follower_loss, fairness, *self._leader_loss(out, batch, fairness))
 
     def _follower_step(self, features: Tensor, batch: Batch) -> Tensor:
         loss, fairness = self._follower_forward(features, batch)
@@ -398,19 +401,17 @@ class Stackelberg(Bilevel):
         phi: list[Tensor] = list(self.follower_params)
         for step in range(self.config.unroll_steps):
             follower = None if step == 0 else dict(zip(self.follower_names, phi))
-            logits, y, s = batch.selected(self.model.decode(features, follower))
-            loss, _ = self._follower_loss(logits, y, s)
+            loss, _ = self._follower_loss(self.model.decode(features, follower), batch)
             grads = distributed.global_mean(self._grad(_total(loss), phi, create_graph=True))
             phi = [p - rate * g for p, g in zip(phi, grads)]
-        logits, y, s = batch.selected(self.model.decode(features, dict(zip(self.follower_names, phi))))
-        loss, bce = self._leader_loss(logits, y, s)
+        loss, bce = self._leader_loss(self.model.decode(features, dict(zip(self.follower_names, phi))), batch)
         grads = distributed.average_gradients(self._grad(_total(loss), self.leader_params))
         return grads, bce.detach()
 
     def _implicit(self, features: Tensor, batch: Batch) -> tuple[list[Tensor], Tensor]:
-        logits, y, s = batch.selected(self.model.decode(features))
-        follower_loss, fairness = self._follower_loss(logits, y, s)
-        loss, bce = self._leader_loss(logits, y, s, fairness)
+        out = self.model.decode(features)
+        follower_loss, fairness = self._follower_loss(out, batch)
+        loss, bce = self._leader_loss(out, batch, fairness)
         phi, theta = self.follower_params, self.leader_params
         follower_grad = self._grad(_total(follower_loss), phi, create_graph=True)
         partial = distributed.average_gradients(self._grad(_total(loss), theta + phi, retain_graph=True))

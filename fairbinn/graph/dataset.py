@@ -38,19 +38,24 @@ class FullGraph:
     mask : Tensor, shape (N,), bool
     name : str
         Used in error messages.
+    fairness_mask : Tensor, shape (N,), bool, optional
+        The nodes the fairness loss covers, when not ``mask``'s (e.g. every
+        node whose group is known, for a constraint that needs no labels);
+        handed on as the batch's ``fairness_mask``.
     """
 
-    def __init__(self, data: Data, mask: Tensor, name: str = "data") -> None:
+    def __init__(self, data: Data, mask: Tensor, name: str = "data", fairness_mask: Tensor | None = None) -> None:
         self.data = data
         self.mask = mask
         self.name = name
+        self.fairness_mask = fairness_mask
 
     def __len__(self) -> int:
         return 1
 
     def __iter__(self) -> Iterator[Batch]:
         edges = self.data.adj_t if "adj_t" in self.data else self.data.edge_index
-        yield Batch((self.data.x, edges), self.data.y, self.data.sens, self.mask)
+        yield Batch((self.data.x, edges), self.data.y, self.data.sens, self.mask, self.fairness_mask)
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """Labels and groups of the masked nodes, for the trainer's checks."""

@@ -56,6 +56,7 @@ def run_graph(
     num_neighbors: Sequence[int] | None = None,
     full_batch_eval: bool = False,
     sparse_adjacency: bool = False,
+    fairness_nodes: str = "train",
     **config_overrides: Any,
 ) -> TrainResult:
     """Train and evaluate one GNN on a graph benchmark, full batch or on neighbour-sampled mini-batches.
@@ -95,6 +96,13 @@ def run_graph(
         the same model and results up to float rounding; GCN and GraphSAGE
         steps several times faster on large graphs. The body must accept it
         (PyG's convolutions do).
+    fairness_nodes : {"train", "all"}, default "train"
+        The nodes the fairness loss covers: the training nodes (as the BCE),
+        or every node whose group is known. "all" needs a constraint that
+        reads no labels (demographic parity, on either surrogate) and
+        full-batch training; it uses the groups of the validation and test
+        nodes while training (transductively, as the graph's features), never
+        their labels.
 
     When the validation nodes are the test nodes (FairGNN's NBA protocol) an
     epoch chosen on validation is chosen on test; the run then warns, and the
@@ -104,30 +112,49 @@ def run_graph(
     dataset = load_graph(data, data_dir) if isinstance(data, str) else data
     return run(dataset, config, model_kwargs={"backbone": backbone, **(model_kwargs or {})},
                loader_kwargs={"num_neighbors": num_neighbors, "full_batch_eval": full_batch_eval,
-                              "sparse_adjacency": sparse_adjacency}, **config_overrides)
+                              "sparse_adjacency": sparse_adjacency, "fairness_nodes": fairness_nodes},
+               **config_overrides)
 
 
 def _loaders(dataset: GraphDataset, config: TrainConfig, num_neighbors: Sequence[int] | None = None,
-             full_batch_eval: bool = False, sparse_adjacency: bool = False) -> tuple[Any, Any, Any]:
+             full_batch_eval: bool = False, sparse_adjacency: bool = False,
+             fairness_nodes: str = "train") -> tuple[Any, Any, Any]:
     """The full graph on ``config.device`` as three masked splits, or neighbour-sampled mini-batches."""
     if dataset.val_is_test and config.selection_metric is not None:
         warnings.warn(f"{dataset.name}: the validation nodes are the test nodes (FairGNN's protocol), so selecting "
                       f"the epoch on validation {config.selection_metric} selects it on test; use "
                       "selection_metric=None (last epoch) or load the graph with test_as_val=False",
                       UserWarning, stacklevel=4)
+    if fairness_nodes not in ("train", "all"):
+        raise ValueError(f"fairness_nodes must be 'train' or 'all', got {fairness_nodes!r}")
+    if fairness_nodes == "all":
+        if num_neighbors is not None:
+            raise ValueError("fairness_nodes='all' needs full-batch training (num_neighbors=None): a mini-batch "
+                             "holds only its seed nodes' neighbourhoods")
+        if config.strategy != "erm" and config.build_constraint().uses_labels:
+            raise ValueError(f"fairness_nodes='all' needs a constraint that reads no labels (demographic parity); "
+                             f"{config.build_constraint()!r} reads them, and the unlabelled, validation and test "
+                             "nodes' labels must not be used")
     if num_neighbors is not None:
         sampled = neighbor_batches(dataset, batch_size=config.batch_size, num_neighbors=num_neighbors, seed=config.seed)
         if not full_batch_eval:
             return sampled
     full = dataset.with_sparse_adjacency() if sparse_adjacency else dataset
     on_device = full.to(resolve_device(config.device))
-    return sampled[0] if num_neighbors is not None else on_device.train, on_device.val, on_device.test
+    train = on_device.train
+    if fairness_nodes == "all":
+        data = on_device.data
+        train = FullGraph(data, data.train_mask, "train", fairness_mask=data.sens >= 0)
+    return sampled[0] if num_neighbors is not None else train, on_device.val, on_device.test
 
 
 def _describe(result: TrainResult, dataset: GraphDataset, loaders: tuple, model_kwargs: dict[str, Any]) -> dict:
     extra: dict[str, Any] = {"val_is_test": dataset.val_is_test}
     if isinstance(loaders[1], FullGraph):
         extra["adjacency"] = "sparse csr" if "adj_t" in loaders[1].data else "edge_index"
+    if isinstance(loaders[0], FullGraph):
+        fairness_mask = loaders[0].fairness_mask
+        extra["fairness_nodes"] = int((loaders[0].mask if fairness_mask is None else fairness_mask).sum())
     if isinstance(loaders[0], NeighborBatches):
         extra["minibatch"] = {
             "num_neighbors": [int(k) for k in loaders[0].num_neighbors],

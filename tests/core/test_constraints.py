@@ -215,3 +215,17 @@ def test_rate_surrogate_settings():
         TrainConfig(surrogate="hard")
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         RateSurrogate(DemographicParity(), temperature=-1)
+
+
+def test_which_constraints_read_the_labels():
+    from fairbinn.core.constraints import RateSurrogate, create_constraint
+
+    reads = {name: create_constraint(name).uses_labels for name in ("dp", "eo", "eopp", "released_dp")}
+    assert reads == {"dp": False, "eo": True, "eopp": True, "released_dp": False}
+    assert not RateSurrogate(create_constraint("dp")).uses_labels
+    assert RateSurrogate(create_constraint("eopp")).uses_labels
+    # a label-free constraint gives the same loss whatever the labels, -1 (unlabelled) included
+    probs, groups = torch.tensor([0.2, 0.9, 0.4, 0.7]), torch.tensor([0, 0, 1, 1])
+    dp = create_constraint("dp")
+    assert dp(probs, torch.tensor([-1.0, -1.0, 1.0, 0.0]), groups, 2).item() == pytest.approx(
+        dp(probs, torch.tensor([1.0, 0.0, 0.0, 1.0]), groups, 2).item())

@@ -185,6 +185,31 @@ def test_step_reports_losses_and_respects_mask():
     assert losses["loss"].item() == pytest.approx((bce + ETA * fair).item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("name, penalty", [("lagrangian", False), ("bilevel", False), ("bilevel", True),
+                                           ("stackelberg", True)])
+def test_fairness_mask_moves_the_fairness_loss_to_other_examples(name, penalty):
+    # BCE on the first 20 examples, the fairness loss on the last 24 (their labels set to -1: never read)
+    batch = make_batch(0)
+    mask, fairness_mask = torch.arange(32) < 20, torch.arange(32) >= 8
+    y = torch.where(fairness_mask & ~mask, torch.full_like(batch.y, -1.0), batch.y)
+    cfg = config(strategy=name, leader_penalty=penalty)
+    strategy = create_strategy(make_model(), cfg, DemographicParity(), 3)
+    losses = strategy.step(Batch(batch.inputs, y, batch.s, mask, fairness_mask))
+    ref = make_model()
+    logits = ref(batch.inputs)
+    bce = F.binary_cross_entropy_with_logits(logits[mask], batch.y[mask])
+    fair = DemographicParity()(torch.sigmoid(logits[fairness_mask]), y[fairness_mask], batch.s[fairness_mask], 3)
+    other = DemographicParity()(torch.sigmoid(logits[mask]), y[mask], batch.s[mask], 3)
+    assert fair.item() != pytest.approx(other.item(), rel=0.5)  # the two sets of examples disagree
+    assert losses["fairness"].item() == pytest.approx(fair.item(), rel=1e-6)
+    if name == "lagrangian":  # (the games report the BCE after the follower's move) and the step followed
+        assert losses["bce"].item() == pytest.approx(bce.item(), rel=1e-6)
+        optimizer = torch.optim.Adam(ref.parameters(), lr=cfg.lr)
+        (bce + ETA * fair).backward()
+        optimizer.step()
+        assert_same_parameters(strategy.model, ref)
+
+
 def test_bilevel_needs_a_trainable_fairness_block():
     model = FairModel(encoder=nn.Linear(5, 4), head=nn.Linear(4, 1))
     with pytest.raises(ValueError, match="fairness block with trainable parameters"):

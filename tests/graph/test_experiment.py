@@ -92,3 +92,21 @@ def test_gcn_trains_the_same_on_a_sparse_adjacency(nba_disjoint):
                                                                       abs=1e-3)
     assert [h["val_auc"] for h in runs[1].history] == pytest.approx([h["val_auc"] for h in runs[0].history],
                                                                     abs=0.01)
+
+
+def test_fairness_loss_over_every_node_with_a_known_group(nba_disjoint):
+    data = nba_disjoint.data
+    known = int((data.sens >= 0).sum())
+    assert known > int(data.train_mask.sum())
+    result = run_graph(nba_disjoint, strategy="lagrangian", epochs=2, progress=False, fairness_nodes="all")
+    assert result.extra["fairness_nodes"] == known
+    trained = run_graph(nba_disjoint, strategy="lagrangian", epochs=2, progress=False)
+    assert trained.extra["fairness_nodes"] == int(data.train_mask.sum())
+    assert result.history[0]["train_fairness"] != pytest.approx(trained.history[0]["train_fairness"], rel=1e-3)
+    assert result.history[0]["train_bce"] == pytest.approx(trained.history[0]["train_bce"], rel=1e-6)
+    with pytest.raises(ValueError, match="reads no labels"):
+        run_graph(nba_disjoint, strategy="lagrangian", constraint="eo", epochs=1, fairness_nodes="all")
+    with pytest.raises(ValueError, match="full-batch training"):
+        run_graph(nba_disjoint, strategy="lagrangian", epochs=1, fairness_nodes="all", num_neighbors=[5, 5])
+    with pytest.raises(ValueError, match="fairness_nodes must be 'train' or 'all'"):
+        run_graph(nba_disjoint, epochs=1, fairness_nodes="test")
