@@ -401,9 +401,11 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         "DP: demographic parity difference (SP gap); EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the TPR gap that FairGNN, NIFTY and PyGDebias call 'EO'); soft DP: gap of mean predicted "
         "probability; F1 of the positive class.",
-        f"Devices (and the adjacency the body was given): {', '.join(devices)}. Regenerate with `python benchmarks/graph.py "
+        f"Devices (and the adjacency the body was given): {', '.join(devices)}. "
+        "Regenerate with `python benchmarks/graph.py "
         + " ".join(a for a in sys.argv[1:] if a != "--no-train") + "` (and `--configs lagrangian default "
-        "--surrogate rate` for the rate-surrogate rows).", "",
+        "--surrogate rate` for the rate-surrogate rows, `--fairness-nodes all` for the rows with the DP loss on every "
+        "node; `--sparse-adjacency` runs on the sparse CSR adjacency).", "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=SELECTION_METRICS,
                                       row_order=row_order(), decimals=2)

@@ -85,7 +85,8 @@ _FLAG_SCOPE = {
     "acc_layers": ("tabular", "csv"), "fairness_position": ("tabular", "csv"),
     "batch_size": ("tabular", "vision", "csv"), "label": ("csv",), "positive": ("csv",), "sensitive": ("vision", "csv"),
     "backbone": ("graph", "vision"),
-    **dict.fromkeys(("hidden", "label_number", "split_seed", "disjoint_val", "graph_folder"), ("graph",)),
+    **dict.fromkeys(("hidden", "label_number", "split_seed", "disjoint_val", "graph_folder", "fairness_nodes",
+                     "sparse_adjacency"), ("graph",)),
     **dict.fromkeys(("target", "source", "pretrained", "image_size", "max_images", "workers",
                      "cache_dir"), ("vision",)),
 }
@@ -228,6 +229,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                             "where the test nodes double as validation nodes)")
     graph.add_argument("--graph-folder", help="sub-directory of the data directory holding the files "
                                               "(default nba / pokec)")
+    graph.add_argument("--fairness-nodes", choices=["train", "all"], default="train",
+                       help="nodes of the fairness loss: the training nodes (default) or every node with a known "
+                            "group (a DP constraint only; no label of another node is read)")
+    graph.add_argument("--sparse-adjacency", action="store_true",
+                       help="full-batch passes on a sparse CSR adjacency: the same model, faster GCN and "
+                            "GraphSAGE steps on a CPU")
 
     vision = parser.add_argument_group("vision (CelebA)")
     vision.add_argument("--target", default="Attractive", help="target attribute (default Attractive)")
@@ -425,6 +432,9 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
     if search and args.checkpoint_dir is not None:
         raise ValueError("--budget without --eta searches eta over many models, which are not checkpointed; "
                          "give --eta to train one model per mode with --checkpoint-dir")
+    if search and (loader_kwargs.get("fairness_nodes", "train") != "train" or loader_kwargs.get("sparse_adjacency")):
+        raise ValueError("--fairness-nodes and --sparse-adjacency apply to one model per mode; the eta search of "
+                         "--budget without --eta does not take them: give --eta")
     runs = []
     for mode in dict.fromkeys(args.mode):
         mode_config = config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode))
@@ -444,7 +454,7 @@ def _graph_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
             **({"folder": args.graph_folder} if args.graph_folder else {})}
     model = {"backbone": args.backbone or "gcn", "hidden_channels": args.hidden,
              "fairness_layer": args.fairness_layer_type, "dropout": 0.5 if args.dropout is None else args.dropout}
-    return data, model, {}
+    return data, model, {"fairness_nodes": args.fairness_nodes, "sparse_adjacency": args.sparse_adjacency}
 
 
 def _vision_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -194,6 +194,7 @@ def test_unknown_celeba_attribute_lists_the_valid_ones(capsys, tmp_path, data_di
         (["--data", "NBA", "--target", "Smiling"], "--target does not apply to nba (graph data)"),
         (["--data", "CelebA", "--disjoint-val"], "--disjoint-val does not apply to celeba (vision data)"),
         (["--data", "Health", "--image-size", "32"], "--image-size does not apply to health (tabular data)"),
+        (["--data", "Adult", "--fairness-nodes", "all"], "--fairness-nodes does not apply to adult (tabular data)"),
     ],
 )
 def test_flags_of_another_modality_are_refused(capsys, args, message):
@@ -345,3 +346,22 @@ def test_sweep_with_automatic_etas(capsys, tmp_path, data_dir):
     with pytest.raises(SystemExit):
         main(["sweep", "--data-dir", str(data_dir), "--etas", "auto", "10", "--no-progress"])
     assert "--etas takes numbers or 'auto' alone" in capsys.readouterr().err
+
+
+def test_graph_fairness_nodes_and_sparse_adjacency_flags(capsys, tmp_path, data_dir):
+    out = tmp_path / "nba.json"
+    code, _ = run_cli(
+        capsys, "train", "--data", "NBA", "--data-dir", str(data_dir), "--epochs", "2", "--disjoint-val",
+        "--mode", "lagrangian", "--fairness-nodes", "all", "--sparse-adjacency", "--no-progress",
+        "--output", str(out),
+    )
+    assert code == 0
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["adjacency"] == "sparse csr" and run["fairness_nodes"] > 100
+    graph = ["train", "--data", "NBA", "--data-dir", str(data_dir), "--disjoint-val", "--mode", "lagrangian",
+             "--fairness-nodes", "all", "--no-progress"]
+    for extra, message in ((["--constraint", "eo", "--epochs", "1"], "reads no labels"),
+                           (["--budget", "0.05"], "give --eta")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*graph, *extra])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
