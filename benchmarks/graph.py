@@ -267,6 +267,9 @@ def main() -> None:
     if args.budgets is not None:  # the latest step cost of each graph, backbone and device, from any invocation
         costs = [c for c in cost_log.records().values() if c["dataset"] in args.datasets
                  and c["backbone"] in args.backbones]
+        both = {(c["dataset"], c["backbone"], c["device"]) for c in costs if c.get("adjacency") == "both"}
+        costs = [c for c in costs if c.get("adjacency", "edge_index") != "edge_index"  # a later timing of both
+                 or (c["dataset"], c["backbone"], c["device"]) not in both]         # adjacencies replaces it
     write_tables(list(log.records().values()), costs, args, protocol)
 
 
@@ -404,8 +407,9 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         f"Devices (and the adjacency the body was given): {', '.join(devices)}. "
         "Regenerate with `python benchmarks/graph.py "
         + " ".join(a for a in sys.argv[1:] if a != "--no-train") + "` (and `--configs lagrangian default "
-        "--surrogate rate` for the rate-surrogate rows, `--fairness-nodes all` for the rows with the DP loss on every "
-        "node; `--sparse-adjacency` runs on the sparse CSR adjacency).", "",
+        "--surrogate rate` for the rate-surrogate rows, `--configs lagrangian default --fairness-nodes all` for the "
+        "rows with the DP loss on every node; `--sparse-adjacency` runs on the sparse CSR adjacency; the step costs "
+        "come from `graph_costs.jsonl`, measured with `--cost-steps N`).", "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=SELECTION_METRICS,
                                       row_order=row_order(), decimals=2)
