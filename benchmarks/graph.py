@@ -216,7 +216,7 @@ def main() -> None:
                  and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
     done = log.records()
     cost_log = RunLog(args.out / "graph_costs.jsonl",
-                      key=lambda c: (c["dataset"], c["backbone"], c["device"], c.get("adjacency", "edge_index")),
+                      key=lambda c: (c["dataset"], c["backbone"], c["device"]),
                       keep=lambda c: True)
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
                        progress=False)
@@ -267,9 +267,6 @@ def main() -> None:
     if args.budgets is not None:  # the latest step cost of each graph, backbone and device, from any invocation
         costs = [c for c in cost_log.records().values() if c["dataset"] in args.datasets
                  and c["backbone"] in args.backbones]
-        both = {(c["dataset"], c["backbone"], c["device"]) for c in costs if c.get("adjacency") == "both"}
-        costs = [c for c in costs if c.get("adjacency", "edge_index") != "edge_index"  # a later timing of both
-                 or (c["dataset"], c["backbone"], c["device"]) not in both]         # adjacencies replaces it
     write_tables(list(log.records().values()), costs, args, protocol)
 
 
