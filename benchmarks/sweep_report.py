@@ -70,11 +70,17 @@ PARTS = {  # label: (strategy, settings)
     "bilevel-paper": ("bilevel", {"leader_penalty": False}),
     "bilevel-simultaneous": ("bilevel", {"order": "simultaneous"}),
     "bilevel-rate": ("bilevel", {"surrogate": "rate"}),
+    "bilevel-sgd": ("bilevel", {"follower_optimizer": "sgd"}),
+    "bilevel-bce": ("bilevel", {"follower_bce": True}),
+    "stackelberg": ("stackelberg", {}),
+    "stackelberg-implicit": ("stackelberg", {"hypergradient": "implicit"}),
+    "stackelberg-rate": ("stackelberg", {"surrogate": "rate"}),
     "lagrangian": ("lagrangian", {}),
     "lagrangian-rate": ("lagrangian", {"surrogate": "rate"}),
     "erm": ("erm", {}),
 }
-GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate")
+GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-sgd", "bilevel-bce",
+         "stackelberg", "stackelberg-implicit", "stackelberg-rate")
 COMPARED = (*GAMES, "lagrangian-rate")  # each front compared with the Lagrangian's, seed by seed
 ORDERS = ("bilevel", "bilevel-simultaneous")  # the default game in its two orders, compared seed by seed
 
@@ -86,6 +92,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="device the parts train on (default cpu; e.g. cuda)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="resumable: each stack checkpoints every epoch under DIR/<dataset>/; run again with the "
+                             "same DIR to continue an interrupted part (on any device)")
+    parser.add_argument("--gather", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="also take the parts trained into these other --out directories with the same "
+                             "settings (e.g. one process per part); a part found there replaces the one in --out")
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS),
                         help="train only these of the parts not trained yet (default all)")
     parser.add_argument("--no-train", action="store_true",
@@ -95,49 +108,75 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every checkpoint of every strategy (reused from disk when the settings match) and each part's time."""
-    path = args.out / f"sweep_{dataset}.csv"
+def _stored(directory: Path, dataset: str, settings: dict) -> dict[str, tuple[pd.DataFrame, float, str]]:
+    """The parts trained into ``directory`` for ``dataset`` with ``settings``: label -> (rows, seconds, device)."""
+    path = directory / f"sweep_{dataset}.csv"
     meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        return {}
+    saved = json.loads(meta.read_text())
+    if {k: v for k, v in saved["settings"].items() if k != "parts"} != settings:
+        print(f"{dataset}: {path} was trained with other settings; not used")
+        return {}
+    rows = pd.read_csv(path)
+    devices = saved.get("device", {})
+    return {label: (rows[rows["strategy"] == label], saved["wall_time_s"][label], devices.get(label, "cpu"))
+            for label in saved["settings"]["parts"] if label in PARTS}
+
+
+def _device_name(device: str) -> str:
+    """``device`` as the report names it: "cpu", or e.g. "cuda (NVIDIA H200, torch 2.11.0)"."""
+    kind = torch.device(device).type
+    if kind != "cuda":
+        return device
+    return f"{device} ({torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__})"
+
+
+def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
+    """Every checkpoint of every strategy (reused from disk when the settings match), each part's time and device."""
+    path = args.out / f"sweep_{dataset}.csv"
     settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(fairbinn.EtaSearch())}
-    tables, seconds = [], {}
-    if path.exists() and meta.exists():  # reuse the parts trained with the same settings
-        saved = json.loads(meta.read_text())
-        if {k: v for k, v in saved["settings"].items() if k != "parts"} == settings:
-            old = pd.read_csv(path)
-            for label in saved["settings"]["parts"]:
-                if label in PARTS:
-                    tables.append(old[old["strategy"] == label])
-                    seconds[label] = saved["wall_time_s"][label]
-            print(f"{dataset}: reusing {', '.join(seconds) or 'nothing'} from {path}")
-    missing = [label for label in PARTS if label not in seconds and label in args.parts]
+    parts = _stored(args.out, dataset, settings)
+    if parts:
+        print(f"{dataset}: reusing {', '.join(parts)} from {path}")
+    gathered = {}
+    for directory in args.gather:
+        found = _stored(directory, dataset, settings)
+        if found:
+            print(f"{dataset}: taking {', '.join(found)} from {directory}")
+        gathered.update(found)
+    parts.update(gathered)
+    missing = [label for label in PARTS if label not in parts and label in args.parts]
     if args.no_train:
-        if not seconds:
+        if not parts:
             raise SystemExit(f"--no-train: nothing trained for {dataset} in {args.out}")
         missing = []
     data = fairbinn.load_tabular(dataset, args.data_dir) if missing else None
     for label in missing:
         strategy, overrides = PARTS[label]
+        checkpoints = None if args.checkpoint_dir is None else args.checkpoint_dir / dataset
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # models missing the marking budget are expected
             etas = [0.0] if strategy == "erm" else "auto"
             table = fairbinn.sweep(data, [strategy], etas, range(args.seeds), epochs=args.epochs, progress=False,
-                                   **overrides)
-        seconds[label] = time.perf_counter() - start
-        tables.append(table.assign(strategy=label))
+                                   device=args.device, checkpoint_dir=checkpoints, **overrides)
+        seconds = time.perf_counter() - start
+        parts[label] = (table.assign(strategy=label), seconds, _device_name(args.device))
         print(f"{dataset} {label}: {table['eta'].nunique()} etas x {args.seeds} seeds, {len(table)} checkpoints "
-              f"in {seconds[label]:.0f} s", flush=True)
-    if not missing:
-        if not tables:
-            raise SystemExit(f"{dataset}: none of --parts {' '.join(args.parts)} is trained and none is to train")
-        return pd.concat(tables, ignore_index=True), seconds
-    settings["parts"] = list(seconds)
-    table = pd.concat(tables, ignore_index=True)
-    table.to_csv(path, index=False)
-    meta.write_text(json.dumps({"settings": settings, "wall_time_s": seconds, "threads": args.threads,
-                                "torch": torch.__version__, "machine": platform.machine()}, indent=2))
-    return table, seconds
+              f"in {seconds:.0f} s on {args.device}", flush=True)
+    if not parts:
+        raise SystemExit(f"{dataset}: none of --parts {' '.join(args.parts)} is trained and none is to train")
+    order = [label for label in PARTS if label in parts]
+    table = pd.concat([parts[label][0] for label in order], ignore_index=True)
+    seconds = {label: parts[label][1] for label in order}
+    devices = {label: parts[label][2] for label in order}
+    if missing or gathered:
+        table.to_csv(path, index=False)
+        path.with_suffix(".json").write_text(json.dumps(
+            {"settings": {**settings, "parts": order}, "wall_time_s": seconds, "device": devices,
+             "threads": args.threads, "torch": torch.__version__, "machine": platform.machine()}, indent=2))
+    return table, seconds, devices
 
 
 def _present(table: pd.DataFrame, labels=tuple(PARTS)) -> list[str]:
@@ -226,6 +265,8 @@ def dominates(front: pd.DataFrame, other: pd.DataFrame, fairness: str) -> bool:
 
 def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
     acc, unf = "test_accuracy", f"test_{fairness}"
+    if "lagrangian" not in set(table["strategy"]) or not _present(table, COMPARED):
+        return ["Not compared: the Lagrangian or every game is missing here."]
     fair = table[table["strategy"] != "erm"]
     seeds = sorted(table["seed"].unique())
     fronts = {s: [seed_front(fair[(fair["strategy"] == s) & (fair["seed"] == seed)], fairness) for seed in seeds]
@@ -242,6 +283,39 @@ def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
         lines.append(f"- **{game}** vs Lagrangian: its front dominates in {holds} of {len(seeds)} seeds; area "
                      f"{_cell(pd.Series(areas[game]))} against {_cell(pd.Series(areas['lagrangian']))}, larger in "
                      f"{bigger} of {len(seeds)} seeds.")
+    return lines
+
+
+def theorem_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]:
+    """The paper's Theorem tested: at matched validation fairness, is a game's training loss at most the Lagrangian's?
+
+    Per seed and budget, each strategy's smallest training BCE (the epoch's mean over its steps) among the
+    checkpoints whose validation gap meets the budget; a game against the Lagrangian, seed by seed."""
+    if "lagrangian" not in set(table["strategy"]):
+        return ["Not measured: the Lagrangian is not trained here."]
+    if "train_bce" not in table or table.loc[table["strategy"] == "lagrangian", "train_bce"].isna().all():
+        return ["Not measured: the Lagrangian's part was trained before the sweep recorded training losses."]
+    games = [g for g in _present(table, GAMES) if table.loc[table["strategy"] == g, "train_bce"].notna().any()]
+    lines = ["The smallest training BCE among a seed's checkpoints whose validation gap meets the budget "
+             "(mean ± std over the seeds where one does); `≤ L` counts the seeds where the game's is at most "
+             "the Lagrangian's, of the seeds where both meet the budget.", "",
+             "| strategy | " + " | ".join(f"{fairness} ≤ {b:g}" for b in BUDGETS[dataset]) + " |",
+             "|---" * (len(BUDGETS[dataset]) + 1) + "|"]
+    least = {}
+    for budget in BUDGETS[dataset]:
+        met = table[table[f"val_{fairness}"] <= budget]
+        least[budget] = met.groupby(["strategy", "seed"])["train_bce"].min()
+    for strategy in ["lagrangian", *games]:
+        cells = []
+        for budget in BUDGETS[dataset]:
+            ours = least[budget].get(strategy, pd.Series(dtype=float))
+            cell = _cell(ours)
+            if strategy != "lagrangian":
+                paired = pd.concat([ours, least[budget].get("lagrangian", pd.Series(dtype=float))], axis=1,
+                                   keys=["game", "lagrangian"]).dropna()
+                cell += f" (≤ L in {int((paired['game'] <= paired['lagrangian']).sum())}/{len(paired)})"
+            cells.append(cell)
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -280,7 +354,7 @@ def main() -> None:
     lines = [
         "# Accuracy-fairness fronts on Adult and Health",
         "",
-        f"`python benchmarks/sweep_report.py` (torch {torch.__version__}, CPU, {args.threads} threads): per "
+        f"`python benchmarks/sweep_report.py` (torch {torch.__version__} here; each part's device below): per "
         f"strategy, etas searched on validation (`fairbinn.sweep(etas=\"auto\")`: eta 0 and one per decade from "
         f"0.01 to 10000 for a fifth of the epochs, then 8 etas inside the interval where validation DP moves from "
         f"ERM's level to ~0 for all of them), seeds 0-{args.seeds - 1} sharing the etas, {args.epochs} epochs, "
@@ -302,12 +376,14 @@ def main() -> None:
         "The paper's figures are read off its plots.",
     ]
     for dataset in args.datasets:
-        table, seconds = run_sweep(dataset, args)
-        times = ", ".join(f"{label} {s:.0f} s" for label, s in seconds.items())
+        table, seconds, devices = run_sweep(dataset, args)
+        times = ", ".join(f"{label} {s:.0f} s" + ("" if devices[label] == "cpu" else f" on {devices[label]}")
+                          for label, s in seconds.items())
         lines += ["", f"## {dataset.capitalize()}", "",
                   f"{table.groupby(['strategy', 'eta', 'seed']).ngroups} models, {len(table)} checkpoints; trained in "
-                  f"{sum(seconds.values()):.0f} s ({times}; {args.threads} threads, each pass one stack)."
-                  + (f" Not trained for {dataset} (`--no-train`): {', '.join(p for p in PARTS if p not in seconds)}."
+                  f"{sum(seconds.values()):.0f} s ({times}; on the CPU unless said, each pass one stack; a part resumed "
+                  "from checkpoints counts the time of the run that finished it)."
+                  + (f" Not trained for {dataset}: {', '.join(p for p in PARTS if p not in seconds)}."
                      if len(seconds) < len(PARTS) else ""),
                   "", "Targets of the issue (test accuracy, mean over the seeds, chosen on validation):", "",
                   *target_lines(table, dataset), "", "Against the paper (FairBiNN's default game):", "",
@@ -316,6 +392,8 @@ def main() -> None:
             lines += ["", f"### Test accuracy at a {fairness} budget", "", *budget_table(table, dataset, fairness)]
             lines += ["", f"Does a bilevel front dominate the Lagrangian one ({fairness})?", "",
                       *claim_section(table, fairness)]
+            lines += ["", f"The paper's Theorem at matched validation {fairness} (training BCE):", "",
+                      *theorem_lines(table, dataset, fairness)]
             lines += ["", f"The default game's update order, follower first or simultaneous ({fairness}):", "",
                       *order_lines(table, dataset, fairness)]
             figure = fairbinn.plot_fronts(table, fairness=fairness, budgets=BUDGETS[dataset],

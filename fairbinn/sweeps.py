@@ -69,11 +69,13 @@ def _load(data: Any, data_dir: str | os.PathLike | None) -> Any:
 
 
 def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dict[str, float]:
-    """``val_*`` and ``test_*`` of the selected epoch (``record`` None) or of one history record."""
+    """``val_*`` and ``test_*`` of the selected epoch (``record`` None), or those and the epoch's mean
+    training losses (``train_bce``, ``train_fairness``, ...) of one history record."""
     if record is None:
         return {**{f"val_{k}": v for k, v in (result.val or {}).items()},
                 **{f"test_{k}": v for k, v in (result.test or {}).items()}}
-    return {k: v for k, v in record.items() if k.startswith(("val_", "test_"))}
+    return {**{k: v for k, v in record.items() if k.startswith(("val_", "test_"))},
+            **{k: v for k, v in record.items() if k.startswith("train_") and k != "train_time_s"}}
 
 
 def _epoch_rows(result: TrainResult, strategy: str, stack_size: int) -> list[dict[str, Any]]:
@@ -276,7 +278,9 @@ def sweep(
     an automatic eta), ``val_<metric>`` and ``test_<metric>`` for each metric
     of :func:`~fairbinn.core.metrics.binary_fairness_report` (accuracy, auc,
     ap, dp, eo, eopp, soft_dp, soft_eo; NaN where the split cannot measure a
-    gap), ``train_time_s`` (model rows: wall time of training and per-epoch
+    gap), epoch rows only: the epoch's mean training losses as the strategy
+    reports them (``train_bce``, ``train_fairness``, the eta-free fairness
+    loss, and any others, e.g. ``train_hypergradient_norm``), ``train_time_s`` (model rows: wall time of training and per-epoch
     evaluation; epoch rows: that epoch's training; a stack's time is shared
     by its models) and ``stack_size``. The test columns are those of each
     row's own checkpoint; they only report what the validation columns
@@ -307,6 +311,8 @@ def sweep(
     tables = [_sweep_strategy(fitter, base.for_strategy(strategy), etas, seeds, search, rows)
               for strategy in dict.fromkeys(strategies)]
     table = pd.concat(tables, ignore_index=True)
+    last = [c for c in ("train_time_s", "stack_size") if c in table.columns]  # after losses only some strategies have
+    table = table[[c for c in table.columns if c not in last] + last]
     table.attrs["undefined"] = fitter.undefined
     return table
 

@@ -49,6 +49,20 @@ def test_stacked_sweep_equals_one_model_at_a_time_and_run_tabular():
     assert row["test_dp"] == pytest.approx(one.test["dp"], abs=1e-6)
 
 
+def test_epoch_rows_carry_the_epochs_training_losses():
+    table = fairbinn.sweep(DATA, ["lagrangian", "stackelberg"], [10.0], [3], **SETTINGS)
+    lagrangian = table[table.strategy == "lagrangian"]
+    one = fairbinn.run_tabular(DATA, strategy="lagrangian", eta=10.0, seed=3, **SETTINGS)
+    history = one.history_frame()
+    np.testing.assert_allclose(lagrangian["train_bce"], history["train_bce"], atol=1e-5)
+    np.testing.assert_allclose(lagrangian["train_fairness"], history["train_fairness"], atol=1e-6)
+    assert (lagrangian["train_bce"] > 0).all() and (lagrangian["train_fairness"] >= 0).all()
+    assert table[table.strategy == "stackelberg"]["train_hypergradient_norm"].gt(0).all()
+    assert list(table.columns[-2:]) == ["train_time_s", "stack_size"]
+    models = fairbinn.sweep(DATA, ["lagrangian"], [10.0], [3], rows="models", **SETTINGS)
+    assert not any(c.startswith("train_") and c != "train_time_s" for c in models.columns)
+
+
 def test_unstackable_networks_fall_back_with_a_warning():
     with pytest.warns(UserWarning, match="one at a time: dropout"):
         table = fairbinn.sweep(DATA, ["bilevel"], [1.0], [0, 1], model_kwargs={"dropout": 0.2}, rows="models",
