@@ -1,4 +1,4 @@
-"""Reproduction report: fronts on Adult and Health from every checkpoint, etas searched on validation, beside the paper.
+r"""Reproduction report: fronts on Adult and Health from every checkpoint, etas searched on validation, beside the paper.
 
 For each dataset, ``fairbinn.sweep(..., etas="auto")`` trains, per strategy,
 a coarse pass (eta 0 and one per decade from 0.01 to 10000, a fifth of the
@@ -16,6 +16,12 @@ fairness layer on Adult, 3 on Health). Strategies:
 - ``bilevel-rate`` and ``lagrangian-rate``: the default game and the
   Lagrangian with the constraint on the rate surrogate of the thresholded
   decision (``surrogate="rate"``, temperature 0.1);
+- ``bilevel-sgd`` and ``bilevel-bce``: the default game with a follower that
+  respects eta (plain SGD on eta * fairness; Adam on BCE + eta * fairness);
+- ``stackelberg``, ``stackelberg-implicit`` and ``stackelberg-rate``: the
+  leader on its hypergradient through the follower's response (one unrolled
+  follower step; the implicit-function theorem with 10 conjugate-gradient
+  iterations; unrolled, on the rate surrogate);
 - ``lagrangian`` and ``erm``.
 
 Every epoch of every model is a candidate. Per seed and budget, the chosen
@@ -26,10 +32,17 @@ paper's, the issue's targets with a verdict, the area over each seed's
 validation-chosen front and whether the bilevel front dominates the
 Lagrangian one, and the plots.
 
+The report also tests the paper's Theorem: at matched validation fairness
+(each budget), is a game's smallest training BCE at most the Lagrangian's?
+
 Usage::
 
     python benchmarks/sweep_report.py --data-dir ../shared/data
     python benchmarks/sweep_report.py --datasets adult --seeds 1 --epochs 3   # a quick look
+    # parts in parallel, one process each, resumable; then one report of them all
+    DATA_DIR=../shared/data WORK=/tmp/sweeps bash benchmarks/sweep_parallel.sh adult:stackelberg adult:bilevel-sgd
+    python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ \
+        --checkpoint-dir /tmp/sweeps/checkpoints
 
 Writes ``<out>/sweep_<dataset>.csv`` (every checkpoint; an existing file with
 the same settings is reused, so the report can be redrawn without
@@ -363,7 +376,11 @@ def main() -> None:
         "`bilevel-simultaneous` the same game with both players' gradients from one forward pass; "
         "`bilevel-rate` / `lagrangian-rate` the default game / the Lagrangian constraining the rate surrogate of the "
         "thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
-        "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone). The fairness loss is eta * (largest gap between "
+        "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
+        "default game with the follower on SGD / on BCE + eta * fairness; `stackelberg` the leader on its hypergradient "
+        "through one unrolled follower step, `stackelberg-implicit` through the implicit-function theorem (10 "
+        "conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
+        "The fairness loss is eta * (largest gap between "
         "groups' mean score)²; on Health the groups are the 9 age buckets.",
         "",
         "Every checkpoint (every epoch of every eta) is a candidate. Selection is honest: a budget's point is, "
