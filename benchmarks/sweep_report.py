@@ -185,7 +185,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
     seconds = {label: parts[label][1] for label in order}
     devices = {label: parts[label][2] for label in order}
     if missing or gathered:
-        table.to_csv(path, index=False)
+        table.to_csv(path, index=False, float_format="%.6g")  # 6 digits: the report reads 3
         path.with_suffix(".json").write_text(json.dumps(
             {"settings": {**settings, "parts": order}, "wall_time_s": seconds, "device": devices,
              "threads": args.threads, "torch": torch.__version__, "machine": platform.machine()}, indent=2))
@@ -198,11 +198,12 @@ def _present(table: pd.DataFrame, labels=tuple(PARTS)) -> list[str]:
     return [label for label in labels if label in trained]
 
 
-def _cell(values: pd.Series) -> str:
+def _cell(values: pd.Series, digits: int = 3) -> str:
     values = values.dropna()
     if values.empty:
         return "none"
-    return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+    return (f"{values.mean():.{digits}f} ± {values.std():.{digits}f}" if len(values) > 1
+            else f"{values.mean():.{digits}f}")
 
 
 def chosen_accuracy(table: pd.DataFrame, fairness: str, budget: float) -> dict[str, pd.Series]:
@@ -294,7 +295,7 @@ def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
         holds = sum(dominates(b, l, fairness) for b, l in zip(fronts[game], fronts["lagrangian"]))
         bigger = sum(b > l for b, l in zip(areas[game], areas["lagrangian"]))
         lines.append(f"- **{game}** vs Lagrangian: its front dominates in {holds} of {len(seeds)} seeds; area "
-                     f"{_cell(pd.Series(areas[game]))} against {_cell(pd.Series(areas['lagrangian']))}, larger in "
+                     f"{_cell(pd.Series(areas[game]), 4)} against {_cell(pd.Series(areas['lagrangian']), 4)}, larger in "
                      f"{bigger} of {len(seeds)} seeds.")
     return lines
 
