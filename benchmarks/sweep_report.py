@@ -304,30 +304,35 @@ def theorem_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]
     """The paper's Theorem tested: at matched validation fairness, is a game's training loss at most the Lagrangian's?
 
     Per seed and budget, each strategy's smallest training BCE (the epoch's mean over its steps) among the
-    checkpoints whose validation gap meets the budget; a game against the Lagrangian, seed by seed."""
-    if "lagrangian" not in set(table["strategy"]):
-        return ["Not measured: the Lagrangian is not trained here."]
-    if "train_bce" not in table or table.loc[table["strategy"] == "lagrangian", "train_bce"].isna().all():
-        return ["Not measured: the Lagrangian's part was trained before the sweep recorded training losses."]
-    games = [g for g in _present(table, GAMES) if table.loc[table["strategy"] == g, "train_bce"].notna().any()]
+    checkpoints whose validation gap meets the budget; a game against the Lagrangian on the same fairness loss
+    (``lagrangian-rate`` for the ``-rate`` games), seed by seed."""
+    def measured(label: str) -> bool:
+        return "train_bce" in table and table.loc[table["strategy"] == label, "train_bce"].notna().any()
+
+    baselines = [label for label in ("lagrangian", "lagrangian-rate") if measured(label)]
+    if "lagrangian" not in baselines:
+        return ["Not measured: the Lagrangian is not trained here, or was trained before the sweep recorded "
+                "training losses."]
+    games = [g for g in _present(table, GAMES) if measured(g)]
     lines = ["The smallest training BCE among a seed's checkpoints whose validation gap meets the budget "
              "(mean ± std over the seeds where one does); `≤ L` counts the seeds where the game's is at most "
-             "the Lagrangian's, of the seeds where both meet the budget.", "",
+             "the Lagrangian's on the same fairness loss (`lagrangian-rate` for the rate-surrogate games), of the "
+             "seeds where both meet the budget.", "",
              "| strategy | " + " | ".join(f"{fairness} ≤ {b:g}" for b in BUDGETS[dataset]) + " |",
              "|---" * (len(BUDGETS[dataset]) + 1) + "|"]
-    least = {}
-    for budget in BUDGETS[dataset]:
-        met = table[table[f"val_{fairness}"] <= budget]
-        least[budget] = met.groupby(["strategy", "seed"])["train_bce"].min()
-    for strategy in ["lagrangian", *games]:
+    least = {budget: table[table[f"val_{fairness}"] <= budget].groupby(["strategy", "seed"])["train_bce"].min()
+             for budget in BUDGETS[dataset]}
+    empty = pd.Series(dtype=float)
+    for strategy in [*baselines, *games]:
+        baseline = "lagrangian-rate" if strategy.endswith("-rate") and "lagrangian-rate" in baselines \
+            else "lagrangian"
         cells = []
         for budget in BUDGETS[dataset]:
-            ours = least[budget].get(strategy, pd.Series(dtype=float))
+            ours = least[budget].get(strategy, empty)
             cell = _cell(ours)
-            if strategy != "lagrangian":
-                paired = pd.concat([ours, least[budget].get("lagrangian", pd.Series(dtype=float))], axis=1,
-                                   keys=["game", "lagrangian"]).dropna()
-                cell += f" (≤ L in {int((paired['game'] <= paired['lagrangian']).sum())}/{len(paired)})"
+            if strategy not in baselines:
+                paired = pd.concat([ours, least[budget].get(baseline, empty)], axis=1, keys=["game", "L"]).dropna()
+                cell += f" (≤ L in {int((paired['game'] <= paired['L']).sum())}/{len(paired)})"
             cells.append(cell)
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return lines
