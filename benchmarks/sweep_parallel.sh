@@ -3,16 +3,17 @@
 # --out (WORK/DATASET-PART), all checkpointing every epoch into WORK/checkpoints, so that a part stopped by
 # the time limit resumes later, on any machine, from where it stopped.
 #
-#   DATA_DIR=../shared/data WORK=/tmp/sweeps DEVICE=cuda LIMIT_S=450 \
+#   DATA_DIR=../shared/data WORK=/tmp/sweeps LIMIT_S=3600 \
 #       bash benchmarks/sweep_parallel.sh adult:stackelberg health:bilevel-sgd ...
 #
 # Settings (environment): DATA_DIR, WORK (required); DEVICE (default cpu); LIMIT_S (seconds after which the
 # parts still training are stopped; default 0, no limit); EXTRA (more sweep_report arguments, e.g.
 # "--seeds 1 --epochs 2"). Each process uses one thread; WORK/DATASET-PART.log holds its output.
-# Then, in one process, the finished parts go into the report and the stopped ones resume:
+# Then the finished parts go into the report (--out, default benchmarks/results):
 #
-#   python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ \
-#       --checkpoint-dir /tmp/sweeps/checkpoints
+#   python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ --no-train
+#
+# and, instead of --no-train, `--checkpoint-dir /tmp/sweeps/checkpoints --parts PART ...` resumes stopped parts.
 set -u
 : "${DATA_DIR:?set DATA_DIR}" "${WORK:?set WORK}"
 DEVICE=${DEVICE:-cpu} LIMIT_S=${LIMIT_S:-0} EXTRA=${EXTRA:-}

@@ -115,7 +115,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS),
                         help="train only these of the parts not trained yet (default all)")
     parser.add_argument("--no-train", action="store_true",
-                        help="report only the parts already trained (in --out), training none; the report says "
+                        help="report only the parts already trained (in --out and --gather), training none; the report says "
                              "which parts are missing")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
