@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets, pareto_front
@@ -15,6 +16,17 @@ __all__ = ["plot_fronts", "plot_history", "plot_ratios", "read_reference_points"
 _COLORS = {"bilevel": "tab:blue", "lagrangian": "tab:orange", "erm": "tab:green", "bilevel-paper": "tab:purple"}
 _LABELS = {"dp": "demographic parity difference", "soft_dp": "soft DP (gap of mean score)",
            "eo": "equalized odds difference", "eopp": "equal opportunity difference"}
+
+
+def _strategy_colors(strategies: Sequence[str]) -> dict[str, Any]:
+    """One distinct colour per strategy: the usual ones' fixed colours, then tab20's others in order
+    (beyond 20 strategies, matplotlib's cycle)."""
+    import matplotlib
+    fixed = {s: _COLORS[s] for s in strategies if s in _COLORS}
+    used = [matplotlib.colors.to_rgb(c) for c in fixed.values()]
+    free = iter([c for c in matplotlib.colormaps["tab20"].colors
+                 if not any(np.allclose(c, u) for u in used)])
+    return {s: fixed[s] if s in fixed else next(free, None) for s in strategies}
 
 
 def _pyplot():
@@ -82,8 +94,9 @@ def plot_fronts(
     else:
         figure = ax.figure
     chosen = accuracy_at_budgets(table, budgets, fairness=fairness) if budgets else None
+    colors = _strategy_colors(list(dict.fromkeys(table["strategy"])))
     for strategy, part in table.groupby("strategy", sort=False):
-        color = _COLORS.get(strategy)
+        color = colors[strategy]
         fronts = [pareto_front(seed_rows, accuracy="val_accuracy", unfairness=f"val_{fairness}")
                   for _, seed_rows in part.groupby("seed")]
         front = pd.concat(fronts)

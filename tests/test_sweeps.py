@@ -107,6 +107,18 @@ def test_plot_and_reference_points(tmp_path):
     assert b"<svg" in written[1].read_bytes()[:500]
 
 
+def test_each_strategy_of_a_front_plot_has_its_own_colour():
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_hex
+    table = fairbinn.sweep(DATA, ["lagrangian"], [0.0, 30.0], [0], **SETTINGS)
+    names = ["bilevel", "lagrangian", "erm", "bilevel-paper"] + [f"variant-{i}" for i in range(10)]
+    many = pd.concat([table.assign(strategy=name) for name in names], ignore_index=True)
+    axis = fairbinn.plot_fronts(many, budgets=()).axes[0]
+    colours = {c.get_label().split(":")[0]: to_hex(c.get_facecolor()[0], keep_alpha=False) for c in axis.collections}
+    assert list(colours) == names and len(set(colours.values())) == len(names)
+    assert colours["bilevel"] == to_hex("tab:blue") and colours["lagrangian"] == to_hex("tab:orange")
+
+
 def test_reference_points_errors_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("label,accuracy\npaper,0.8\n")
