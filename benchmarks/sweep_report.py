@@ -41,8 +41,7 @@ Usage::
     python benchmarks/sweep_report.py --datasets adult --seeds 1 --epochs 3   # a quick look
     # parts in parallel, one process each, resumable; then one report of them all
     DATA_DIR=../shared/data WORK=/tmp/sweeps bash benchmarks/sweep_parallel.sh adult:stackelberg adult:bilevel-sgd
-    python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ \
-        --checkpoint-dir /tmp/sweeps/checkpoints
+    python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ --no-train
 
 Writes ``<out>/sweep_<dataset>.csv`` (every checkpoint; an existing file with
 the same settings is reused, so the report can be redrawn without
@@ -317,24 +316,27 @@ def theorem_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]
     lines = ["The smallest training BCE among a seed's checkpoints whose validation gap meets the budget "
              "(mean ± std over the seeds where one does); `≤ L` counts the seeds where the game's is at most "
              "the Lagrangian's on the same fairness loss (`lagrangian-rate` for the rate-surrogate games), of the "
-             "seeds where both meet the budget.", "",
-             "| strategy | " + " | ".join(f"{fairness} ≤ {b:g}" for b in BUDGETS[dataset]) + " |",
-             "|---" * (len(BUDGETS[dataset]) + 1) + "|"]
+             "seeds where both meet the budget; `all` sums those counts over the budgets.", "",
+             "| strategy | " + " | ".join(f"{fairness} ≤ {b:g}" for b in BUDGETS[dataset]) + " | all |",
+             "|---" * (len(BUDGETS[dataset]) + 2) + "|"]
     least = {budget: table[table[f"val_{fairness}"] <= budget].groupby(["strategy", "seed"])["train_bce"].min()
              for budget in BUDGETS[dataset]}
     empty = pd.Series(dtype=float)
     for strategy in [*baselines, *games]:
-        baseline = "lagrangian-rate" if strategy.endswith("-rate") and "lagrangian-rate" in baselines \
-            else "lagrangian"
-        cells = []
+        baseline = "lagrangian-rate" if strategy.endswith("-rate") else "lagrangian"
+        compared = strategy not in baselines and baseline in baselines
+        cells, held, pairs = [], 0, 0
         for budget in BUDGETS[dataset]:
             ours = least[budget].get(strategy, empty)
             cell = _cell(ours)
-            if strategy not in baselines:
+            if compared:
                 paired = pd.concat([ours, least[budget].get(baseline, empty)], axis=1, keys=["game", "L"]).dropna()
-                cell += f" (≤ L in {int((paired['game'] <= paired['L']).sum())}/{len(paired)})"
+                below = int((paired["game"] <= paired["L"]).sum())
+                held, pairs = held + below, pairs + len(paired)
+                cell += f" (≤ L in {below}/{len(paired)})"
             cells.append(cell)
-        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+        total = f"{held} of {pairs}" if compared else ""
+        lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {total} |")
     return lines
 
 
