@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from fairbinn import TrainConfig, load_adult, run_tabular
+from reporting import COMMITTED_FOLLOWER
 
 SETTINGS = [
     ({}, {}),
@@ -45,7 +46,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_adult(args.data_dir, seed=args.seed)
     majority = max(float(data.val.y.mean()), 1 - float(data.val.y.mean()))
-    base = TrainConfig(strategy="bilevel", eta=100.0, seed=args.seed, progress=False, leader_penalty=False)
+    base = TrainConfig(strategy="bilevel", eta=100.0, seed=args.seed, progress=False, leader_penalty=False,
+                       follower_optimizer=COMMITTED_FOLLOWER)
     rows = []
     for changes, model_kwargs in [({"strategy": "erm"}, {})] + SETTINGS:
         result = run_tabular(data, base.replace(**changes), model_kwargs=model_kwargs)

@@ -49,7 +49,7 @@ import torch
 
 from fairbinn import DrFairnessConfig, Split, Trainer, TrainConfig, load_tabular, run_tabular, seed_everything
 from fairbinn.vision import create_vision_model, load_celeba, paper_config
-from reporting import RunLog, mean_std_tables
+from reporting import COMMITTED_FOLLOWER, RunLog, mean_std_tables
 
 TABULAR = [
     # label, strategy, sampler, ratio_k, ratio_hessian
@@ -155,7 +155,7 @@ def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) 
         data = data or load_tabular(dataset, args.data_dir, seed=seed)
         chosen = "uniform" if sampler == "uniform" else DrFairnessConfig(k=k, hessian=hessian)
         config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=chosen,
-                             seed=seed, progress=False, leader_penalty=False,
+                             seed=seed, progress=False, leader_penalty=False, follower_optimizer=COMMITTED_FOLLOWER,
                              fairness_budget=args.budget, budget_metric=args.budget_metric)
         start = time.perf_counter()
         result = run_tabular(data, config, generated=noise_rows(data.train, seed) if "+noise" in sampler else None)
@@ -177,6 +177,7 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
             noise = Rows(data.train, held_out, noise_seed=seed)
         config = paper_config(data.target).replace(
             epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, leader_penalty=False,
+            follower_optimizer=COMMITTED_FOLLOWER,
             sampler="uniform" if sampler == "uniform" else DrFairnessConfig(lr=VISION_RATIO_LR, k=k, hessian=hessian),
         )
         start = time.perf_counter()

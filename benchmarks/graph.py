@@ -72,7 +72,7 @@ from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, pape
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
-from reporting import RunLog, interleaved_step_seconds, mean_std_tables
+from reporting import COMMITTED_FOLLOWER, RunLog, interleaved_step_seconds, mean_std_tables
 from torch_geometric.nn import GraphSAGE
 
 register_gnn_body("sage", GraphSAGE, overwrite=True)  # any PyG model: here GraphSAGE (mean aggregation)
@@ -219,7 +219,7 @@ def main() -> None:
                       key=lambda c: (c["dataset"], c["backbone"], c["device"]),
                       keep=lambda c: True)
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
-                       progress=False)
+                       follower_optimizer=COMMITTED_FOLLOWER, progress=False)
     costs, todo, graphs = [], [], {}
     for name in args.datasets:
         if not available(name, args.data_dir):

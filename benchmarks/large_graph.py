@@ -62,7 +62,7 @@ import sys
 import time
 from pathlib import Path
 
-from reporting import RunLog
+from reporting import COMMITTED_FOLLOWER, RunLog
 
 MODES = ("full", "mini")
 BAIL_NODES = 18_876
@@ -158,7 +158,7 @@ def worker(settings: dict) -> dict:
     config = TrainConfig(strategy=settings["strategy"], leader_penalty=False, epochs=settings["warmup"] + settings["epochs"],
                          lr=1e-2, fairness_lr=1e-5, eta=1000.0, batch_size=settings["batch_size"],
                          device=settings["device"], seed=settings["seed"], selection_metric=None,
-                         progress=False)
+                         follower_optimizer=COMMITTED_FOLLOWER, progress=False)
     seed_everything(settings["seed"])
     model = paper_gnn(dataset, settings.get("backbone", "gcn"))
     out["rss_loaded_gib"] = _gib(_status_kb("VmRSS"))

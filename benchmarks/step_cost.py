@@ -11,9 +11,11 @@ excluded: each epoch slices pre-shuffled rows, the same for all variants.
 Variants: ``erm``, ``lagrangian``; ``bilevel`` in the default game (the
 released code's, leader on BCE + eta * fairness) in each order
 (follower-first, leader-first, simultaneous); the paper's game
-(``leader_penalty=False``); the follower on SGD; the rate surrogate (bilevel
-and Lagrangian); ``stackelberg`` with the unrolled hypergradient (k = 1 and
-3 follower steps) and the implicit one (10 CG iterations); each but the
+(``leader_penalty=False``); the follower on SGD, and on BCE + eta * fairness;
+the rate surrogate (bilevel and Lagrangian); ``stackelberg`` with the
+unrolled hypergradient (k = 1 and 3 follower steps) and the implicit one (10
+CG iterations). The follower steps by Adam (``COMMITTED_FOLLOWER``, as in
+the committed figures) unless a variant says otherwise. Each but the
 stackelberg ones also through ``torch.compile``
 (``--compile``, inductor) when asked; and ``released``, the authors' released
 step reimplemented from their published training loop on the same network:
@@ -33,6 +35,7 @@ Usage::
     python benchmarks/step_cost.py --data-dir ../shared/data                 # CPU, torch's threads
     python benchmarks/step_cost.py --data-dir ../shared/data --compile       # also compiled variants
     python benchmarks/step_cost.py --device cuda --batch-sizes 100 1024
+    python benchmarks/step_cost.py --networks paper --variants bilevel 'bilevel bce follower'   # a subset
 
 Prints a table and writes ``<out>/step_cost_<device>_<N>threads.md`` and ``.json``.
 """
@@ -55,12 +58,13 @@ from fairbinn import TrainConfig, load_adult, seed_everything
 from fairbinn.core.data import Batch
 from fairbinn.core.strategies import create_strategy
 from fairbinn.tabular import build_mlp
+from reporting import COMMITTED_FOLLOWER
 
 NETWORKS = {
     "paper": lambda d: build_mlp(d, (d, d)),
     "released": lambda d: build_mlp(d, (101, 101, 101, 101), fairness_position=2),
 }
-GAMES = {  # name: TrainConfig settings
+GAMES = {  # name: TrainConfig settings (the follower on COMMITTED_FOLLOWER unless a variant says otherwise)
     "erm": {"strategy": "erm"},
     "lagrangian": {"strategy": "lagrangian"},
     "bilevel": {"strategy": "bilevel"},
@@ -68,6 +72,7 @@ GAMES = {  # name: TrainConfig settings
     "bilevel simultaneous": {"strategy": "bilevel", "order": "simultaneous"},
     "bilevel paper game": {"strategy": "bilevel", "leader_penalty": False},
     "bilevel sgd follower": {"strategy": "bilevel", "follower_optimizer": "sgd"},
+    "bilevel bce follower": {"strategy": "bilevel", "follower_bce": True},
     "bilevel rate surrogate": {"strategy": "bilevel", "surrogate": "rate"},
     "lagrangian rate surrogate": {"strategy": "lagrangian", "surrogate": "rate"},
     "stackelberg unrolled k=1": {"strategy": "stackelberg", "hypergradient": "unrolled", "unroll_steps": 1},
@@ -87,6 +92,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per variant and batch size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--variants", nargs="+", choices=list(GAMES), default=list(GAMES),
+                        help="time only these (erm, lagrangian and the released step are always timed: the ratios "
+                             "need them); with a subset the files are named step_cost_..._subset.md / .json")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     return parser.parse_args()
 
@@ -100,7 +108,8 @@ class Variant:
 def fairbinn_variant(name: str, network: str, d: int, settings: dict, compiled: bool, device: str) -> Variant:
     seed_everything(0)
     model = NETWORKS[network](d).to(device)
-    config = TrainConfig(eta=100.0, device=device, progress=False, compile=compiled, **settings)
+    config = TrainConfig(eta=100.0, device=device, progress=False, compile=compiled,
+                         **{"follower_optimizer": COMMITTED_FOLLOWER, **settings})
     strategy = create_strategy(model, config, config.build_constraint(), num_groups=2)
     return Variant(name + (" compiled" if compiled else ""), strategy.step)
 
@@ -139,6 +148,18 @@ def epoch_seconds(variant: Variant, batches: list[Batch], device: str) -> float:
     return time.perf_counter() - start
 
 
+def _flags(args: argparse.Namespace) -> str:
+    """The command-line options that change which figures the run makes, as given."""
+    flags = ""
+    if args.networks != ["paper", "released"]:
+        flags += " --networks " + " ".join(args.networks)
+    if args.batch_sizes != [100, 200, 1024]:
+        flags += " --batch-sizes " + " ".join(map(str, args.batch_sizes))
+    if set(args.variants) != set(GAMES):
+        flags += " --variants " + " ".join(f"'{name}'" for name in args.variants)
+    return flags
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
@@ -156,7 +177,8 @@ def main() -> None:
     for network in args.networks:
         variants = [fairbinn_variant(name, network, d, settings, compiled, args.device)
                     for compiled in ((False, True) if args.compile else (False,))
-                    for name, settings in GAMES.items() if not (compiled and name in STACKELBERG)]
+                    for name, settings in GAMES.items()
+                    if name in {"erm", "lagrangian", *args.variants} and not (compiled and name in STACKELBERG)]
         variants.append(released_variant(network, d, args.device))
         times: dict[tuple[str, int], list[float]] = {}
         warm_up = time.perf_counter()
@@ -182,7 +204,7 @@ def main() -> None:
     header = (f"Adult, {len(y)} training rows; median over {args.rounds} interleaved epochs of seconds per step "
               f"(training only, data on the device). Device: {args.device} ({device_name}), torch "
               f"{torch.__version__}, {torch.get_num_threads()} CPU threads. `python benchmarks/step_cost.py"
-              f"{' --compile' if args.compile else ''}`.")
+              f"{' --compile' if args.compile else ''}{_flags(args)}`.")
     lines = [header, "", "| network | batch | variant | ms / step | x ERM | x Lagrangian | released / this |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -192,6 +214,8 @@ def main() -> None:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"step_cost_{args.device.split(':')[0]}_{torch.get_num_threads()}threads"
+    if set(args.variants) != set(GAMES):
+        stem += "_subset"
     (args.out / f"{stem}.md").write_text(text + "\n")
     (args.out / f"{stem}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
 

@@ -5,10 +5,13 @@ a coarse pass (eta 0 and one per decade from 0.01 to 10000, a fifth of the
 epochs) and a refined pass (8 etas inside the interval where validation DP
 moves from ERM's level to ~0, all the epochs), 5 seeds sharing the etas, in
 the paper's configuration (50 epochs, batch 100, Adam 1e-3 / 1e-5; 1
-fairness layer on Adult, 3 on Health). Strategies:
+fairness layer on Adult, 3 on Health). Every game's follower steps by Adam,
+the released code's (``COMMITTED_FOLLOWER``), except ``bilevel-sgd``'s:
+these parts were trained before SGD became ``TrainConfig``'s default, and
+pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
 
-- ``bilevel``: FairBiNN's default game, the one the authors' released code
-  runs (the leader on BCE + eta * fairness, the follower on eta * fairness);
+- ``bilevel``: FairBiNN's game as the authors' released code runs it (the
+  leader on BCE + eta * fairness, the follower on eta * fairness, by Adam);
 - ``bilevel-paper``: the paper's Algorithm 1 as written (the leader on BCE
   alone; ``leader_penalty=False``);
 - ``bilevel-simultaneous``: the default game with both players' gradients
@@ -16,8 +19,9 @@ fairness layer on Adult, 3 on Health). Strategies:
 - ``bilevel-rate`` and ``lagrangian-rate``: the default game and the
   Lagrangian with the constraint on the rate surrogate of the thresholded
   decision (``surrogate="rate"``, temperature 0.1);
-- ``bilevel-sgd`` and ``bilevel-bce``: the default game with a follower that
-  respects eta (plain SGD on eta * fairness; Adam on BCE + eta * fairness);
+- ``bilevel-sgd`` and ``bilevel-bce``: the same game with a follower that
+  respects eta (plain SGD on eta * fairness, fairbinn's default since issue
+  16; Adam on BCE + eta * fairness);
 - ``stackelberg``, ``stackelberg-implicit`` and ``stackelberg-rate``: the
   leader on its hypergradient through the follower's response (one unrolled
   follower step; the implicit-function theorem with 10 conjugate-gradient
@@ -64,6 +68,7 @@ import torch
 
 import fairbinn
 from fairbinn import accuracy_at_budgets, area_over_curve, pareto_front
+from reporting import COMMITTED_FOLLOWER
 
 HERE = Path(__file__).parent
 BUDGETS = {"adult": (0.01, 0.02, 0.05, 0.10), "health": (0.05, 0.10, 0.20)}
@@ -77,16 +82,17 @@ TARGETS = {  # the issue's targets: (strategy or "best", fairness, budget) -> te
     "health": {("best", "soft_dp", 0.10): 0.75, ("best", "soft_dp", 0.20): 0.79},
 }
 FAIRNESS = ("dp", "soft_dp")
+ADAM = {"follower_optimizer": COMMITTED_FOLLOWER}  # the follower of every game part but bilevel-sgd
 PARTS = {  # label: (strategy, settings)
-    "bilevel": ("bilevel", {}),
-    "bilevel-paper": ("bilevel", {"leader_penalty": False}),
-    "bilevel-simultaneous": ("bilevel", {"order": "simultaneous"}),
-    "bilevel-rate": ("bilevel", {"surrogate": "rate"}),
+    "bilevel": ("bilevel", ADAM),
+    "bilevel-paper": ("bilevel", {**ADAM, "leader_penalty": False}),
+    "bilevel-simultaneous": ("bilevel", {**ADAM, "order": "simultaneous"}),
+    "bilevel-rate": ("bilevel", {**ADAM, "surrogate": "rate"}),
     "bilevel-sgd": ("bilevel", {"follower_optimizer": "sgd"}),
-    "bilevel-bce": ("bilevel", {"follower_bce": True}),
-    "stackelberg": ("stackelberg", {}),
-    "stackelberg-implicit": ("stackelberg", {"hypergradient": "implicit"}),
-    "stackelberg-rate": ("stackelberg", {"surrogate": "rate"}),
+    "bilevel-bce": ("bilevel", {**ADAM, "follower_bce": True}),
+    "stackelberg": ("stackelberg", ADAM),
+    "stackelberg-implicit": ("stackelberg", {**ADAM, "hypergradient": "implicit"}),
+    "stackelberg-rate": ("stackelberg", {**ADAM, "surrogate": "rate"}),
     "lagrangian": ("lagrangian", {}),
     "lagrangian-rate": ("lagrangian", {"surrogate": "rate"}),
     "erm": ("erm", {}),
@@ -379,13 +385,14 @@ def main() -> None:
         f"strategy, etas searched on validation (`fairbinn.sweep(etas=\"auto\")`: eta 0 and one per decade from "
         f"0.01 to 10000 for a fifth of the epochs, then 8 etas inside the interval where validation DP moves from "
         f"ERM's level to ~0 for all of them), seeds 0-{args.seeds - 1} sharing the etas, {args.epochs} epochs, "
-        "batch 100, Adam lr 1e-3 (fairness layers 1e-5). `bilevel` is FairBiNN's default game, the one the "
-        "authors' released code runs (the leader also minimises eta * fairness), the follower stepping first; "
+        "batch 100, Adam lr 1e-3 (fairness layers 1e-5; every game's follower on Adam but `bilevel-sgd`'s). "
+        "`bilevel` is FairBiNN's game as the authors' released code runs it (the leader also minimises eta * "
+        "fairness), the follower stepping first; "
         "`bilevel-simultaneous` the same game with both players' gradients from one forward pass; "
         "`bilevel-rate` / `lagrangian-rate` the default game / the Lagrangian constraining the rate surrogate of the "
         "thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
         "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
-        "default game with the follower on SGD / on BCE + eta * fairness; `stackelberg` the leader on its hypergradient "
+        "same game with the follower on SGD (fairbinn's default follower since issue 16) / on BCE + eta * fairness; `stackelberg` the leader on its hypergradient "
         "through one unrolled follower step, `stackelberg-implicit` through the implicit-function theorem (10 "
         "conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
         "The fairness loss is eta * (largest gap between "

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from fairbinn import TrainConfig, load_tabular, run_tabular
-from reporting import RunLog, mean_std_tables
+from reporting import COMMITTED_FOLLOWER, RunLog, mean_std_tables
 
 CONFIGURATIONS = [
     # label, strategy, eta, leader_penalty
@@ -65,7 +65,7 @@ def main() -> None:
                  keep=lambda r: r["epochs"] == args.epochs)
     done = log.records()
     base = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, fairness_lr=1e-5,
-                       device=args.device, progress=False)
+                       follower_optimizer=COMMITTED_FOLLOWER, device=args.device, progress=False)
     for dataset in args.datasets:
         for seed in range(args.seeds):
             data = None

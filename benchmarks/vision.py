@@ -49,7 +49,7 @@ from fairbinn.vision import (
     read_celeba_index,
     run_vision,
 )
-from reporting import HEADERS, RunLog, interleaved_step_seconds, mean_std
+from reporting import COMMITTED_FOLLOWER, HEADERS, RunLog, interleaved_step_seconds, mean_std
 
 LABELS = {"erm": "ERM", "lagrangian": "Lagrangian", "bilevel": "FairBiNN bilevel"}
 METRICS = ["accuracy", "ap", "auc", "dp", "eo", "soft_dp"]
@@ -99,7 +99,8 @@ def measure_step_cost(data, args: argparse.Namespace, settings: dict) -> dict:
     batch = move_to(as_batch(next(iter(data.train.loader(args.batch_size)))), device)
     strategies = {}
     for strategy in args.strategies:
-        config = paper_config(data.target, strategy=strategy, device=args.device, leader_penalty=False)
+        config = paper_config(data.target, strategy=strategy, device=args.device, leader_penalty=False,
+                              follower_optimizer=COMMITTED_FOLLOWER)
         seed_everything(0)
         model = create_vision_model(fairness=args.fairness).to(device).train()
         strategies[strategy] = create_strategy(model, config, config.build_constraint(), num_groups=2)
@@ -147,7 +148,8 @@ def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, se
     """One training run through :func:`run_vision`, as a JSON-ready record."""
     config = paper_config(data.target, strategy=strategy, seed=seed, epochs=settings["epochs"],
                           batch_size=args.batch_size, device=args.device, progress=False,
-                          leader_penalty=False)  # the paper's game, as the committed tables
+                          leader_penalty=False,  # the paper's game, as the committed tables
+                          follower_optimizer=COMMITTED_FOLLOWER)
     result = run_vision(data, config, model_kwargs={"fairness": args.fairness}, num_workers=args.num_workers)
     extra = result.extra
     record = {

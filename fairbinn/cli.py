@@ -147,8 +147,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                       help="bilevel update order (default follower-first, as the authors' code); simultaneous: "
                            "one forward pass, both players' gradients at the same point, both step")
     game.add_argument("--follower-optimizer", choices=list(FOLLOWER_OPTIMIZERS), default=defaults.follower_optimizer,
-                      help="bilevel and stackelberg: the follower's optimizer, adam (default; its step is about "
-                           "--fairness-lr whatever eta is) or sgd (its step scales with eta)")
+                      help="bilevel and stackelberg: the follower's optimizer, sgd (default; its step scales with "
+                           "eta) or adam (the released code's; its step is about --fairness-lr whatever eta is)")
     game.add_argument("--follower-bce", action="store_true",
                       help="bilevel and stackelberg: the follower minimises BCE + eta * fairness (an ordinary "
                            "accuracy layer as eta goes to 0) instead of eta * fairness")

@@ -94,7 +94,7 @@ def test_stackelberg_follower_and_surrogate_flags_reach_each_mode(capsys, tmp_pa
     code, captured = run_cli(
         capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress",
         "--mode", "stackelberg", "bilevel", "erm", "--hypergradient", "implicit", "--cg-iters", "2",
-        "--cg-damping", "0.5", "--follower-optimizer", "sgd", "--follower-bce", "--surrogate", "rate",
+        "--cg-damping", "0.5", "--follower-optimizer", "adam", "--follower-bce", "--surrogate", "rate",
         "--temperature", "0.05", "--output", str(out),
     )
     assert code == 0
@@ -102,9 +102,9 @@ def test_stackelberg_follower_and_surrogate_flags_reach_each_mode(capsys, tmp_pa
     configs = {run["config"]["strategy"]: run["config"] for run in json.loads(out.read_text())["runs"]}
     game = ("hypergradient", "cg_iters", "cg_damping", "follower_optimizer", "follower_bce", "surrogate",
             "temperature")
-    assert [configs["stackelberg"][k] for k in game] == ["implicit", 2, 0.5, "sgd", True, "rate", 0.05]
-    assert [configs["bilevel"][k] for k in game] == ["unrolled", 10, 1.0, "sgd", True, "rate", 0.05]
-    assert [configs["erm"][k] for k in game] == ["unrolled", 10, 1.0, "adam", False, "rate", 0.05]
+    assert [configs["stackelberg"][k] for k in game] == ["implicit", 2, 0.5, "adam", True, "rate", 0.05]
+    assert [configs["bilevel"][k] for k in game] == ["unrolled", 10, 1.0, "adam", True, "rate", 0.05]
+    assert [configs["erm"][k] for k in game] == ["unrolled", 10, 1.0, "sgd", False, "rate", 0.05]
 
 
 def test_unknown_mode_and_missing_data(capsys, tmp_path):

@@ -18,9 +18,10 @@ STRATEGY_NAMES = ("erm", "lagrangian", "bilevel", "stackelberg")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
 :func:`~fairbinn.core.strategies.list_strategies`, never this tuple."""
 ORDERS = ("follower_first", "leader_first", "simultaneous")
-FOLLOWER_OPTIMIZERS = ("adam", "sgd")
-"""How the follower steps (``TrainConfig.follower_optimizer``): Adam, whose step is about ``fairness_lr``
-whatever eta is, or plain SGD, whose step is ``fairness_lr`` times the gradient and so scales with eta."""
+FOLLOWER_OPTIMIZERS = ("sgd", "adam")
+"""How the follower steps (``TrainConfig.follower_optimizer``): plain SGD (the default), whose step is
+``fairness_lr`` times the gradient and so scales with eta, or Adam, whose step is about ``fairness_lr``
+whatever eta is."""
 HYPERGRADIENTS = ("unrolled", "implicit")
 """How the ``stackelberg`` leader differentiates the follower's response (``TrainConfig.hypergradient``)."""
 SAMPLERS: Registry[type] = Registry("sampler", {"uniform": UniformConfig, "drfairness": DrFairnessConfig})
@@ -94,11 +95,13 @@ class TrainConfig:
         step, here after it). ``False`` is the paper's Algorithm 1 as written
         (the leader on BCE alone), which leaves DP at ERM's level: the leader,
         100x faster than the follower, undoes the fairness block.
-    follower_optimizer : {"adam", "sgd"}, default "adam"
-        Bilevel and stackelberg: the follower's optimizer. Adam normalises
-        its step, so the follower moves about ``fairness_lr`` per step
-        whatever eta is (the released code); ``"sgd"`` steps
-        ``fairness_lr * gradient``, which scales with eta.
+    follower_optimizer : {"sgd", "adam"}, default "sgd"
+        Bilevel and stackelberg: the follower's optimizer. ``"sgd"`` steps
+        ``fairness_lr * gradient``, which scales with eta (and is the step
+        the ``stackelberg`` leader differentiates); Adam normalises its
+        step, so the follower moves about ``fairness_lr`` per step whatever
+        eta is (the authors' released code, and every FairBiNN figure made
+        before issue 16 chose SGD on the Adult and Health fronts).
     follower_bce : bool, default False
         Bilevel and stackelberg: the follower minimises BCE + eta * fairness
         instead of eta * fairness alone, so that as eta goes to 0 the fairness
@@ -194,7 +197,7 @@ class TrainConfig:
     fairness_lr_decay: float = 1.0
     order: str = "follower_first"
     leader_penalty: bool = True
-    follower_optimizer: str = "adam"
+    follower_optimizer: str = "sgd"
     follower_bce: bool = False
     hypergradient: str = "unrolled"
     unroll_steps: int = 1

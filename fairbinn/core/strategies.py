@@ -8,7 +8,7 @@ Bilevel step (FairBiNN), follower first, one shared minibatch::
 
     z = encoder(x)                          # one encoder forward, kept in the graph
     follower: eta * fairness(head(fairness_block(z.detach())))
-              gradient w.r.t. the fairness block only, Adam step (fairness_lr)
+              gradient w.r.t. the fairness block only, SGD step (fairness_lr)
     leader:   BCE(head(fairness_block(z))) [+ eta * fairness]  # block already updated
               gradient w.r.t. encoder and head only, Adam step (lr)
 
@@ -17,10 +17,11 @@ fairness, the game of the authors' released code, whose numbers the paper
 reports; ``leader_penalty=False`` is the paper's Algorithm 1 as written (the
 leader on BCE alone; see :class:`~fairbinn.core.config.TrainConfig`).
 
-``config.follower_optimizer="sgd"`` steps the follower by plain SGD, whose
-step scales with eta (Adam's does not), and ``config.follower_bce=True`` gives
-the follower BCE + eta * fairness, so that as eta goes to 0 the block becomes
-an ordinary accuracy layer.
+The follower steps by plain SGD (``config.follower_optimizer="sgd"``, the
+default), whose step scales with eta; ``"adam"``, the released code's
+follower, moves about ``fairness_lr`` per step whatever eta is. With
+``config.follower_bce=True`` the follower minimises BCE + eta * fairness, so
+that as eta goes to 0 the block becomes an ordinary accuracy layer.
 
 ``Stackelberg`` plays the same game with an anticipating leader: its gradient
 includes the follower's response to the leader's parameters (unrolled

@@ -22,7 +22,9 @@ PAPER_GRAPH_SETTINGS: dict[str, Any] = dict(epochs=1000, lr=1e-2, fairness_lr=1e
 """FairBiNN's graph training settings (stated for NBA; used for Pokec-z/n too):
 1000 full-batch epochs, Adam with lr 1e-2 for the network and 1e-5 for the
 fairness layer, eta 1000. The network: 2 GNN layers (hidden 64, dropout 0.5),
-1 fairness layer, 1 linear layer after it (:func:`paper_gnn`)."""
+1 fairness layer, 1 linear layer after it (:func:`paper_gnn`). The fairness
+layer steps by ``TrainConfig.follower_optimizer``, plain SGD by default; the
+paper's Adam is ``follower_optimizer="adam"``."""
 
 BAIL_SETTINGS: dict[str, Any] = dict(epochs=1000, lr=1e-3, fairness_lr=1e-5, eta=1000.0)
 """Bail's default training settings (FairBiNN did not run Bail): FairBiNN's graph

@@ -14,7 +14,9 @@ from .celeba import CELEBA_SOURCE, CelebASplits, load_celeba
 __all__ = ["PAPER_CELEBA_SETTINGS", "PAPER_CELEBA_COMMON", "paper_config", "run_vision"]
 
 PAPER_CELEBA_COMMON: dict[str, Any] = {"lr": 1e-3, "batch_size": 128}
-"""The paper's CelebA settings shared by every attribute: Adam, lr 1e-3, batch 128."""
+"""The paper's CelebA settings shared by every attribute: Adam, lr 1e-3, batch 128. The fairness layers
+step by ``TrainConfig.follower_optimizer``, plain SGD by default; the paper's Adam is
+``follower_optimizer="adam"``."""
 PAPER_CELEBA_SETTINGS: dict[str, dict[str, Any]] = {
     "Attractive": {"eta": 1000.0, "fairness_lr": 1e-6, "epochs": 30},
     "Smiling": {"eta": 100.0, "fairness_lr": 1e-5, "epochs": 15},

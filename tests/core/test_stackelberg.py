@@ -166,15 +166,17 @@ def test_implicit_hypergradient_of_a_stack_is_each_models_own():
 
 @pytest.mark.parametrize("order", ["follower_first", "leader_first"])
 @pytest.mark.parametrize("hypergradient", ["unrolled", "implicit"])
-def test_step_takes_the_hypergradient_with_adam_then_the_follower_step(order, hypergradient):
+@pytest.mark.parametrize("follower_optimizer", ["sgd", "adam"])
+def test_step_takes_the_hypergradient_with_adam_then_the_follower_step(order, hypergradient, follower_optimizer):
     model, batch = tiny_model(), tiny_batch()
-    cfg = config(order=order, hypergradient=hypergradient, fairness_lr=1e-2)
+    cfg = config(order=order, hypergradient=hypergradient, fairness_lr=1e-2, follower_optimizer=follower_optimizer)
     strategy = create_strategy(model, cfg, DemographicParity(), num_groups=2)
     # reference: the same step from a copy of the model, written with the public pieces
     ref = tiny_model()
     ref_strategy = create_strategy(ref, cfg, DemographicParity(), num_groups=2)
     leader = torch.optim.Adam(list(ref.leader_parameters()), lr=cfg.lr)
-    follower = torch.optim.Adam(list(ref.follower_parameters()), lr=cfg.fairness_lr)
+    optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[follower_optimizer]
+    follower = optimizer(list(ref.follower_parameters()), lr=cfg.fairness_lr)
 
     def follower_step():
         follower.zero_grad()
@@ -227,7 +229,7 @@ def test_for_strategy_keeps_the_settings_of_the_game_it_plays():
     assert (bilevel.follower_optimizer, bilevel.follower_bce, bilevel.order) == ("sgd", True, "leader_first")
     assert (bilevel.hypergradient, bilevel.cg_iters) == ("unrolled", 10)
     erm = cfg.for_strategy("erm")
-    assert (erm.follower_optimizer, erm.follower_bce, erm.order, erm.cg_iters) == ("adam", False, "follower_first",
+    assert (erm.follower_optimizer, erm.follower_bce, erm.order, erm.cg_iters) == ("sgd", False, "follower_first",
                                                                                    10)
     assert erm.surrogate == "rate"  # the constraint's setting serves every strategy
     assert cfg.for_strategy("stackelberg") == cfg
