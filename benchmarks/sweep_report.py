@@ -6,7 +6,7 @@ epochs) and a refined pass (8 etas inside the interval where validation DP
 moves from ERM's level to ~0, all the epochs), 5 seeds sharing the etas, in
 the paper's configuration (50 epochs, batch 100, Adam 1e-3 / 1e-5; 1
 fairness layer on Adult, 3 on Health). Every game's follower steps by Adam,
-the released code's (``COMMITTED_FOLLOWER``), except ``bilevel-sgd``'s:
+the released code's (``COMMITTED_FOLLOWER``), except the ``bilevel-sgd`` parts':
 these parts were trained before SGD became ``TrainConfig``'s default, and
 pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
 
@@ -21,7 +21,8 @@ pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
   decision (``surrogate="rate"``, temperature 0.1);
 - ``bilevel-sgd`` and ``bilevel-bce``: the same game with a follower that
   respects eta (plain SGD on eta * fairness, fairbinn's default since issue
-  16; Adam on BCE + eta * fairness);
+  16; Adam on BCE + eta * fairness); ``bilevel-sgd-rate``: the SGD follower
+  on the rate surrogate;
 - ``stackelberg``, ``stackelberg-implicit`` and ``stackelberg-rate``: the
   leader on its hypergradient through the follower's response (one unrolled
   follower step; the implicit-function theorem with 10 conjugate-gradient
@@ -82,13 +83,14 @@ TARGETS = {  # the issue's targets: (strategy or "best", fairness, budget) -> te
     "health": {("best", "soft_dp", 0.10): 0.75, ("best", "soft_dp", 0.20): 0.79},
 }
 FAIRNESS = ("dp", "soft_dp")
-ADAM = {"follower_optimizer": COMMITTED_FOLLOWER}  # the follower of every game part but bilevel-sgd
+ADAM = {"follower_optimizer": COMMITTED_FOLLOWER}  # the follower of every game part but the bilevel-sgd ones
 PARTS = {  # label: (strategy, settings)
     "bilevel": ("bilevel", ADAM),
     "bilevel-paper": ("bilevel", {**ADAM, "leader_penalty": False}),
     "bilevel-simultaneous": ("bilevel", {**ADAM, "order": "simultaneous"}),
     "bilevel-rate": ("bilevel", {**ADAM, "surrogate": "rate"}),
     "bilevel-sgd": ("bilevel", {"follower_optimizer": "sgd"}),
+    "bilevel-sgd-rate": ("bilevel", {"follower_optimizer": "sgd", "surrogate": "rate"}),
     "bilevel-bce": ("bilevel", {**ADAM, "follower_bce": True}),
     "stackelberg": ("stackelberg", ADAM),
     "stackelberg-implicit": ("stackelberg", {**ADAM, "hypergradient": "implicit"}),
@@ -97,8 +99,8 @@ PARTS = {  # label: (strategy, settings)
     "lagrangian-rate": ("lagrangian", {"surrogate": "rate"}),
     "erm": ("erm", {}),
 }
-GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-sgd", "bilevel-bce",
-         "stackelberg", "stackelberg-implicit", "stackelberg-rate")
+GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-sgd", "bilevel-sgd-rate",
+         "bilevel-bce", "stackelberg", "stackelberg-implicit", "stackelberg-rate")
 COMPARED = (*GAMES, "lagrangian-rate")  # each front compared with the Lagrangian's, seed by seed
 ORDERS = ("bilevel", "bilevel-simultaneous")  # the default game in its two orders, compared seed by seed
 
@@ -385,14 +387,15 @@ def main() -> None:
         f"strategy, etas searched on validation (`fairbinn.sweep(etas=\"auto\")`: eta 0 and one per decade from "
         f"0.01 to 10000 for a fifth of the epochs, then 8 etas inside the interval where validation DP moves from "
         f"ERM's level to ~0 for all of them), seeds 0-{args.seeds - 1} sharing the etas, {args.epochs} epochs, "
-        "batch 100, Adam lr 1e-3 (fairness layers 1e-5; every game's follower on Adam but `bilevel-sgd`'s). "
+        "batch 100, Adam lr 1e-3 (fairness layers 1e-5; every game's follower on Adam but the `bilevel-sgd` parts'). "
         "`bilevel` is FairBiNN's game as the authors' released code runs it (the leader also minimises eta * "
         "fairness), the follower stepping first; "
         "`bilevel-simultaneous` the same game with both players' gradients from one forward pass; "
         "`bilevel-rate` / `lagrangian-rate` the default game / the Lagrangian constraining the rate surrogate of the "
         "thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
         "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
-        "same game with the follower on SGD (fairbinn's default follower since issue 16) / on BCE + eta * fairness; `stackelberg` the leader on its hypergradient "
+        "same game with the follower on SGD (fairbinn's default follower since issue 16) / on BCE + eta * fairness, "
+        "`bilevel-sgd-rate` the SGD follower on the rate surrogate; `stackelberg` the leader on its hypergradient "
         "through one unrolled follower step, `stackelberg-implicit` through the implicit-function theorem (10 "
         "conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
         "The fairness loss is eta * (largest gap between "
