@@ -11,12 +11,13 @@ excluded: each epoch slices pre-shuffled rows, the same for all variants.
 Variants: ``erm``, ``lagrangian``; ``bilevel`` in the default game (the
 released code's, leader on BCE + eta * fairness) in each order
 (follower-first, leader-first, simultaneous); the paper's game
-(``leader_penalty=False``); the follower on SGD, and on BCE + eta * fairness;
-the rate surrogate (bilevel and Lagrangian); ``stackelberg`` with the
-unrolled hypergradient (k = 1 and 3 follower steps) and the implicit one (10
-CG iterations). The follower steps by Adam (``COMMITTED_FOLLOWER``, as in
-the committed figures) unless a variant says otherwise. Each but the
-stackelberg ones also through ``torch.compile``
+(``leader_penalty=False``); the follower on SGD, and on BCE + eta *
+fairness; the rate surrogate (bilevel with either follower, and
+Lagrangian); ``stackelberg`` with the unrolled hypergradient (k = 1 and 3
+follower steps) and the implicit one (10 CG iterations). The follower
+steps by Adam (``COMMITTED_FOLLOWER``, as in the committed figures) unless
+a variant says otherwise. Each but the stackelberg ones also through
+``torch.compile``
 (``--compile``, inductor) when asked; and ``released``, the authors' released
 step reimplemented from their published training loop on the same network:
 ``model.zero_grad()``; forward, backward of eta * fairness through the whole
@@ -74,6 +75,7 @@ GAMES = {  # name: TrainConfig settings (the follower on COMMITTED_FOLLOWER unle
     "bilevel sgd follower": {"strategy": "bilevel", "follower_optimizer": "sgd"},
     "bilevel bce follower": {"strategy": "bilevel", "follower_bce": True},
     "bilevel rate surrogate": {"strategy": "bilevel", "surrogate": "rate"},
+    "bilevel sgd follower rate surrogate": {"strategy": "bilevel", "follower_optimizer": "sgd", "surrogate": "rate"},
     "lagrangian rate surrogate": {"strategy": "lagrangian", "surrogate": "rate"},
     "stackelberg unrolled k=1": {"strategy": "stackelberg", "hypergradient": "unrolled", "unroll_steps": 1},
     "stackelberg unrolled k=3": {"strategy": "stackelberg", "hypergradient": "unrolled", "unroll_steps": 3},
