@@ -14,9 +14,9 @@ pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
   leader on BCE + eta * fairness, the follower on eta * fairness, by Adam);
 - ``bilevel-paper``: the paper's Algorithm 1 as written (the leader on BCE
   alone; ``leader_penalty=False``);
-- ``bilevel-simultaneous``: the default game with both players' gradients
+- ``bilevel-simultaneous``: the same game with both players' gradients
   from one forward pass (``order="simultaneous"``);
-- ``bilevel-rate`` and ``lagrangian-rate``: the default game and the
+- ``bilevel-rate`` and ``lagrangian-rate``: the same game and the
   Lagrangian with the constraint on the rate surrogate of the thresholded
   decision (``surrogate="rate"``, temperature 0.1);
 - ``bilevel-sgd`` and ``bilevel-bce``: the same game with a follower that
@@ -102,7 +102,7 @@ PARTS = {  # label: (strategy, settings)
 GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-sgd", "bilevel-sgd-rate",
          "bilevel-bce", "stackelberg", "stackelberg-implicit", "stackelberg-rate")
 COMPARED = (*GAMES, "lagrangian-rate")  # each front compared with the Lagrangian's, seed by seed
-ORDERS = ("bilevel", "bilevel-simultaneous")  # the default game in its two orders, compared seed by seed
+ORDERS = ("bilevel", "bilevel-simultaneous")  # the released code's game in its two orders, compared seed by seed
 
 
 def parse_args() -> argparse.Namespace:
@@ -122,8 +122,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS),
                         help="train only these of the parts not trained yet (default all)")
     parser.add_argument("--no-train", action="store_true",
-                        help="report only the parts already trained (in --out and --gather), training none; the report says "
-                             "which parts are missing")
+                        help="report only the parts already trained (in --out and --gather), training none; the "
+                             "report says which parts are missing")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
 
@@ -257,7 +257,8 @@ def target_lines(table: pd.DataFrame, dataset: str) -> list[str]:
 
 
 def paper_lines(table: pd.DataFrame, dataset: str) -> list[str]:
-    """Where FairBiNN's default game beats, matches (±0.005) or falls short of the paper, on both DP readings."""
+    """Where ``bilevel`` (the released code's game and follower) beats, matches (±0.005) or falls short of the
+    paper, on both DP readings."""
     lines = []
     for fairness in FAIRNESS:
         for budget, paper in PAPER[dataset].items():
@@ -302,8 +303,8 @@ def claim_section(table: pd.DataFrame, fairness: str) -> list[str]:
         holds = sum(dominates(b, l, fairness) for b, l in zip(fronts[game], fronts["lagrangian"]))
         bigger = sum(b > l for b, l in zip(areas[game], areas["lagrangian"]))
         lines.append(f"- **{game}** vs Lagrangian: its front dominates in {holds} of {len(seeds)} seeds; area "
-                     f"{_cell(pd.Series(areas[game]), 4)} against {_cell(pd.Series(areas['lagrangian']), 4)}, larger in "
-                     f"{bigger} of {len(seeds)} seeds.")
+                     f"{_cell(pd.Series(areas[game]), 4)} against {_cell(pd.Series(areas['lagrangian']), 4)}, "
+                     f"larger in {bigger} of {len(seeds)} seeds.")
     return lines
 
 
@@ -349,7 +350,7 @@ def theorem_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]
 
 
 def order_lines(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]:
-    """The default game's two orders seed by seed: the paired difference of test accuracy at each budget."""
+    """``bilevel``'s two orders seed by seed: the paired difference of test accuracy at each budget."""
     if len(_present(table, ORDERS)) < 2:
         return [f"Not trained here: {', '.join(set(ORDERS) - set(_present(table, ORDERS)))}."]
     first, second = ORDERS
@@ -391,8 +392,8 @@ def main() -> None:
         "`bilevel` is FairBiNN's game as the authors' released code runs it (the leader also minimises eta * "
         "fairness), the follower stepping first; "
         "`bilevel-simultaneous` the same game with both players' gradients from one forward pass; "
-        "`bilevel-rate` / `lagrangian-rate` the default game / the Lagrangian constraining the rate surrogate of the "
-        "thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
+        "`bilevel-rate` / `lagrangian-rate` the same game / the Lagrangian constraining the rate surrogate of "
+        "the thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
         "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
         "same game with the follower on SGD (fairbinn's default follower since issue 16) / on BCE + eta * fairness, "
         "`bilevel-sgd-rate` the SGD follower on the rate surrogate; `stackelberg` the leader on its hypergradient "
@@ -421,7 +422,8 @@ def main() -> None:
                   + (f" Not trained for {dataset}: {', '.join(p for p in PARTS if p not in seconds)}."
                      if len(seconds) < len(PARTS) else ""),
                   "", "Targets of the issue (test accuracy, mean over the seeds, chosen on validation):", "",
-                  *target_lines(table, dataset), "", "Against the paper (FairBiNN's default game):", "",
+                  *target_lines(table, dataset), "",
+                  "Against the paper (`bilevel`: the released code's game and Adam follower):", "",
                   *paper_lines(table, dataset)]
         for fairness in FAIRNESS:
             lines += ["", f"### Test accuracy at a {fairness} budget", "", *budget_table(table, dataset, fairness)]
@@ -429,7 +431,7 @@ def main() -> None:
                       *claim_section(table, fairness)]
             lines += ["", f"The paper's Theorem at matched validation {fairness} (training BCE):", "",
                       *theorem_lines(table, dataset, fairness)]
-            lines += ["", f"The default game's update order, follower first or simultaneous ({fairness}):", "",
+            lines += ["", f"`bilevel`'s update order, follower first or simultaneous ({fairness}):", "",
                       *order_lines(table, dataset, fairness)]
             figure = fairbinn.plot_fronts(table, fairness=fairness, budgets=BUDGETS[dataset],
                                           reference=HERE / "reference" / f"paper_{dataset}.csv",
