@@ -234,7 +234,8 @@ def run(
     seed_everything(config.seed)
     model = benchmark.build_model(dataset, **model_kwargs)
     start = time.perf_counter()
-    result = Trainer(config).fit(model, *loaders, generated=generated)
+    result = Trainer(config).fit(model, *loaders, generated=generated,
+                                 group_names=getattr(dataset, "group_names", None))
     if benchmark.describe is not None:
         result.extra.update(benchmark.describe(result, dataset, loaders, model_kwargs))
     result.extra.update(

@@ -21,9 +21,11 @@ verifies the datasets (see :mod:`fairbinn.download`).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +34,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from . import __version__
-from .core.config import FOLLOWER_OPTIMIZERS, HYPERGRADIENTS, ORDERS, SAMPLERS, TrainConfig
+from .core.checkpoint import CHECKPOINT_NAME
+from .core.config import FOLLOWER_OPTIMIZERS, HYPERGRADIENTS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
 from .core import distributed
 from .core.constraints import SURROGATES, create_constraint, list_constraints
 from .core.drfairness import HESSIANS, DrFairnessConfig
@@ -91,6 +94,17 @@ _FLAG_SCOPE = {
                      "cache_dir"), ("vision",)),
 }
 """Flags that only some modalities use; giving one to another is an error, not silently ignored."""
+
+_FAIRNESS_MODES, _GAME_MODES = ("lagrangian", "bilevel", "stackelberg"), ("bilevel", "stackelberg")
+_MODE_SCOPE = {
+    **dict.fromkeys(("eta", "constraint", "surrogate", "temperature"), _FAIRNESS_MODES),
+    **dict.fromkeys(("fairness_lr", "fairness_lr_decay", "order", "follower_optimizer", "follower_bce",
+                     "separate_batches", "leader_penalty", "paper_game"), _GAME_MODES),
+    **dict.fromkeys(("hypergradient", "unroll_steps", "cg_iters", "cg_damping"), ("stackelberg",)),
+}
+"""Flags that only some of the built-in strategies read: erm has no fairness term, only the two-player games
+(bilevel, stackelberg) have a follower, only stackelberg's leader takes a hypergradient. A flag none of the
+given modes reads is an error; a registered strategy of another name may read any of them."""
 
 
 def _etas(value: str) -> float | str:
@@ -249,8 +263,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     keep.add_argument("--checkpoint-dir", type=Path, help="write DIR/<mode>/checkpoint.pt (model, optimizers, "
                                                          "schedulers, random generators, history) atomically")
     keep.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
-    keep.add_argument("--resume", action="store_true", help="continue each mode from its checkpoint in "
-                                                            "--checkpoint-dir; ends as an uninterrupted run would")
+    keep.add_argument("--resume", action="store_true",
+                      help="continue each mode from its checkpoint in --checkpoint-dir (ends as an uninterrupted "
+                           "run would; a finished mode is reported without training, a mode without a checkpoint "
+                           "trains from the start)")
+    keep.add_argument("--overwrite", action="store_true",
+                      help="train from the start even where --checkpoint-dir already holds a mode's checkpoint, "
+                           "writing over it (without --resume or --overwrite such a directory is refused)")
 
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", type=Path, help="write configuration, history and metrics as JSON")
@@ -368,11 +387,18 @@ def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None
         budget = ""
         if budget_metric:
             met = {True: "yes", False: "no", None: "-"}[result.budget_met]
+            if result.budget_met and getattr(result, "constant_prediction", None) is not None:
+                met += "*"
             budget = f"{_format(result.val.get(budget_metric)):>10} {met:>4}  "
         lines.append(f"{label:<{label_width}} {result.selected_epoch:>5}  {budget}{cells}")
     notes = sorted({f"{_COLUMNS[k]}: {why}" for _, r in rows for k, why in r.undefined.get("test", {}).items()})
     if notes:
         lines.append("n/a: the test split cannot measure " + "; ".join(notes))
+    constant = [(label, r.constant_prediction) for label, r in rows
+                if budget_metric and r.budget_met and getattr(r, "constant_prediction", None) is not None]
+    if constant:
+        lines.append("*: met by predicting one class for every validation row: "
+                     + "; ".join(f"{label} (class {value})" for label, value in constant))
     return "\n".join(lines)
 
 
@@ -395,14 +421,84 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
     )
 
 
-def _checkpointing(args: argparse.Namespace, mode: str) -> dict[str, Any]:
-    """Checkpoint settings of one mode's run: its own sub-directory of --checkpoint-dir."""
+def _checkpointing(args: argparse.Namespace, mode: str, resume: dict[str, bool]) -> dict[str, Any]:
+    """Checkpoint settings of one mode's run: its own sub-directory of --checkpoint-dir; ``resume``: whether
+    each mode continues from its checkpoint (see :func:`_checkpoint_plan`)."""
     if args.checkpoint_dir is None:
-        if args.resume:
-            raise ValueError("--resume needs --checkpoint-dir")
         return {}
     return {"checkpoint_dir": str(args.checkpoint_dir / mode), "checkpoint_every": args.checkpoint_every,
-            "resume": args.resume}
+            "resume": resume[mode], "overwrite": args.overwrite}
+
+
+def _checkpoint_plan(args: argparse.Namespace, modes: list[str]) -> dict[str, bool]:
+    """Whether each mode resumes from ``--checkpoint-dir/<mode>/checkpoint.pt`` (empty without --checkpoint-dir).
+
+    Without --resume or --overwrite, a checkpoint of any of ``modes`` already there is refused before any mode
+    trains. With --resume, a mode that has none yet trains from the start (said on the log)."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the checkpoints in --checkpoint-dir and --overwrite writes over them; "
+                         "give one of them")
+    if args.checkpoint_dir is None:
+        for flag, given in (("--resume", args.resume), ("--overwrite", args.overwrite),
+                            ("--checkpoint-every", args.checkpoint_every != TrainConfig().checkpoint_every)):
+            if given:
+                raise ValueError(f"{flag} needs --checkpoint-dir")
+        return {}
+    found = {mode: (args.checkpoint_dir / mode / CHECKPOINT_NAME).is_file() for mode in modes}
+    if args.overwrite:
+        return dict.fromkeys(modes, False)
+    if not args.resume and any(found.values()):
+        held = ", ".join(str(args.checkpoint_dir / mode / CHECKPOINT_NAME) for mode in modes if found[mode])
+        raise ValueError(f"--checkpoint-dir {args.checkpoint_dir} already holds checkpoints: {held}; give --resume "
+                         "to continue them, or --overwrite to train from the start and write over them")
+    for mode in modes:
+        if args.resume and not found[mode]:
+            logging.getLogger("fairbinn").warning("%s: no checkpoint in %s yet; --resume trains it from the start",
+                                                  mode, args.checkpoint_dir / mode)
+    return found
+
+
+def _figure_files(path: Path) -> list[Path]:
+    """The files :func:`~fairbinn.plotting.save_figure` writes for ``path``: PATH.png and PATH.svg."""
+    stem = path.with_suffix("") if path.suffix in (".png", ".svg") else path
+    return [stem.with_name(stem.name + suffix) for suffix in (".png", ".svg")]
+
+
+def _check_writable(flag: str, path: Path, directory: bool) -> None:
+    """``path`` can be written as a file (or made a directory): not an existing directory (file), and its
+    nearest existing ancestor a directory this process may write in."""
+    if directory and path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, not a directory")
+    if not directory and path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; give a file name")
+    existing = path if path.exists() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() and existing != path:
+        raise ValueError(f"{flag} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise ValueError(f"{flag} {path}: no permission to write in {existing}")
+
+
+def _check_outputs(args: argparse.Namespace, modes: list[str]) -> dict[str, bool]:
+    """Refuse, before anything trains, an output that could not be written (--plot, --save, --output,
+    --checkpoint-dir; sweep's --table and --plot) and checkpoints that would be written over; return whether
+    each mode resumes (see :func:`_checkpoint_plan`)."""
+    plot = getattr(args, "plot", None)
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib: pip install matplotlib (or fairbinn[plot])")
+    files = [("--output", args.output), ("--table", getattr(args, "table", None))]
+    files += [("--plot", path) for path in (_figure_files(plot) if plot is not None else [])]
+    folders = [(flag, folder) for flag, folder in (("--save", getattr(args, "save", None)),
+                                                   ("--checkpoint-dir", args.checkpoint_dir)) if folder is not None]
+    for flag, path in files:
+        if path is not None:
+            _check_writable(flag, path, directory=False)
+    for flag, folder in folders:
+        _check_writable(flag, folder, directory=True)
+        for mode in modes:
+            _check_writable(flag, folder / mode, directory=True)
+    return _checkpoint_plan(args, modes)
 
 
 def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None, str]:
@@ -426,8 +522,11 @@ def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None,
 
 
 def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, select: str | None,
-                 kwargs: dict[str, Any], loader_kwargs: dict[str, Any]) -> list[tuple[str, TrainResult]]:
-    """One result per --mode: a single run, or with --budget and no --eta the best checkpoint of an eta search."""
+                 kwargs: dict[str, Any], loader_kwargs: dict[str, Any],
+                 resume: dict[str, bool]) -> list[tuple[str, TrainResult]]:
+    """One result per --mode: a single run, or with --budget and no --eta the best checkpoint of an eta search.
+
+    Every mode's configuration is built (and validated) before the first mode trains."""
     search = args.budget is not None and args.eta is None
     if search and args.checkpoint_dir is not None:
         raise ValueError("--budget without --eta searches eta over many models, which are not checkpointed; "
@@ -435,9 +534,10 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
     if search and (loader_kwargs.get("fairness_nodes", "train") != "train" or loader_kwargs.get("sparse_adjacency")):
         raise ValueError("--fairness-nodes and --sparse-adjacency apply to one model per mode; the eta search of "
                          "--budget without --eta does not take them: give --eta")
+    configs = {mode: config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode, resume))
+               for mode in dict.fromkeys(args.mode)}
     runs = []
-    for mode in dict.fromkeys(args.mode):
-        mode_config = config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode))
+    for mode, mode_config in configs.items():
         if search and mode != "erm":
             result = choose_under_budget(data, mode, args.budget, budget_metric=args.budget_metric, seed=args.seed,
                                          config=mode_config, model_kwargs=kwargs).result
@@ -489,7 +589,7 @@ def _setup(args: argparse.Namespace, modality: str, seed: int) -> tuple[Benchmar
 
 
 def _check_scope(args: argparse.Namespace) -> str:
-    """The modality of ``args``' data; a flag of another modality is an error."""
+    """The modality of ``args``' data; a flag of another modality, or one no given mode reads, is an error."""
     if args.csv is not None:
         if args.data is not None:
             raise ValueError("give either --data or --csv, not both")
@@ -503,11 +603,35 @@ def _check_scope(args: argparse.Namespace) -> str:
     defaults = vars(build_parser().parse_args(["train"]))
     for dest, scopes in _FLAG_SCOPE.items():
         if scope not in scopes and getattr(args, dest) != defaults[dest]:
-            flag = "--" + dest.replace("_", "-")
             raise ValueError(
-                f"{flag} does not apply to {shown} ({scope} data); it is for {' and '.join(scopes)} data"
+                f"{_flag(dest)} does not apply to {shown} ({scope} data); it is for {' and '.join(scopes)} data"
             )
+    modes = list(dict.fromkeys(args.mode))
+    unread = [f"{_flag(dest)} does not apply to --mode {' '.join(modes)}; it is for "
+              f"{', '.join(readers[:-1]) + ' and ' if len(readers) > 1 else ''}{readers[-1]}"
+              for dest, readers in _MODE_SCOPE.items()
+              if getattr(args, dest) != defaults[dest]
+              and not any(mode in readers or mode not in STRATEGY_NAMES for mode in modes)]
+    if unread:
+        raise ValueError("; ".join(unread))
+    _check_values(args)
     return modality
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_values(args: argparse.Namespace) -> None:
+    """Values the training configuration would take but that mean nothing (a budget above 1, a negative seed)."""
+    if args.budget is not None and not 0 < args.budget <= 1:
+        raise ValueError(f"--budget bounds a gap between groups' rates, so it must be in (0, 1]; got {args.budget:g}")
+    for flag, seeds in (("--seed", [args.seed]), ("--seeds", getattr(args, "seeds", []))):
+        negative = [seed for seed in seeds if seed < 0]
+        if negative:
+            raise ValueError(f"{flag} must be a non-negative integer, got {negative[0]}")
+    if args.csv is not None and args.csv.is_dir():
+        raise ValueError(f"--csv {args.csv} is a directory, not a CSV file")
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -518,11 +642,13 @@ def train_command(args: argparse.Namespace) -> int:
     if not main_process:
         logging.getLogger().setLevel(logging.WARNING)
     try:
+        # rank 0 looks at the file system (the others may not share it) and every process gets its answer
+        resume = distributed.from_main_process(_check_outputs, args, list(dict.fromkeys(args.mode)))
         benchmark, data, config, kwargs, loader_kwargs = _setup(args, modality, args.seed)
         select, described = _selection(args, getattr(data, "val_is_test", False))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*validation nodes are the test nodes")  # said in the title
-            results = _train_modes(args, data, config, select, kwargs, loader_kwargs)
+            results = _train_modes(args, data, config, select, kwargs, loader_kwargs, resume)
         title = (f"{benchmark.headline(data, kwargs)} (seed {args.seed}, {config.epochs} epochs, epoch chosen by "
                  f"{described})")
     finally:
@@ -543,19 +669,13 @@ def train_command(args: argparse.Namespace) -> int:
           "soft: gaps of mean predicted probability."
           + (f" 'val {_COLUMNS[args.budget_metric]}' and 'met': the selected epoch's validation gap and whether "
              f"it meets {args.budget:g}." if args.budget is not None else ""))
-    if args.plot:
-        from .plotting import plot_history, save_figure
-
-        print("wrote " + ", ".join(str(p) for p in save_figure(plot_history(runs, title=title), args.plot)))
-        if args.sampler == "drfairness":
-            from .plotting import plot_ratios
-
-            ratios = plot_ratios(runs, title=f"{title}: sampling ratios")
-            stem = args.plot.with_suffix("") if args.plot.suffix in (".png", ".svg") else args.plot
-            print("wrote " + ", ".join(str(p) for p in save_figure(ratios, stem.with_name(stem.name + "_ratios"))))
+    # the models and the JSON first: they are what a failing plot must not take with it
     if args.save:
         described = {name: list(getattr(data, name))
                      for name in ("feature_names", "group_names") if hasattr(data, name)}
+        encoder = getattr(data, "encoder", None)  # a tabular dataset's fitted encoder: raw rows to features
+        if encoder is not None and hasattr(encoder, "to_dict"):
+            described["encoder"] = encoder.to_dict()
         for (mode, result), (label, _) in zip(results, runs):
             info = {"label": label, "dataset": getattr(data, "name", args.data), **described}
             metrics = {"selected_epoch": result.selected_epoch, "budget_met": result.budget_met,
@@ -567,6 +687,16 @@ def train_command(args: argparse.Namespace) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(json_ready(payload), indent=2))
         print(f"wrote {args.output}")
+    if args.plot:
+        from .plotting import plot_history, save_figure
+
+        print("wrote " + ", ".join(str(p) for p in save_figure(plot_history(runs, title=title), args.plot)))
+        if args.sampler == "drfairness":
+            from .plotting import plot_ratios
+
+            ratios = plot_ratios(runs, title=f"{title}: sampling ratios")
+            stem = args.plot.with_suffix("") if args.plot.suffix in (".png", ".svg") else args.plot
+            print("wrote " + ", ".join(str(p) for p in save_figure(ratios, stem.with_name(stem.name + "_ratios"))))
     return 0
 
 
@@ -576,15 +706,26 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise ValueError("fairbinn sweep takes --etas (a list), not --eta")
     if args.seed != TrainConfig().seed:
         raise ValueError("fairbinn sweep takes --seeds (a list), not --seed")
-    if args.checkpoint_dir is not None or args.resume:
-        raise ValueError("fairbinn sweep does not write checkpoints; --checkpoint-dir and --resume are for train")
+    if args.checkpoint_dir is not None or args.resume or args.overwrite \
+            or args.checkpoint_every != TrainConfig().checkpoint_every:
+        raise ValueError("fairbinn sweep does not write checkpoints; --checkpoint-dir, --checkpoint-every, --resume "
+                         "and --overwrite are for train")
+    if args.output is not None:
+        raise ValueError("fairbinn sweep writes its results with --table FILE.csv; --output is for train")
     if "auto" in args.etas and len(args.etas) > 1:
         raise ValueError("--etas takes numbers or 'auto' alone")
+    _check_outputs(args, list(dict.fromkeys(args.mode)))
+    if args.reference is not None and args.plot is None:
+        raise ValueError("--reference adds points to the plot; give --plot PATH too")
+    if args.reference is not None and not args.reference.is_file():
+        raise FileNotFoundError(f"--reference {args.reference}: no such file")
     etas = "auto" if args.etas == ["auto"] else args.etas
     _, data, config, kwargs, _ = _setup(args, modality, TrainConfig().seed)
     select, described = _selection(args, getattr(data, "val_is_test", False))
     if args.budget is None:  # an automatic eta search looks for the transition of the metric of the budgets
         config = config.replace(budget_metric=args.fairness)
+    for mode in dict.fromkeys(args.mode):  # every mode's settings are valid before the first trains
+        config.for_strategy(mode, selection_metric=select)
     table = sweep(data, args.mode, etas, args.seeds, config=config.replace(selection_metric=select),
                   model_kwargs=kwargs, stack=not args.no_stack, max_stack=args.max_stack,
                   fused_adam=args.fused_adam)

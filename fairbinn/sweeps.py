@@ -39,7 +39,7 @@ from .core.runtime import seed_everything
 from .core.selection import EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.strategies import list_strategies, resolve_strategy
-from .core.trainer import TrainResult
+from .core.trainer import TrainResult, one_class_budget
 from .search import EtaSearch, search_etas
 from .benchmark import get_benchmark, load_benchmark, run
 from .tabular.preprocess import TabularDataset
@@ -121,7 +121,7 @@ class _Fitter:
             chunk, directory = pairs[begin:begin + size], self._directory(config, pairs[begin:begin + size], label)
             done = None if directory is None else directory / "rows.json"
             if done is not None and done.is_file():  # trained before: its rows
-                rows = json.loads(done.read_text())
+                rows = _read_rows(done, directory.name, label, chunk)
             else:
                 rows = {"epochs": [], "models": [], "undefined": {}}
                 for result, seconds, stack_size in self._chunk(config, chunk, directory):
@@ -133,7 +133,7 @@ class _Fitter:
                     rows["models"].append(_model_row(result, label, seconds, stack_size))
                     result.model = None
                 if done is not None:
-                    done.write_text(json.dumps(rows))
+                    _write_rows(done, {"key": directory.name, **rows})
             for split, reasons in rows["undefined"].items():
                 self.undefined.setdefault(split, {}).update(reasons)
             epoch_rows, model_rows = epoch_rows + rows["epochs"], model_rows + rows["models"]
@@ -145,6 +145,7 @@ class _Fitter:
             return None
         decided = {**config.to_dict(), "progress": None, "device": None, "pairs": pairs, "fused": self.fused_adam,
                    "model_kwargs": self.model_kwargs, "dataset": self.dataset.summary()}
+        decided.pop("overwrite")  # not a setting of the models (and keys stay those of earlier sweeps)
         key = hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return Path(self.checkpoint_dir) / label / key
 
@@ -170,7 +171,8 @@ class _Fitter:
         trainer = StackedTrainer(config, [eta for eta, _ in pairs], [seed for _, seed in pairs],
                                  adam_kwargs={"fused": True} if self.fused_adam else None)
         start = time.perf_counter()
-        results = trainer.fit(stacked, self.dataset.train, self.dataset.val, self.dataset.test)
+        results = trainer.fit(stacked, self.dataset.train, self.dataset.val, self.dataset.test,
+                              group_names=getattr(self.dataset, "group_names", None))
         share = (time.perf_counter() - start) / len(pairs)
         for index, (result, model) in enumerate(zip(results, models)):
             model.load_state_dict(stacked.model_state_dict(index))
@@ -183,8 +185,60 @@ class _Fitter:
 
 def _checkpointed(config: TrainConfig, directory: Path | None) -> TrainConfig:
     """``config`` writing checkpoints into ``directory`` and resuming from one found there."""
+    if directory is not None and config.overwrite:
+        raise ValueError("a sweep resumes the checkpoints in its checkpoint_dir; overwrite=True is for one run "
+                         f"(delete {directory.parent} to train these models again)")
     return config if directory is None else config.replace(
         checkpoint_dir=str(directory), resume=(directory / CHECKPOINT_NAME).is_file())
+
+
+_ROW_COLUMNS = {"epochs": (*SWEEP_COLUMNS, "selected", "train_time_s", "stack_size"),
+                "models": (*SWEEP_COLUMNS, "selection", "train_time_s", "stack_size")}
+
+
+def _write_rows(path: Path, rows: dict[str, Any]) -> None:
+    """Write a trained chunk's rows (with its configuration key) atomically: a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(rows))
+    os.replace(temporary, path)
+
+
+def _read_rows(path: Path, key: str, label: str, pairs: list[tuple[float, int]]) -> dict[str, Any]:
+    """The rows ``_write_rows`` left in ``path`` for the configuration ``key`` and (eta, seed) ``pairs``, checked:
+    anything else (another configuration's rows, a hand-edited or damaged file) is a ``ValueError`` naming it."""
+    retrain = f"; delete {path} to train these models again"
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}){retrain}") from None
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        found = saved.get("key") if isinstance(saved, dict) else None
+        raise ValueError(f"{path}: not the rows of this configuration (its key {found!r} is not {key!r}, "
+                         f"the key of the settings that train them){retrain}")
+    if set(saved) != {"key", "epochs", "models", "undefined"}:
+        raise ValueError(f"{path}: expected the entries key, epochs, models and undefined, got "
+                         f"{', '.join(sorted(map(str, saved)))}{retrain}")
+    plain = (str, int, float, bool, type(None))
+    for part, columns in _ROW_COLUMNS.items():
+        rows = saved[part]
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise ValueError(f"{path}: {part} must be a list of rows (objects){retrain}")
+        for i, row in enumerate(rows):
+            missing = [c for c in columns if c not in row]
+            odd = [str(k) for k, v in row.items() if not isinstance(v, plain)]
+            if missing or odd:
+                raise ValueError(f"{path}: {part} row {i} " + (f"lacks {', '.join(missing)}" if missing else
+                                 f"holds other than plain values in {', '.join(odd)}") + retrain)
+            if row["strategy"] != label or not isinstance(row["eta"], (int, float)) \
+                    or (float(row["eta"]), row["seed"]) not in {(float(e), s) for e, s in pairs}:
+                raise ValueError(f"{path}: {part} row {i} is of {row['strategy']} eta={row['eta']} "
+                                 f"seed={row['seed']}, not of these models{retrain}")
+    undefined = saved["undefined"]
+    if not isinstance(undefined, dict) or not all(
+            isinstance(reasons, dict) and all(isinstance(v, str) for v in reasons.values())
+            for reasons in undefined.values()):
+        raise ValueError(f"{path}: undefined must map each split to {{metric: reason}}{retrain}")
+    return {"epochs": saved["epochs"], "models": saved["models"], "undefined": undefined}
 
 
 def _with_backbone(model_kwargs: dict[str, Any] | None, backbone: str | None) -> dict[str, Any] | None:
@@ -402,6 +456,11 @@ def choose_under_budget(
     validation ``selection_metric`` (accuracy by default) among those whose
     validation ``budget_metric`` is at most ``budget``; if none is, the one
     with the smallest validation gap (``budget_met`` False, with a warning).
+    A validation split that cannot measure ``budget_metric`` (a group without
+    rows, or without the positive / negative labels the gap conditions on) is
+    an error naming the group, raised before any training; a chosen
+    checkpoint that meets the budget by predicting one class for every
+    validation row comes with a warning saying so.
     ERM has no eta and is trained once. The candidates' table has no test
     columns: test metrics are reported for the chosen checkpoint only. Stacks
     use fused Adam by default (``fused_adam``; about a quarter faster per
@@ -425,7 +484,8 @@ def choose_under_budget(
 
     fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, None, fused_adam, keep=keep)
     with warnings.catch_warnings():  # models missing the budget are expected while eta is searched
-        warnings.filterwarnings("ignore", message=".*met no epoch under the budget|.*no epoch met the validation")
+        warnings.filterwarnings("ignore", message=".*met no epoch under the budget|.*no epoch met the validation"
+                                "|.*for every validation row")  # said below of the chosen checkpoint only
         table = _sweep_strategy(fitter, base, etas, [seed], search, "epochs")
     chosen, model = chooser.best_state
     chosen.model = model
@@ -436,4 +496,8 @@ def choose_under_budget(
                       f"{chosen.selected_epoch}), the checkpoint kept; "
                       + ("ERM has no fairness term" if strategy == "erm" else "try larger etas"),
                       UserWarning, stacklevel=2)
+    elif chosen.constant_prediction is not None:
+        label = strategy if strategy == "erm" else f"{strategy} eta={chosen.config['eta']:g}"
+        warnings.warn(one_class_budget(f"{label} epoch {chosen.selected_epoch}", budget_metric, budget,
+                                       chosen.constant_prediction, chosen.val["accuracy"]), UserWarning, stacklevel=2)
     return BudgetChoice(strategy, chosen, table)

@@ -163,7 +163,13 @@ class TrainConfig:
     resume : bool, default False
         Continue from ``checkpoint_dir/checkpoint.pt``; the run then ends with
         the same parameters as an uninterrupted one (for ``Split`` /
-        ``TensorLoader`` data, whose shuffling state is saved too).
+        ``TensorLoader`` data, whose shuffling state is saved too). Resuming a
+        finished run (its checkpoint at the last epoch) returns its result
+        without training.
+    overwrite : bool, default False
+        Train a new run in a ``checkpoint_dir`` that already holds a
+        checkpoint, replacing it. Without ``resume`` or ``overwrite`` such a
+        directory is an error before the first epoch.
     compile : bool or str, default False
         Run the strategy's forward passes and losses through ``torch.compile``:
         ``True`` with its default backend (inductor), or a backend's name
@@ -215,6 +221,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     resume: bool = False
+    overwrite: bool = False
     sampler: str | UniformConfig | DrFairnessConfig = "uniform"
     compile: bool | str = False
 
@@ -275,6 +282,9 @@ class TrainConfig:
             problems.append(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}")
         if self.resume and not self.checkpoint_dir:
             problems.append("resume=True needs checkpoint_dir")
+        if self.overwrite and self.resume:
+            problems.append("resume=True continues the run in checkpoint_dir and overwrite=True replaces it; "
+                            "pass one of them")
         if isinstance(self.sampler, str) and self.sampler in SAMPLERS:
             object.__setattr__(self, "sampler", SAMPLERS.create(self.sampler))
         if not isinstance(self.sampler, tuple(SAMPLERS.values())):

@@ -3,8 +3,17 @@
 Fairness metrics follow fairlearn's signature,
 ``metric(y_true, y_pred, *, sensitive_features)``, and return fractions in
 ``[0, 1]``: the largest value over groups minus the smallest. As in fairlearn,
-a rate whose denominator is empty in some group (for example a true-positive
-rate in a group without positives) counts as 0 for that group.
+these functions count a rate whose denominator is empty in some group (for
+example a true-positive rate in a group without positives) as 0 for that group.
+
+:func:`binary_fairness_report` never does: a gap is undefined when a group it
+compares has no rows of what the gap conditions on (any row for DP and soft
+DP; a positive label for the true-positive rates of EOpp, EO and soft EO; a
+negative label for the false-positive rates of EO and soft EO), or when there
+are fewer than two groups. Given the dataset's full list of groups
+(``groups``), a group without a row in the data is such a group too. The
+report gives NaN for an undefined gap, and :func:`undefined_gaps` says why,
+naming the group.
 
 Two families are kept apart by name:
 
@@ -21,7 +30,7 @@ any hashable labels (strings, integers).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,11 +99,46 @@ def _groups(sensitive_features: Any) -> tuple[np.ndarray, np.ndarray]:
     return labels, codes.reshape(-1)
 
 
-def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of ``values`` within each group; 0 for a group with no rows."""
+def _group_list(sensitive_features: Any, groups: int | Sequence[Any] | None) -> tuple[list[str], np.ndarray]:
+    """Names of all groups and each row's index into them.
+
+    ``groups`` None: the distinct labels of ``sensitive_features``. An int
+    ``n``: groups ``0 .. n-1``, which integer ``sensitive_features`` index. A
+    sequence of names: integer ``sensitive_features`` index it, other labels
+    must be among the names.
+    """
+    array = _vector("sensitive_features", sensitive_features)
+    if groups is None:
+        labels, codes = np.unique(array, return_inverse=True)
+        return [str(label) for label in labels], codes.reshape(-1)
+    if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool):
+        if groups < 1:
+            raise ValueError(f"groups must be a positive number of groups, got {groups}")
+        names = [str(k) for k in range(int(groups))]
+    else:
+        names = [str(name) for name in groups]
+        if not names:
+            raise ValueError("groups must name at least one group")
+    integral = array.dtype.kind in "iub" or (array.dtype.kind == "f" and bool(np.all(array == np.round(array))))
+    if integral:
+        codes = array.astype(np.int64)
+        outside = codes[(codes < 0) | (codes >= len(names))]
+        if outside.size:
+            raise ValueError(f"sensitive_features holds group index {outside[0]}, outside the "
+                             f"{len(names)} groups {names}")
+        return names, codes
+    index = {name: k for k, name in enumerate(names)}
+    unknown = sorted({str(label) for label in array.tolist()} - index.keys())
+    if unknown:
+        raise ValueError(f"sensitive_features holds {unknown[0]!r}, which is not one of the groups {names}")
+    return names, np.array([index[str(label)] for label in array.tolist()], dtype=np.int64)
+
+
+def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int, empty: float = 0.0) -> np.ndarray:
+    """Mean of ``values`` within each group; ``empty`` for a group with no rows."""
     counts = np.bincount(codes, minlength=n_groups)
     sums = np.bincount(codes, weights=values, minlength=n_groups)
-    return np.divide(sums, counts, out=np.zeros(n_groups), where=counts > 0)
+    return np.divide(sums, counts, out=np.full(n_groups, empty), where=counts > 0)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -239,7 +283,8 @@ def group_metrics(
 
     Columns: ``count``, ``base_rate`` (share of positives), ``selection_rate``,
     ``mean_score``, ``true_positive_rate``, ``false_positive_rate`` and
-    ``accuracy``; predictions are ``y_score >= threshold``.
+    ``accuracy``; predictions are ``y_score >= threshold``. A group without
+    positives (negatives) has a NaN true- (false-) positive rate.
     """
     y, s, codes, n_groups = _prepare(y_true, y_score, sensitive_features, scores=True)
     labels = _groups(sensitive_features)[0]
@@ -251,8 +296,8 @@ def group_metrics(
             "base_rate": _group_means(y.astype(np.float64), codes, n_groups),
             "selection_rate": _group_means(p, codes, n_groups),
             "mean_score": _group_means(s, codes, n_groups),
-            "true_positive_rate": _group_means(p[pos], codes[pos], n_groups),
-            "false_positive_rate": _group_means(p[neg], codes[neg], n_groups),
+            "true_positive_rate": _group_means(p[pos], codes[pos], n_groups, empty=np.nan),
+            "false_positive_rate": _group_means(p[neg], codes[neg], n_groups, empty=np.nan),
             "accuracy": _group_means((p == y).astype(np.float64), codes, n_groups),
         },
         index=pd.Index(labels, name="group"),
@@ -269,8 +314,8 @@ REPORT_KEYS = tuple(METRIC_DIRECTIONS)
 """Keys of :func:`binary_fairness_report`, in display order."""
 GAP_METRICS = tuple(k for k, direction in METRIC_DIRECTIONS.items() if direction == "min")
 """The report's unfairness gaps (lower is better), which fairness budgets bound."""
-_NEEDS_LABELS = {"eo": (0, 1), "eopp": (1,), "soft_eo": (0, 1)}
-"""Gaps measured within true labels, and the labels each needs."""
+_CONDITIONS = {"dp": (), "eo": (1, 0), "eopp": (1,), "soft_dp": (), "soft_eo": (1, 0)}
+"""The labels each gap conditions on (its rates within positives, 1, and negatives, 0)."""
 
 
 def higher_is_better(metric: str) -> bool:
@@ -280,31 +325,61 @@ def higher_is_better(metric: str) -> bool:
     return METRIC_DIRECTIONS[metric] == "max"
 
 
-def undefined_gaps(y_true: Any, *, sensitive_features: Any) -> dict[str, str]:
+def _lacking(names: list[str], lacking: np.ndarray, what: str) -> list[str]:
+    """``["group 'a' has <what>"]`` / ``["groups 'a' and 'b' have <what>"]`` for the groups flagged; [] if none."""
+    quoted = [f"'{name}'" for name, flag in zip(names, lacking) if flag]
+    if not quoted:
+        return []
+    if len(quoted) == 1:
+        return [f"group {quoted[0]} has {what}"]
+    return [f"groups {', '.join(quoted[:-1])} and {quoted[-1]} have {what}"]
+
+
+def undefined_gaps(
+    y_true: Any, *, sensitive_features: Any, groups: int | Sequence[Any] | None = None
+) -> dict[str, str]:
     """The gaps of :data:`GAP_METRICS` that data with these labels and groups cannot measure, with why.
 
-    A gap between groups needs two groups; the equalized-odds gaps need both
-    labels (``eo``, ``soft_eo``) or positives (``eopp``). Returns
-    ``{metric: reason}``, empty when every gap is defined. The
-    fairlearn-signature functions still return fairlearn's values (0 for a
-    single group); :func:`binary_fairness_report` returns NaN for these.
+    A gap is undefined when a group it compares has no rows of what it
+    conditions on: any row for ``dp`` and ``soft_dp``; a positive label for
+    the true-positive rates (``eopp``, ``eo``, ``soft_eo``); a negative label
+    for the false-positive rates (``eo``, ``soft_eo``). With fewer than two
+    groups every gap is undefined.
+
+    ``groups`` lists every group of the dataset, so that a group without a row
+    here counts: an int ``n`` (``sensitive_features`` holds indices
+    ``0 .. n-1``) or the group names (``sensitive_features`` holds indices into
+    them, or the names themselves). Default: the labels present.
+
+    Returns ``{metric: reason}``, the reason naming the groups (e.g.
+    ``"group 'Female' has no positive labels"``), empty when every gap is
+    defined. The fairlearn-signature functions still return fairlearn's
+    values (0 for a single group); :func:`binary_fairness_report` returns NaN
+    for these.
     """
     y = _binary("y_true", y_true)
-    labels, codes = _groups(sensitive_features)
+    names, codes = _group_list(sensitive_features, groups)
     _same_length(y_true=y, sensitive_features=codes)
-    if labels.size < 2:
-        return {metric: f"one group ({labels[0]})" for metric in GAP_METRICS}
-    present = set(np.unique(y).tolist())
+    if len(names) < 2:
+        return {metric: f"one group ({names[0]})" for metric in GAP_METRICS}
+    rows = np.bincount(codes, minlength=len(names))
+    positives = np.bincount(codes, weights=y, minlength=len(names))
+    problems = {
+        None: _lacking(names, rows == 0, "no rows"),
+        1: _lacking(names, (rows > 0) & (positives == 0), "no positive labels"),
+        0: _lacking(names, (rows > 0) & (positives == rows), "no negative labels"),
+    }
     reasons = {}
-    for metric, needed in _NEEDS_LABELS.items():
-        missing = [label for label in needed if label not in present]
-        if missing:
-            reasons[metric] = "no " + " and no ".join("positive" if m == 1 else "negative" for m in missing) + " labels"
+    for metric, labels in _CONDITIONS.items():
+        parts = problems[None] + [part for label in labels for part in problems[label]]
+        if parts:
+            reasons[metric] = "; ".join(parts)
     return reasons
 
 
 def binary_fairness_report(
-    y_true: Any, y_score: Any, *, sensitive_features: Any, threshold: float = 0.5
+    y_true: Any, y_score: Any, *, sensitive_features: Any, threshold: float = 0.5,
+    groups: int | Sequence[Any] | None = None,
 ) -> dict[str, float]:
     """All headline metrics of scores ``y_score`` (probabilities of class 1).
 
@@ -314,8 +389,9 @@ def binary_fairness_report(
     predictions ``y_score >= threshold``) and ``soft_dp`` / ``soft_eo`` (the
     same gaps on mean scores). ``auc`` and ``ap`` are NaN when ``y_true`` holds
     a single class; ``f1`` (:func:`f1_score`) is NaN without positive labels
-    and predictions; a gap that the data cannot measure (one group; one label
-    for the equalized-odds gaps, see :func:`undefined_gaps`) is NaN, never 0.
+    and predictions; a gap that the data cannot measure (a group it compares
+    without rows, positives or negatives as the gap needs, or a single group;
+    see :func:`undefined_gaps`, which ``groups`` is passed to) is NaN, never 0.
     """
     y = _binary("y_true", y_true)
     s = _scores("y_score", y_score)
@@ -333,6 +409,6 @@ def binary_fairness_report(
         "soft_dp": soft_demographic_parity_difference(y, s, **kwargs),
         "soft_eo": soft_equalized_odds_difference(y, s, **kwargs),
     }
-    for metric in undefined_gaps(y, **kwargs):
+    for metric in undefined_gaps(y, **kwargs, groups=groups):
         report[metric] = float("nan")
     return report

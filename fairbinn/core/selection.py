@@ -4,8 +4,9 @@
 and keeps the parameters of the best epoch so far. Without a budget the best
 epoch is the one with the best ``metric`` (higher accuracy / AUC / AP, lower
 gap). With a fairness budget only epochs whose validation gap meets it
-compete; if none does, the epoch with the smallest gap is kept and
-``budget_met`` is False. Test metrics are never read.
+compete (an undefined, NaN, gap never meets a budget); if none does, the
+epoch with the smallest gap is kept and ``budget_met`` is False. Test
+metrics are never read.
 """
 
 from __future__ import annotations

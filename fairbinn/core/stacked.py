@@ -44,7 +44,8 @@ from .model import FairModel
 from .registry import Registry
 from .runtime import resolve_device
 from .strategies import create_strategy
-from .trainer import TrainResult, _metrics_of, budget_shortfall, epoch_selector
+from .trainer import (TrainResult, _all_groups, _groups_of, _metrics_of, budget_note, constant_class,
+                      epoch_selector)
 
 __all__ = [
     "NotStackableError",
@@ -229,12 +230,14 @@ class StackedTrainer:
         self.eval_batch_size = eval_batch_size
 
     def fit(
-        self, model: StackedFairModel, train: Split, val: Split | None = None, test: Split | None = None
+        self, model: StackedFairModel, train: Split, val: Split | None = None, test: Split | None = None,
+        *, group_names: Sequence[str] | None = None,
     ) -> list[TrainResult]:
         """Train the stack in place; one :class:`TrainResult` per model, in order.
 
         Afterwards model ``i`` of the stack holds the parameters of its
-        selected epoch (``model.model_state_dict(i)``).
+        selected epoch (``model.model_state_dict(i)``). ``group_names`` as
+        for :meth:`~fairbinn.core.trainer.Trainer.fit`.
         """
         cfg, k = self.config, len(self.configs)
         if model.num_models != k:
@@ -244,6 +247,7 @@ class StackedTrainer:
                 raise NotStackableError(f"stacked training reads Split objects, got {type(split).__name__}")
         check_targets(train.y, train.s, name="training data", min_groups=1 if cfg.strategy == "erm" else 2)
         num_groups = int(train.s.max()) + 1
+        groups = _all_groups(group_names, num_groups)
         device = resolve_device(cfg.device)
         model.to(device)
         etas = torch.tensor([c.eta for c in self.configs], device=device)
@@ -251,7 +255,7 @@ class StackedTrainer:
             model, cfg, cfg.build_constraint(), num_groups, eta=etas, adam_kwargs=self.adam_kwargs
         )
         generators = [torch.Generator().manual_seed(c.seed) for c in self.configs]
-        selectors = [epoch_selector(c, val) for c in self.configs]
+        selectors = [epoch_selector(c, val, groups) for c in self.configs]
         histories: list[list[dict[str, float]]] = [[] for _ in range(k)]
         checkpoints = RunCheckpoints(cfg, eta=[c.eta for c in self.configs], seed=[c.seed for c in self.configs],
                                      adam_kwargs=self.adam_kwargs)
@@ -271,7 +275,8 @@ class StackedTrainer:
         for epoch in bar:
             with checkpoints.diverging():
                 losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
-            reports = {name: self._evaluate(model, split) for name, split in evaluated.items() if split is not None}
+            reports = {name: self._evaluate(model, split, groups) for name, split in evaluated.items()
+                       if split is not None}
             for i in range(k):
                 record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
                 for name, per_model in reports.items():
@@ -287,29 +292,43 @@ class StackedTrainer:
             if selector.best_state is not None and selector.selected_epoch != cfg.epochs:
                 for name, value in selector.best_state.items():
                     current[name][i].copy_(value)
-        shortfalls = [m for m in map(budget_shortfall, selectors, self.configs) if m]
+        vals = [_metrics_of(h[selector.selected_epoch - 1], "val_") if val is not None else None
+                for h, selector in zip(histories, selectors)]
+        constants: list[int | None] = [None] * k
+        if any(selector.budget_met for selector in selectors):
+            probs = self._probabilities(model, val)
+            constants = [constant_class(p, cfg.threshold) if selector.budget_met else None
+                         for p, selector in zip(probs, selectors)]
+        notes = [budget_note(*args) for args in zip(selectors, self.configs, constants, vals)]
+        shortfalls = [note for note, selector in zip(notes, selectors) if note and not selector.budget_met]
         if shortfalls:
             warnings.warn(f"{len(shortfalls)} of {k} models met no epoch under the budget:\n" + "\n".join(shortfalls),
                           UserWarning, stacklevel=2)
+        one_class = [note for note, selector in zip(notes, selectors) if note and selector.budget_met]
+        if one_class:
+            warnings.warn(f"{len(one_class)} of {k} models predict one class for every validation row:\n"
+                          + "\n".join(one_class), UserWarning, stacklevel=2)
         if test is None:
             test_reports: list[dict[str, float] | None] = [None] * k
         elif cfg.record_test:
             test_reports = [_metrics_of(h[selector.selected_epoch - 1], "test_") for h, selector in
                             zip(histories, selectors)]
         else:
-            test_reports = self._evaluate(model, test)
-        undefined = {name: undefined_gaps(split.y.numpy(), sensitive_features=split.s.numpy())
+            test_reports = self._evaluate(model, test, groups)
+        undefined = {name: undefined_gaps(split.y.numpy(), sensitive_features=split.s.numpy(),
+                                          groups=_groups_of(groups, split.s.numpy()))
                      for name, split in (("val", val), ("test", test)) if split is not None}
         return [
             TrainResult(
                 config=self.configs[i].to_dict(),
                 history=histories[i],
                 selected_epoch=selectors[i].selected_epoch,
-                val=_metrics_of(histories[i][selectors[i].selected_epoch - 1], "val_") if val is not None else None,
+                val=vals[i],
                 test=test_reports[i],
                 extra={"stack_size": k},
                 budget_met=selectors[i].budget_met,
                 undefined={name: reasons for name, reasons in undefined.items() if reasons},
+                constant_prediction=constants[i],
             )
             for i in range(k)
         ]
@@ -335,8 +354,20 @@ class StackedTrainer:
                 raise divergence(epoch, f": non-finite {name} for {models}")
         return losses, time.perf_counter() - start
 
+    def _evaluate(self, model: StackedFairModel, split: Split, groups: list[str] | int | None = None
+                  ) -> list[dict[str, float]]:
+        probs = self._probabilities(model, split)
+        y, s = split.y.numpy(), split.s.numpy()
+        groups = _groups_of(groups, s)
+        return [
+            binary_fairness_report(y, np.ascontiguousarray(p), sensitive_features=s, threshold=self.config.threshold,
+                                   groups=groups)
+            for p in probs
+        ]
+
     @torch.inference_mode()
-    def _evaluate(self, model: StackedFairModel, split: Split) -> list[dict[str, float]]:
+    def _probabilities(self, model: StackedFairModel, split: Split) -> np.ndarray:
+        """Predicted probabilities of every model of the stack on ``split``, shape ``(k, n)``."""
         model.eval()
         device = next(model.parameters()).device
         scores = []
@@ -344,9 +375,4 @@ class StackedTrainer:
             chunk = split.x[begin : begin + self.eval_batch_size].to(device)
             logits = model(chunk.unsqueeze(0).expand(model.num_models, -1, -1))
             scores.append(torch.sigmoid(logits.float()).cpu())
-        probs = torch.cat(scores, dim=1).numpy()
-        y, groups = split.y.numpy(), split.s.numpy()
-        return [
-            binary_fairness_report(y, np.ascontiguousarray(p), sensitive_features=groups, threshold=self.config.threshold)
-            for p in probs
-        ]
+        return torch.cat(scores, dim=1).numpy()

@@ -7,7 +7,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,12 @@ class TrainResult:
         None without a budget.
     undefined : dict
         ``{"val" | "test": {metric: reason}}`` for the gaps a split cannot
-        measure (one group; one label for the equalized-odds gaps).
+        measure, the reason naming the group (e.g. ``"group 'Female' has no
+        positive labels"``; see :func:`~fairbinn.core.metrics.undefined_gaps`).
+    constant_prediction : int or None
+        With a budget that was met: the class the selected model predicts for
+        every validation row when it predicts a single class (a warning says
+        so), else None.
     model : FairModel or None
         The trained model, holding the selected epoch's parameters (None for
         the models of a stack, whose parameters are the stack's); not part of
@@ -74,6 +79,7 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
     budget_met: bool | None = None
     undefined: dict[str, dict[str, str]] = field(default_factory=dict)
+    constant_prediction: int | None = None
     model: Any = field(default=None, repr=False, compare=False)
 
     def history_frame(self) -> pd.DataFrame:
@@ -139,6 +145,7 @@ class Trainer:
         test: Split | Loader | None = None,
         *,
         generated: Any = None,
+        group_names: Sequence[str] | None = None,
     ) -> TrainResult:
         """Train ``model`` in place and evaluate the selected epoch.
 
@@ -157,6 +164,14 @@ class Trainer:
         ``generated`` (optional examples of the same kind as ``train``, marked
         as generated); its ratios join the history as ``ratio_y<label>_g<group>``
         (and ``real_fraction_y<label>``) columns.
+
+        ``group_names`` (the dataset's, indexed by the group values) name the
+        groups in the reasons of ``result.undefined`` and make a group without
+        a row in a split leave that split's gaps undefined (NaN); without
+        them the groups are those of the training data, named by index. A
+        ``config.fairness_budget`` whose gap the validation data cannot
+        measure is an error before training. A budget met by predicting one
+        class for every validation row is met, with a warning.
 
         Under ``torchrun`` (an initialised process group with several
         processes, see :mod:`fairbinn.core.distributed`) each process trains
@@ -177,11 +192,12 @@ class Trainer:
             sampler = distributed.ShardedLoader(sampler, distributed.rank(), distributed.world_size())
         val_loader, test_loader = self._loader(val, False), self._loader(test, False)
         num_groups = self._num_groups(sampler)
+        groups = _all_groups(group_names, num_groups)
         seed_everything(cfg.seed)
         model.to(device)
         sampler.bind(model)
         strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
-        selector = epoch_selector(cfg, val_loader)
+        selector = epoch_selector(cfg, val_loader, groups)
         history: list[dict[str, float]] = []
         checkpoints, first_epoch = RunCheckpoints(cfg), 1
         if cfg.resume:
@@ -206,7 +222,7 @@ class Trainer:
             record = {"epoch": epoch, **losses, **sampler.epoch_record()}
             for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
                 if loader is not None:
-                    metrics, undefined[prefix] = self._assess(model, loader)
+                    metrics, undefined[prefix] = self._assess(model, loader, groups)
                     record.update({f"{prefix}_{k}": v for k, v in metrics.items()})
             history.append(record)
             selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
@@ -214,21 +230,28 @@ class Trainer:
             checkpoints.save(epoch, model, strategy, loader=sampler.state_dict(), history=history,
                              selector=selector.state_dict())
         bar.close()
+        if checkpoints.finished:  # a finished run, resumed: no epoch ran to find the gaps the splits cannot measure
+            for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
+                if loader is not None:
+                    undefined[prefix] = self._assess(model, loader, groups)[1]
 
         selected_epoch = selector.selected_epoch
         if selector.best_state is not None and selected_epoch != cfg.epochs:
             model.load_state_dict(selector.best_state)
-        shortfall = budget_shortfall(selector, cfg)
-        if shortfall:
-            warnings.warn(shortfall, UserWarning, stacklevel=2)
         selected = history[selected_epoch - 1]
         val_metrics = _metrics_of(selected, "val_") if val_loader is not None else None
+        constant = None
+        if selector.budget_met:
+            constant = constant_class(self.predict(model, val_loader)[1], cfg.threshold)
+        note = budget_note(selector, cfg, constant, val_metrics)
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=2)
         test_metrics = None
         if test_loader is not None:
             if cfg.record_test:
                 test_metrics = _metrics_of(selected, "test_")
             else:
-                test_metrics, undefined["test"] = self._assess(model, test_loader)
+                test_metrics, undefined["test"] = self._assess(model, test_loader, groups)
         return TrainResult(
             config=cfg.to_dict(),
             history=history,
@@ -237,6 +260,7 @@ class Trainer:
             test=test_metrics,
             budget_met=selector.budget_met,
             undefined={split: reasons for split, reasons in undefined.items() if reasons},
+            constant_prediction=constant,
             model=model,
         )
 
@@ -284,25 +308,52 @@ class Trainer:
             groups.append(s.cpu())
         return torch.cat(ys).numpy(), torch.cat(scores).numpy(), torch.cat(groups).numpy()
 
-    def evaluate(self, model: FairModel, loader: Split | Loader) -> dict[str, float]:
-        """:func:`~fairbinn.core.metrics.binary_fairness_report` of ``model`` on ``loader``."""
-        return self._assess(model, loader)[0]
+    def evaluate(self, model: FairModel, loader: Split | Loader,
+                 group_names: Sequence[str] | None = None) -> dict[str, float]:
+        """:func:`~fairbinn.core.metrics.binary_fairness_report` of ``model`` on ``loader``.
 
-    def _assess(self, model: FairModel, loader: Split | Loader) -> tuple[dict[str, float], dict[str, str]]:
+        With ``group_names`` (the dataset's), a group without a row in
+        ``loader`` leaves the gaps NaN; without them the groups are those present.
+        """
+        return self._assess(model, loader, None if group_names is None else list(group_names))[0]
+
+    def _assess(self, model: FairModel, loader: Split | Loader,
+                groups: list[str] | int | None = None) -> tuple[dict[str, float], dict[str, str]]:
         """The report of ``model`` on ``loader`` and the gaps it cannot measure, with why."""
-        y, scores, groups = self.predict(model, loader)
-        report = binary_fairness_report(y, scores, sensitive_features=groups, threshold=self.config.threshold)
-        return report, undefined_gaps(y, sensitive_features=groups)
+        y, scores, s = self.predict(model, loader)
+        groups = _groups_of(groups, s)
+        report = binary_fairness_report(y, scores, sensitive_features=s, threshold=self.config.threshold,
+                                        groups=groups)
+        return report, undefined_gaps(y, sensitive_features=s, groups=groups)
 
 
 _SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
 
 
-def epoch_selector(config: TrainConfig, val: Any) -> EpochSelector:
+def _all_groups(group_names: Sequence[str] | None, num_groups: int | None) -> list[str] | int | None:
+    """Every group of a run: the dataset's names, else the number of groups in the training data (or None)."""
+    if group_names is None:
+        return num_groups
+    names = [str(name) for name in group_names]
+    if num_groups is not None and num_groups > len(names):
+        raise ValueError(f"the training data holds group index {num_groups - 1}, but group_names names "
+                         f"{len(names)} groups: {names}")
+    return names
+
+
+def _groups_of(groups: list[str] | int | None, s: np.ndarray) -> list[str] | int | None:
+    """``groups`` for the metrics of data with group indices ``s``: a count grows to cover every index in ``s``."""
+    if isinstance(groups, int) and s.size and np.issubdtype(s.dtype, np.integer):
+        return max(groups, int(s.max()) + 1)
+    return groups
+
+
+def epoch_selector(config: TrainConfig, val: Any, groups: list[str] | int | None = None) -> EpochSelector:
     """The :class:`EpochSelector` of a run with ``config`` and validation data ``val`` (None: the last epoch).
 
-    A budget the validation data cannot measure (EO without both labels, a
-    single group) is an error here, before training.
+    A budget the validation data cannot measure (a group without the rows its
+    gap conditions on, a group of ``groups`` without any row, a single group)
+    is an error here, before training, naming the group.
     """
     if val is None:
         if config.fairness_budget is not None:
@@ -312,7 +363,7 @@ def epoch_selector(config: TrainConfig, val: Any) -> EpochSelector:
         targets = _targets_of(val)
         if targets is not None:
             y, s = (t.detach().cpu().numpy() for t in targets)
-            reason = undefined_gaps(y, sensitive_features=s).get(config.budget_metric)
+            reason = undefined_gaps(y, sensitive_features=s, groups=_groups_of(groups, s)).get(config.budget_metric)
             if reason:
                 raise ValueError(f"the validation data cannot measure the budget metric "
                                  f"{config.budget_metric!r}: {reason}")
@@ -331,16 +382,44 @@ def _targets_of(loader: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
+def _run_label(config: TrainConfig) -> str:
+    return f"erm seed={config.seed}" if config.strategy == "erm" else \
+        f"{config.strategy} eta={config.eta:g} seed={config.seed}"
+
+
 def budget_shortfall(selector: EpochSelector, config: TrainConfig) -> str | None:
     """Why no epoch met ``config``'s fairness budget (the gap reached) and what may help; None if one did."""
     shortfall = selector.shortfall()
     if shortfall is None:
         return None
     if config.strategy == "erm":
-        return (f"erm seed={config.seed}: {shortfall}; ERM has no fairness term; "
+        return (f"{_run_label(config)}: {shortfall}; ERM has no fairness term; "
                 "train lagrangian or bilevel to meet a budget")
-    return (f"{config.strategy} eta={config.eta:g} seed={config.seed}: {shortfall}; "
-            f"a larger eta than {config.eta:g} may meet it")
+    return f"{_run_label(config)}: {shortfall}; a larger eta than {config.eta:g} may meet it"
+
+
+def constant_class(scores: np.ndarray, threshold: float) -> int | None:
+    """The class predicted (``scores >= threshold``) for every row, or None when both classes are."""
+    predicted = np.unique(np.asarray(scores) >= threshold)
+    return int(predicted[0]) if predicted.size == 1 else None
+
+
+def one_class_budget(label: str, metric: str, budget: float, predicted: int, accuracy: float) -> str:
+    """The warning for a budget met by a model that predicts class ``predicted`` for every validation row."""
+    how = "while predicting" if metric.startswith("soft_") else "by predicting"  # a hard gap of one class is 0
+    return (f"{label}: the chosen checkpoint meets the {metric} budget {budget:g} {how} one class ({predicted}) "
+            f"for every validation row (validation accuracy {accuracy:.3f})")
+
+
+def budget_note(selector: EpochSelector, config: TrainConfig, predicted: int | None,
+                val: dict[str, float] | None) -> str | None:
+    """The warning a run's budget result deserves: why no epoch met it (:func:`budget_shortfall`), or that the
+    selected model met it predicting class ``predicted`` for every validation row; None otherwise."""
+    shortfall = budget_shortfall(selector, config)
+    if shortfall is not None or predicted is None or not selector.budget_met:
+        return shortfall
+    return one_class_budget(_run_label(config), config.budget_metric, config.fairness_budget, predicted,
+                            val["accuracy"])
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:

@@ -6,6 +6,7 @@ from .experiment import PAPER_FAIRNESS_LAYERS, TABULAR_DATASETS, load_tabular, p
 from .health import load_health
 from .mlp import build_mlp
 from .preprocess import TabularDataset, TabularEncoder
+from .scoring import score_frame
 
 __all__ = [
     "load_adult",
@@ -20,4 +21,5 @@ __all__ = [
     "build_mlp",
     "paper_mlp",
     "run_tabular",
+    "score_frame",
 ]

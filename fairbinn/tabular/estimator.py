@@ -83,7 +83,10 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         The sensitive groups seen in ``fit`` (tuples for several columns), in
         the order of :meth:`TabularEncoder.groups` (by name, ``"a & b"``).
     encoder_ : TabularEncoder
-        The fitted encoding of ``X`` (``encoder_.feature_names_``).
+        The fitted encoding of ``X`` (``encoder_.feature_names_``); with
+        ``sensitive`` columns it also maps them to the ``groups_`` indices
+        (``encoder_.transform_groups(X)``). ``encoder_.to_dict()`` stores it
+        as plain data.
     model_ : FairModel
     result_ : TrainResult
         Training history and validation metrics.
@@ -189,11 +192,16 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
                 )
             return np.zeros(n, dtype=np.int64)
         frame = pd.DataFrame(sensitive_features)
-        if frame.isna().any().any():
-            raise ValueError("sensitive_features has missing values")
+        what = f"sensitive column(s) {self._sensitive_columns()}" if self._sensitive_columns() else "sensitive_features"
         if len(frame) != n:
-            raise ValueError(f"sensitive_features has {len(frame)} rows but X has {n}")
-        codes, _, values = TabularEncoder.groups(frame)
+            raise ValueError(f"{what} has {len(frame)} rows but X has {n}")
+        missing = frame.isna().any(axis=1).to_numpy()
+        if missing.any():
+            raise ValueError(f"missing values (NaN) in {int(missing.sum())} of {n} rows of {what}; "
+                             "drop those rows or fill them in")
+        codes, names, values = TabularEncoder.groups(frame)
+        if self._sensitive_columns():
+            self.encoder_.set_groups(self._sensitive_columns(), names)
         self.groups_ = np.empty(len(values), dtype=object)
         self.groups_[:] = values
         return codes
@@ -209,6 +217,10 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         if len(y) != len(features):
             raise ValueError(f"y has {len(y)} labels but X has {len(features)} rows")
+        missing = pd.isna(y)
+        if missing.any():
+            raise ValueError(f"Input y contains NaN (missing labels) in {int(missing.sum())} of {len(y)} rows; "
+                             "drop those rows or fill in their labels")
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
@@ -239,7 +251,8 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
             width, (width, width) if self.hidden_dims is None else tuple(self.hidden_dims),
             num_fairness_layers=self.num_fairness_layers, fairness_layer=self.fairness_layer,
         )
-        self.result_ = Trainer(config).fit(self.model_, train, val)
+        names = None if self.groups_[0] is None else [str(value) for value in self.groups_]
+        self.result_ = Trainer(config).fit(self.model_, train, val, group_names=names)
         self.model_.eval()
         return self
 

@@ -117,7 +117,7 @@ class _TimmHead(nn.Module):
         return f"forward_head of {type(self.model).__name__} (parameters owned by the encoder)"
 
 
-@records_build(drop=("pretrained",))
+@records_build(drop=("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"))  # weights files
 def create_vision_model(
     name: str = "resnet18",
     *,

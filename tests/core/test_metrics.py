@@ -145,10 +145,11 @@ def test_undefined_gaps_are_nan_in_the_report_with_their_reason():
     assert positives["eopp"] == 0.0  # TPRs 0.5 and 0.5
     assert np.isnan(positives["eo"]) and np.isnan(positives["soft_eo"])
     assert fm.undefined_gaps([1, 1, 1, 1], sensitive_features=[0, 0, 1, 1]) == {
-        "eo": "no negative labels", "soft_eo": "no negative labels"}
+        "eo": "groups '0' and '1' have no negative labels", "soft_eo": "groups '0' and '1' have no negative labels"}
     assert fm.undefined_gaps([0, 0], sensitive_features=[0, 1]) == {
-        "eo": "no positive labels", "eopp": "no positive labels", "soft_eo": "no positive labels"}
-    assert fm.undefined_gaps([0, 1], sensitive_features=[0, 1]) == {}
+        "eo": "groups '0' and '1' have no positive labels", "eopp": "groups '0' and '1' have no positive labels",
+        "soft_eo": "groups '0' and '1' have no positive labels"}
+    assert fm.undefined_gaps([0, 1, 0, 1], sensitive_features=[0, 0, 1, 1]) == {}
     # the fairlearn-signature functions keep fairlearn's value
     assert fm.equalized_odds_difference([1, 1, 1, 1], [0, 1, 1, 1], sensitive_features=[0, 0, 1, 1]) == 0.5
 

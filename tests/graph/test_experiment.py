@@ -9,6 +9,7 @@ from fairbinn.core.strategies import create_strategy
 from torch_geometric.nn import GraphSAGE
 
 from fairbinn.graph import PAPER_GRAPH_SETTINGS, load_nba, paper_gnn, run_graph
+from comparing import assert_histories_close
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +89,10 @@ def test_gcn_trains_the_same_on_a_sparse_adjacency(nba_disjoint):
     runs = [run_graph(nba_disjoint, strategy="bilevel", epochs=3, progress=False, sparse_adjacency=flag)
             for flag in (False, True)]
     assert [r.extra["adjacency"] for r in runs] == ["edge_index", "sparse csr"]
-    assert [h["train_bce"] for h in runs[1].history] == pytest.approx([h["train_bce"] for h in runs[0].history],
-                                                                      abs=1e-3)
-    assert [h["val_auc"] for h in runs[1].history] == pytest.approx([h["val_auc"] for h in runs[0].history],
-                                                                    abs=0.01)
+    # compared on the continuous entries (losses, soft gaps of ~1e-4), never on AUC or a thresholded gap,
+    # which a rounding difference can move by a whole step
+    assert_histories_close(runs[1].history, runs[0].history, atol=1e-8, rtol=1e-3)
+    assert "val_soft_dp" in runs[0].history[0]
 
 
 def test_fairness_loss_over_every_node_with_a_known_group(nba_disjoint):

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,7 +42,11 @@ def test_intersectional_groups_train(adult_csv):
     assert "Female & White" in data.group_names and len(data.group_names) > 4
     assert not any(name.startswith(("sex_", "race_")) for name in data.feature_names)
     result = fairbinn.run_tabular(data, strategy="lagrangian", eta=1.0, epochs=2, progress=False)
-    assert 0 <= result.test["dp"] <= 1 and result.test["accuracy"] > 0.7
+    assert result.test["accuracy"] > 0.7
+    # some intersections of the 2,000-row sample have no test row: the gaps over all groups are undefined, and say why
+    absent = [name for name in data.group_names if name not in set(data.group_names[i] for i in data.test.s.tolist())]
+    assert absent and math.isnan(result.test["dp"])
+    assert f"'{absent[0]}'" in result.undefined["test"]["dp"] and "no rows" in result.undefined["test"]["dp"]
 
 
 def test_numeric_label_and_errors(tmp_path):

@@ -109,6 +109,20 @@ def test_intersectional_groups_and_arrays():
     (lambda X, y: fairbinn.FairBiNNClassifier(strategy="erm", epochs=1).fit(X, y).predict(X[["x"]]),
      r"X has columns \['x'\]"),
     (lambda X, y: fairbinn.FairBiNNClassifier(sensitive="c").fit(X, y, sensitive_features=X["c"]), "once"),
+    (lambda X, y: fairbinn.FairBiNNClassifier(strategy="erm").fit(X, np.where(np.arange(40) % 7 == 0, np.nan, y)),
+     r"^Input y contains NaN \(missing labels\) in 6 of 40 rows; drop those rows or fill in their labels$"),
+    (lambda X, y: fairbinn.FairBiNNClassifier(strategy="erm").fit(X, np.array(["lo", None] * 20, dtype=object)),
+     r"^Input y contains NaN \(missing labels\) in 20 of 40 rows"),
+    (lambda X, y: fairbinn.FairBiNNClassifier(strategy="erm").fit(X, y[:30]), r"^y has 30 labels but X has 40 rows$"),
+    (lambda X, y: fairbinn.FairBiNNClassifier().fit(X, y, sensitive_features=X["c"][:39]),
+     r"^sensitive_features has 39 rows but X has 40$"),
+    (lambda X, y: fairbinn.FairBiNNClassifier().fit(X, y, sensitive_features=X["c"].where(X.x < 0.9)),
+     r"^missing values \(NaN\) in 2 of 40 rows of sensitive_features; drop those rows or fill them in$"),
+    (lambda X, y: fairbinn.FairBiNNClassifier(sensitive="c", keep_sensitive=False)
+     .fit(X.assign(c=X.c.where(X.x < 0.9)), y),
+     r"^missing values \(NaN\) in 2 of 40 rows of sensitive column\(s\) \['c'\]"),
+    (lambda X, y: fairbinn.FairBiNNClassifier(sensitive="c").fit(X.assign(c=X.c.where(X.x < 0.9)), y),
+     r"^column 'c' has missing values in 2 of 40 rows$"),
 ])
 def test_bad_input_is_named(make, message):
     X = pd.DataFrame({"x": np.linspace(-1, 1, 40), "c": ["p", "q"] * 20})
