@@ -1,6 +1,6 @@
 """The modality-independent core: model, fairness layers, constraints, strategies, samplers, trainer, metrics."""
 
-from . import metrics
+from . import certify, metrics
 from .config import TrainConfig
 from .constraints import (
     DemographicParity,
