@@ -156,7 +156,8 @@ def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) 
         chosen = "uniform" if sampler == "uniform" else DrFairnessConfig(k=k, hessian=hessian)
         config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=chosen,
                              seed=seed, progress=False, leader_penalty=False, follower_optimizer=COMMITTED_FOLLOWER,
-                             fairness_budget=args.budget, budget_metric=args.budget_metric)
+                             fairness_budget=args.budget, budget_metric=args.budget_metric,
+                             confidence=None if args.budget is None else 0)  # the point-estimate rule for all rows
         start = time.perf_counter()
         result = run_tabular(data, config, generated=noise_rows(data.train, seed) if "+noise" in sampler else None)
         log.append(_record(dataset, label, seed, args.epochs, result, start))

@@ -108,3 +108,42 @@ def mean_std_tables(
             } | {"runs": len(group)}
         lines.append("")
     return lines, summary
+
+
+def provenance(script: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How a results file was made: the exact command line, the git commit (and whether the library or
+    ``script`` had uncommitted changes), the machine, the torch threads and device, the date, and ``settings``."""
+    import datetime
+    import os
+    import platform
+    import shlex
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+
+    def git(*command: str) -> str:
+        return subprocess.run(["git", *command], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if git("status", "--porcelain", "--", "../fairbinn", script):
+            commit += " (with uncommitted changes to fairbinn/ or the script)"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = ("" if threads is None else f"OMP_NUM_THREADS={threads} ") + "python " + " ".join(
+        shlex.quote(a) for a in sys.argv)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return {"command": command, "commit": commit,
+            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, {device}, "
+                       f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "settings": settings or {}}
+
+
+def provenance_lines(record: dict[str, Any]) -> list[str]:
+    """:func:`provenance` as the bullet lines that head a Markdown results file."""
+    settings = "; ".join(f"{k} {v}" for k, v in record["settings"].items())
+    return [f"- command: `{record['command']}`", f"- settings: {settings}", f"- git commit: {record['commit']}",
+            f"- machine: {record['machine']}", f"- date: {record['date']}"]

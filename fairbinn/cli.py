@@ -198,6 +198,11 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                            "every epoch a candidate)")
     game.add_argument("--budget-metric", choices=list(GAP_METRICS), default="dp",
                       help="the validation gap --budget bounds (default dp)")
+    game.add_argument("--confidence", type=float,
+                      help="--budget is certified: with this probability over the draw of the validation rows the "
+                           "chosen model's population gap is at most the budget, the choice among all checkpoints "
+                           "accounted for (default 0.95 with --budget; 0: the point-estimate rule, the validation "
+                           "gap itself at most the budget)")
     game.add_argument("--sampler", choices=[c.name for c in SAMPLERS.values()], default=defaults.sampler.name,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
                            "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
@@ -379,7 +384,10 @@ def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None
     """
     keys = list(REPORT_KEYS)
     label_width = max([22, *(len(label) + 1 for label, _ in rows)])
+    certified = budget_metric is not None and any(getattr(r, "certificate", None) is not None for _, r in rows)
     budget_head = f"{'val ' + _COLUMNS[budget_metric]:>10} {'met':>4}  " if budget_metric else ""
+    if certified:
+        budget_head += f"{'val bound':>9} {'certified':>9}  "
     header = f"{'model':<{label_width}} {'epoch':>5}  {budget_head}" + "  ".join(f"{_COLUMNS[k]:>8}" for k in keys)
     lines = [header, "-" * len(header)]
     for label, result in rows:
@@ -387,9 +395,16 @@ def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None
         budget = ""
         if budget_metric:
             met = {True: "yes", False: "no", None: "-"}[result.budget_met]
+            if getattr(result, "certificate", None) is not None:  # met: the validation gap itself is in budget
+                gap = result.val.get(budget_metric)
+                met = "yes" if gap is not None and gap <= result.certificate["budget"] else "no"
             if result.budget_met and getattr(result, "constant_prediction", None) is not None:
                 met += "*"
             budget = f"{_format(result.val.get(budget_metric)):>10} {met:>4}  "
+            if certified:
+                certificate = result.certificate or {}
+                verdict = {True: "yes", False: "no"}.get(certificate.get("certified"), "-")
+                budget += f"{_format(certificate.get('upper_bound')):>9} {verdict:>9}  "
         lines.append(f"{label:<{label_width}} {result.selected_epoch:>5}  {budget}{cells}")
     notes = sorted({f"{_COLUMNS[k]}: {why}" for _, r in rows for k, why in r.undefined.get("test", {}).items()})
     if notes:
@@ -399,6 +414,14 @@ def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None
     if constant:
         lines.append("*: met by predicting one class for every validation row: "
                      + "; ".join(f"{label} (class {value})" for label, value in constant))
+    intervals = [(label, r.test_intervals) for label, r in rows if getattr(r, "test_intervals", None)]
+    if intervals:
+        lines.append("test gaps, 95% intervals on the population gap (exact: Clopper-Pearson per group, Hoeffding "
+                     "for soft gaps, union bound over groups):")
+        for label, ranges in intervals:
+            shown = ", ".join(f"{_COLUMNS[k]} [{_format(lo).strip()}, {_format(hi).strip()}]"
+                              for k, (lo, hi) in ranges.items())
+            lines.append(f"  {label}: {shown}")
     return "\n".join(lines)
 
 
@@ -417,7 +440,8 @@ def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
         leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
         sampler=DrFairnessConfig(lr=args.ratio_lr, k=args.ratio_k, hessian=args.ratio_hessian,
                                  damping=args.ratio_damping) if args.sampler == "drfairness" else args.sampler,
-        fairness_budget=args.budget, budget_metric=args.budget_metric, compile=args.compile,
+        fairness_budget=args.budget, budget_metric=args.budget_metric, confidence=args.confidence,
+        compile=args.compile,
     )
 
 
@@ -511,8 +535,12 @@ def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None,
             raise ValueError("--budget chooses on validation, but this split's validation nodes are its test "
                              "nodes; add --disjoint-val")
         searched = " over automatically searched etas" if args.eta is None else ""
-        return "accuracy", (f"validation accuracy among the epochs{searched} whose validation "
-                            f"{args.budget_metric} is <= {args.budget:g}")
+        if args.confidence == 0:
+            return "accuracy", (f"validation accuracy among the epochs{searched} whose validation "
+                                f"{args.budget_metric} is <= {args.budget:g}")
+        level = 0.95 if args.confidence is None else args.confidence
+        return "accuracy", (f"validation accuracy among the epochs{searched} certified to have a population "
+                            f"{args.budget_metric} <= {args.budget:g} at {level:.0%} confidence")
     if args.select is None and val_is_test:
         return None, "last epoch (the validation nodes are the test nodes in this split)"
     select = args.select or "accuracy"
@@ -626,6 +654,12 @@ def _check_values(args: argparse.Namespace) -> None:
     """Values the training configuration would take but that mean nothing (a budget above 1, a negative seed)."""
     if args.budget is not None and not 0 < args.budget <= 1:
         raise ValueError(f"--budget bounds a gap between groups' rates, so it must be in (0, 1]; got {args.budget:g}")
+    if args.confidence is not None:
+        if not 0 <= args.confidence < 1:  # also NaN
+            raise ValueError(f"--confidence is a probability in [0, 1) (0: the point-estimate rule); "
+                             f"got {args.confidence:g}")
+        if args.budget is None:
+            raise ValueError("--confidence certifies a fairness budget; give --budget B too")
     for flag, seeds in (("--seed", [args.seed]), ("--seeds", getattr(args, "seeds", []))):
         negative = [seed for seed in seeds if seed < 0]
         if negative:
@@ -668,7 +702,10 @@ def train_command(args: argparse.Namespace) -> int:
           "difference (true-positive-rate gap, FairGNN's 'EO'), all of thresholded predictions; "
           "soft: gaps of mean predicted probability."
           + (f" 'val {_COLUMNS[args.budget_metric]}' and 'met': the selected epoch's validation gap and whether "
-             f"it meets {args.budget:g}." if args.budget is not None else ""))
+             f"it meets {args.budget:g}." if args.budget is not None else "")
+          + (f" 'val bound': the upper confidence bound on the population {_COLUMNS[args.budget_metric]} from the "
+             f"validation rows; 'certified': whether the model is certified to meet {args.budget:g}."
+             if args.budget is not None and args.confidence != 0 else ""))
     # the models and the JSON first: they are what a failing plot must not take with it
     if args.save:
         described = {name: list(getattr(data, name))

@@ -3,7 +3,9 @@
 Where the accuracy-fairness trade-off lives depends on the dataset, the
 constraint and the strategy (on Adult with the squared DP gap, between eta
 about 1 and 100; with the released code's loss about twenty times higher).
-:func:`search_etas` finds it from validation data alone:
+:func:`search_etas` finds it from validation data alone (or, for a
+certified budget, from the gap on the training rows, which leaves every
+validation row to the certificate):
 
 1. a **coarse pass**: log-spaced etas (one per decade, and 0 for ERM's
    level), trained for a fraction of the epochs;
@@ -79,10 +81,11 @@ class EtaSearch:
         return max(1, round(epochs * self.coarse_epochs))
 
 
-def gap_levels(table: pd.DataFrame, metric: str = "dp") -> pd.Series:
+def gap_levels(table: pd.DataFrame, metric: str = "dp", column: str | None = None) -> pd.Series:
     """Per eta, the level of the validation gap: the median over the later half of each model's epochs,
-    averaged over the seeds. ``table`` has one row per (eta, seed, epoch) with ``val_<metric>``."""
-    column = f"val_{metric}"
+    averaged over the seeds. ``table`` has one row per (eta, seed, epoch) with ``val_<metric>`` (or
+    ``column``, e.g. ``order_gap``: the gap on the training rows)."""
+    column = column or f"val_{metric}"
     missing = [c for c in ("eta", "seed", "epoch", column) if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no column(s) {missing}")
@@ -129,6 +132,7 @@ def search_etas(
     metric: str = "dp",
     budget: float | None = None,
     search: EtaSearch | None = None,
+    column: str | None = None,
 ) -> pd.DataFrame:
     """Run the coarse and the refined pass; every checkpoint of both, as one table.
 
@@ -146,6 +150,10 @@ def search_etas(
     budget : float, optional
         A budget on that gap: ~0 then means at most the budget when that is
         smaller than ``near_zero`` times ERM's gap.
+    column : str, optional
+        The table's column holding the gap (default ``val_<metric>``). A
+        certified budget searches on ``order_gap``, the gap on the training
+        rows, so that no validation row decides which models are trained.
 
     Returns
     -------
@@ -155,6 +163,6 @@ def search_etas(
         raise ValueError(f"metric must be one of {', '.join(GAP_METRICS)}, got {metric!r}")
     search = search or EtaSearch()
     coarse = train(search.coarse, search.epochs_of_coarse_pass(epochs)).assign(search="coarse")
-    lo, hi = transition(gap_levels(coarse, metric), search, budget)
+    lo, hi = transition(gap_levels(coarse, metric, column), search, budget)
     refined = train(refined_etas(lo, hi, search.refined), epochs).assign(search="refined")
     return pd.concat([coarse, refined], ignore_index=True)

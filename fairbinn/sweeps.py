@@ -36,10 +36,11 @@ import pandas as pd
 from .core.checkpoint import CHECKPOINT_NAME
 from .core.config import TrainConfig
 from .core.runtime import seed_everything
-from .core.selection import EpochSelector
+from .core.selection import ORDER_KEY, TRAIN_GAP_KEY, CertifiedSelector, EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.strategies import list_strategies, resolve_strategy
-from .core.trainer import TrainResult, one_class_budget
+from .core.trainer import (TrainResult, Trainer, _all_groups, _metrics_of, certificate_of, constant_class,
+                           one_class_budget, test_intervals, uncertifiable)
 from .search import EtaSearch, search_etas
 from .benchmark import get_benchmark, load_benchmark, run
 from .tabular.preprocess import TabularDataset
@@ -74,8 +75,14 @@ def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dic
     if record is None:
         return {**{f"val_{k}": v for k, v in (result.val or {}).items()},
                 **{f"test_{k}": v for k, v in (result.test or {}).items()}}
-    return {**{k: v for k, v in record.items() if k.startswith(("val_", "test_"))},
+    return {**{k: v for k, v in record.items() if k.startswith(("val_", "test_")) or k in (ORDER_KEY, TRAIN_GAP_KEY)},
             **{k: v for k, v in record.items() if k.startswith("train_") and k != "train_time_s"}}
+
+
+def _intervals(result: TrainResult) -> dict[str, float]:
+    """``test_<gap>_lo`` / ``test_<gap>_hi``: the 95% intervals on the selected epoch's test gaps."""
+    return {f"test_{metric}_{end}": value for metric, ends in (result.test_intervals or {}).items()
+            for end, value in zip(("lo", "hi"), ends)}
 
 
 def _epoch_rows(result: TrainResult, strategy: str, stack_size: int) -> list[dict[str, Any]]:
@@ -89,8 +96,10 @@ def _epoch_rows(result: TrainResult, strategy: str, stack_size: int) -> list[dic
 def _model_row(result: TrainResult, strategy: str, seconds: float, stack_size: int) -> dict[str, Any]:
     config = result.config
     budget = {} if result.budget_met is None else {"budget_met": result.budget_met}
+    if result.certificate is not None:
+        budget["val_bound"] = result.certificate["upper_bound"]
     return {"strategy": strategy, "eta": config["eta"], "seed": config["seed"], "epoch": result.selected_epoch,
-            "selection": config["selection_metric"] or "last", **budget, **_metrics(result),
+            "selection": config["selection_metric"] or "last", **budget, **_metrics(result), **_intervals(result),
             "train_time_s": seconds, "stack_size": stack_size}
 
 
@@ -387,7 +396,7 @@ def _sweep_strategy(fitter: _Fitter, config: TrainConfig, etas, seeds, search, r
         table = train([0.0], config.epochs)
     elif isinstance(etas, str):
         table = search_etas(train, config.epochs, metric=config.budget_metric, budget=config.fairness_budget,
-                            search=search)
+                            search=search, column=TRAIN_GAP_KEY if config.certifies else None)
     else:
         table = train(etas, config.epochs)
     if rows == "models":
@@ -430,7 +439,14 @@ class BudgetChoice:
 
     @property
     def budget_met(self) -> bool:
+        """Whether the choice meets the budget: certified, with a certified budget; else on validation."""
         return bool(self.result.budget_met)
+
+    @property
+    def certificate(self) -> dict[str, Any] | None:
+        """The chosen checkpoint's certificate (``{"confidence", "metric", "budget", "upper_bound",
+        "certified", ...}``), None with ``confidence=0``."""
+        return self.result.certificate
 
 
 def choose_under_budget(
@@ -439,6 +455,7 @@ def choose_under_budget(
     budget: float,
     *,
     budget_metric: str = "dp",
+    confidence: float | None = None,
     etas: Sequence[float] | str = "auto",
     seed: int = 0,
     config: TrainConfig | None = None,
@@ -452,10 +469,22 @@ def choose_under_budget(
 ) -> BudgetChoice:
     """Train ``strategy`` (over ``etas``, searched by default) and choose, on validation, a model under a budget.
 
-    Every epoch of every eta is a candidate: the chosen one has the best
-    validation ``selection_metric`` (accuracy by default) among those whose
-    validation ``budget_metric`` is at most ``budget``; if none is, the one
-    with the smallest validation gap (``budget_met`` False, with a warning).
+    Every epoch of every eta is a candidate. With ``confidence`` above 0
+    (the default: 0.95; or ``config.confidence``) the budget is certified:
+    the candidates are tested in one fixed sequence, in the order of the
+    bound predicted from their training rows, and the chosen one has the
+    best validation ``selection_metric`` (accuracy by default) among the
+    certified (see :class:`~fairbinn.core.selection.CertifiedSelector`): with
+    probability at least ``confidence`` over the draw of the validation rows
+    its population ``budget_metric`` is at most ``budget``. The eta search
+    then reads the gap on the training rows, not the validation rows. If
+    nothing is certified, the candidate with the smallest bound is returned
+    with ``budget_met`` False, ``result.certificate["certified"]`` False and
+    a warning giving that bound and roughly how many validation rows per
+    group would certify it. With ``confidence=0`` the chosen one has the
+    best validation ``selection_metric`` among those whose validation
+    ``budget_metric`` is at most ``budget``; if none is, the one with the
+    smallest validation gap (``budget_met`` False, with a warning).
     A validation split that cannot measure ``budget_metric`` (a group without
     rows, or without the positive / negative labels the gap conditions on) is
     an error naming the group, raised before any training; a chosen
@@ -471,9 +500,12 @@ def choose_under_budget(
     dataset = _load(data, data_dir)
     base = (config or get_benchmark(dataset).paper_config(dataset)).replace(**config_overrides)
     base = base.for_strategy(strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
-                             record_test=False)
+                             confidence=base.confidence if confidence is None else confidence, record_test=False)
     if strategy != "erm":
         _check_etas(etas, [strategy])
+    model_kwargs = _with_backbone(model_kwargs, backbone)
+    if base.certifies:
+        return _choose_certified(dataset, strategy, base, etas, search, model_kwargs, stack, fused_adam)
     chooser = EpochSelector(base.selection_metric, budget=budget, budget_metric=budget_metric)
     count = 0
 
@@ -482,10 +514,9 @@ def choose_under_budget(
         count += 1
         chooser.update(count, {f"val_{k}": v for k, v in result.val.items()}, lambda: (result, result.model))
 
-    fitter = _Fitter(dataset, _with_backbone(model_kwargs, backbone), stack, None, fused_adam, keep=keep)
+    fitter = _Fitter(dataset, model_kwargs, stack, None, fused_adam, keep=keep)
     with warnings.catch_warnings():  # models missing the budget are expected while eta is searched
-        warnings.filterwarnings("ignore", message=".*met no epoch under the budget|.*no epoch met the validation"
-                                "|.*for every validation row")  # said below of the chosen checkpoint only
+        warnings.filterwarnings("ignore", message=_PER_MODEL_WARNINGS)  # said below of the chosen checkpoint only
         table = _sweep_strategy(fitter, base, etas, [seed], search, "epochs")
     chosen, model = chooser.best_state
     chosen.model = model
@@ -501,3 +532,74 @@ def choose_under_budget(
         warnings.warn(one_class_budget(f"{label} epoch {chosen.selected_epoch}", budget_metric, budget,
                                        chosen.constant_prediction, chosen.val["accuracy"]), UserWarning, stacklevel=2)
     return BudgetChoice(strategy, chosen, table)
+
+
+_PER_MODEL_WARNINGS = (".*met no epoch under the budget|.*no epoch met the validation|.*for every validation row"
+                       "|.*no checkpoint was certified|.*cannot certify")
+"""Warnings of the models of a budget choice, which it says once, of the chosen checkpoint."""
+
+
+def _choose_certified(dataset: Any, strategy: str, base: TrainConfig, etas: Sequence[float] | str,
+                      search: EtaSearch | None, model_kwargs: dict[str, Any] | None, stack: bool,
+                      fused_adam: bool) -> BudgetChoice:
+    """:func:`choose_under_budget` with a certified budget: every epoch of every model is a candidate of one
+    fixed-sequence test (:class:`~fairbinn.core.selection.CertifiedSelector`), in the order of the gap on the
+    training rows, across all the models trained."""
+    benchmark = get_benchmark(dataset)
+    groups = _all_groups(getattr(dataset, "group_names", None), None)
+    targets = getattr(getattr(dataset, "val", None), "targets", None)
+    if callable(targets):  # said once here, not by every model
+        y, s = (t.numpy() for t in targets())
+        warning = uncertifiable(base, y, s, groups if groups is not None else int(s.max()) + 1)
+        if warning:
+            warnings.warn(f"{strategy}: {warning}", UserWarning, stacklevel=3)
+    chooser = CertifiedSelector(base.selection_metric, budget=base.fairness_budget, budget_metric=base.budget_metric,
+                                confidence=base.budget_confidence)
+
+    def keep(result: TrainResult) -> None:  # every model's candidates that may be chosen, with their parameters
+        result.selection.owner = {"config": result.config, "history": result.history}
+        chooser.merge(result.selection)
+        result.selection = None
+
+    fitter = _Fitter(dataset, model_kwargs, stack, None, fused_adam, keep=keep)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PER_MODEL_WARNINGS)
+        table = _sweep_strategy(fitter, base, etas, [base.seed], search, "epochs")
+    chosen = chooser.chosen
+    if chosen is None:
+        raise ValueError(f"{strategy}: the validation bound on {base.budget_metric} was undefined for every "
+                         "checkpoint; nothing can be chosen under the budget")
+    owner = chosen["owner"]
+    config = base.replace(eta=float(owner["config"]["eta"]), seed=int(owner["config"]["seed"]))
+    seed_everything(config.seed)
+    model = benchmark.build_model(dataset, **(model_kwargs or {}))
+    model.load_state_dict(chosen["state"])
+    _, val_loader, test_loader = benchmark.loaders(dataset, config)
+    trainer = Trainer(config.replace(progress=False))
+    val = trainer.predict(model, val_loader)
+    certificate, needed = certificate_of(chooser, config, val, groups)
+    record = owner["history"][chosen["epoch"] - 1]
+    val_metrics = _metrics_of(record, "val_")
+    test_metrics, undefined, intervals = None, {}, None
+    if test_loader is not None:
+        predicted = trainer.predict(model, test_loader)
+        test_metrics, reasons = trainer._report(predicted, groups)
+        undefined = {"test": reasons} if reasons else {}
+        intervals = test_intervals(predicted, groups, config.threshold)
+    val_reasons = trainer._report(val, groups)[1]
+    if val_reasons:
+        undefined["val"] = val_reasons
+    constant = constant_class(val[1], config.threshold) if chooser.budget_met else None
+    label = strategy if strategy == "erm" else f"{strategy} eta={config.eta:g}"
+    if not chooser.budget_met:
+        warnings.warn(f"{label}: {chooser.shortfall()}{needed}; "
+                      + ("ERM has no fairness term" if strategy == "erm" else "try larger etas"),
+                      UserWarning, stacklevel=3)
+    elif constant is not None:
+        warnings.warn(one_class_budget(f"{label} epoch {chosen['epoch']}", config.budget_metric,
+                                       config.fairness_budget, constant, val_metrics["accuracy"]),
+                      UserWarning, stacklevel=3)
+    result = TrainResult(config=owner["config"], history=owner["history"], selected_epoch=chosen["epoch"],
+                         val=val_metrics, test=test_metrics, budget_met=chooser.budget_met, undefined=undefined,
+                         constant_prediction=constant, certificate=certificate, test_intervals=intervals, model=model)
+    return BudgetChoice(strategy, result, table)

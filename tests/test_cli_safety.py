@@ -3,6 +3,7 @@ written over by accident, every setting and output path checked before the first
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -299,3 +300,38 @@ def test_the_table_marks_a_budget_met_by_one_class():
     lines = table.splitlines()
     assert " yes*  " in lines[2] and " yes  " in lines[3] and "yes*" not in lines[3]
     assert lines[-1] == "*: met by predicting one class for every validation row: erm (class 0)"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget", "0.1", "--confidence", "1"], r"--confidence is a probability in \[0, 1\)"),
+    (["--budget", "0.1", "--confidence", "-0.5"], r"--confidence is a probability in \[0, 1\)"),
+    (["--budget", "0.1", "--confidence", "nan"], r"--confidence is a probability in \[0, 1\)"),
+    (["--confidence", "0.9"], "--confidence certifies a fairness budget; give --budget B too"),
+])
+def test_bad_confidence_is_refused_before_training(table, capsys, args, message):
+    with pytest.raises(SystemExit):
+        train(table, "--mode", "lagrangian", "--eta", "1", "--epochs", "1", *args)
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_certified_budget_is_reported_in_the_table_and_the_json(table, tmp_path, capsys):
+    with pytest.warns(UserWarning, match="cannot certify the dp budget 0.3"):  # 80 validation rows
+        assert train(table, "--mode", "lagrangian", "--eta", "1", "--epochs", "2", "--budget", "0.3",
+                     "--output", str(tmp_path / "run.json")) == 0
+    out = capsys.readouterr().out
+    assert "certified to have a population dp <= 0.3 at 95% confidence" in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert "val bound" in header and "certified" in header
+    run = json.loads((tmp_path / "run.json").read_text())["runs"][0]
+    certificate = run["certificate"]
+    assert certificate["confidence"] == 0.95 and certificate["metric"] == "dp" and certificate["budget"] == 0.3
+    assert isinstance(certificate["certified"], bool) and certificate["upper_bound"] >= run["val"]["dp"]
+    assert set(run["test_intervals"]) == {"dp", "eo", "eopp", "soft_dp", "soft_eo"}
+    lo, hi = run["test_intervals"]["dp"]
+    assert lo <= run["test"]["dp"] <= hi  # the exact interval holds the observed gap
+    assert "test gaps, 95% intervals" in out
+    # --confidence 0: the point-estimate rule, no certificate
+    assert train(table, "--mode", "lagrangian", "--eta", "1", "--epochs", "2", "--budget", "0.3",
+                 "--confidence", "0", "--output", str(tmp_path / "point.json")) == 0
+    assert json.loads((tmp_path / "point.json").read_text())["runs"][0]["certificate"] is None
+    assert "val bound" not in capsys.readouterr().out

@@ -168,9 +168,17 @@ def test_every_checkpoint_is_a_row_with_its_own_test_metrics():
                                                                            "selected"]
     assert all(list(part) == [1, 2, 3] for _, part in epochs.groupby(["strategy", "eta", "seed"])["epoch"])
     chosen = epochs[epochs["selected"]].reset_index(drop=True)
-    metrics = [c for c in models.columns if c.startswith(("val_", "test_"))]
+    intervals = [c for c in models.columns if c.startswith("test_") and c.endswith(("_lo", "_hi"))]
+    metrics = [c for c in models.columns if c.startswith(("val_", "test_")) and c not in intervals]
     pd.testing.assert_frame_equal(chosen[["strategy", "eta", "seed", "epoch", *metrics]],
                                   models[["strategy", "eta", "seed", "epoch", *metrics]])
+    # the model rows alone add exact 95% intervals on the selected epoch's test gaps, holding the observed gap
+    gaps = ["dp", "eo", "eopp", "soft_dp", "soft_eo"]
+    assert sorted(intervals) == sorted(f"test_{g}_{end}" for g in gaps for end in ("lo", "hi"))
+    assert not any(c in epochs.columns for c in intervals)
+    for gap in gaps:
+        assert (models[f"test_{gap}_lo"] <= models[f"test_{gap}"]).all()
+        assert (models[f"test_{gap}"] <= models[f"test_{gap}_hi"]).all()
     # a checkpoint's test columns are that epoch's: a run stopped there gives them (up to rounding, as the
     # sweep trained a stack: compared on the continuous columns)
     one = fairbinn.run_tabular(DATA, strategy="bilevel", eta=30.0, seed=1, selection_metric=None,
@@ -228,7 +236,7 @@ def test_no_choice_reads_the_test_columns():
 
 
 def test_choose_under_budget_takes_the_best_checkpoint_on_validation():
-    choice = fairbinn.choose_under_budget(DATA, "lagrangian", 0.1, etas=[0.0, 3.0, 30.0], **SETTINGS)
+    choice = fairbinn.choose_under_budget(DATA, "lagrangian", 0.1, confidence=0, etas=[0.0, 3.0, 30.0], **SETTINGS)
     table = choice.table
     assert "test_accuracy" not in table.columns  # candidates are compared on validation only
     meeting = table[table["val_dp"] <= 0.1]
@@ -241,8 +249,8 @@ def test_choose_under_budget_takes_the_best_checkpoint_on_validation():
     assert_smooth_close(reevaluated, choice.result.test, atol=1e-6, what="test")
     assert [r["epoch"] for r in choice.result.history] == [1, 2, 3]
     with pytest.warns(UserWarning, match=r"lagrangian: no checkpoint met the validation soft_dp budget 1e-09"):
-        unmet = fairbinn.choose_under_budget(DATA, "lagrangian", 1e-9, budget_metric="soft_dp", etas=[0.0, 3.0],
-                                             **SETTINGS)
+        unmet = fairbinn.choose_under_budget(DATA, "lagrangian", 1e-9, budget_metric="soft_dp", confidence=0,
+                                             etas=[0.0, 3.0], **SETTINGS)
     assert not unmet.budget_met and unmet.result.val["soft_dp"] == pytest.approx(unmet.table["val_soft_dp"].min())
     erm = fairbinn.choose_under_budget(DATA, "erm", 0.5, **SETTINGS)
     assert erm.eta == 0.0 and erm.table["eta"].eq(0.0).all()

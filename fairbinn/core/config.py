@@ -142,6 +142,15 @@ class TrainConfig:
         Needs validation data and a ``selection_metric``.
     budget_metric : {"dp", "soft_dp", "eo", "eopp", "soft_eo"}, default "dp"
         The validation gap the budget bounds.
+    confidence : float, optional
+        Certified budget selection (with ``fairness_budget``; default None,
+        which means 0.95 when a budget is given): the chosen epoch's
+        population ``budget_metric`` gap is at most the budget with
+        probability at least ``confidence`` over the draw of the validation
+        rows, the choice among all candidates accounted for (see
+        :class:`~fairbinn.core.selection.CertifiedSelector`). ``0`` keeps the
+        point-estimate rule above (the validation gap itself at most the
+        budget). In ``[0, 1)``; a value other than None needs a budget.
     record_test : bool, default False
         Also evaluate the test split after every epoch (the history gains
         ``test_<metric>`` columns), so that every checkpoint can be reported
@@ -213,6 +222,7 @@ class TrainConfig:
     selection_metric: str | None = "accuracy"
     fairness_budget: float | None = None
     budget_metric: str = "dp"
+    confidence: float | None = None
     record_test: bool = False
     threshold: float = 0.5
     seed: int = 0
@@ -310,10 +320,35 @@ class TrainConfig:
                                 "which cannot be None")
         if self.budget_metric not in GAP_METRICS:
             problems.append(f"budget_metric must be one of {', '.join(GAP_METRICS)}, got {self.budget_metric!r}")
+        if self.confidence is not None:
+            if not _is_number(self.confidence) or not 0 <= self.confidence < 1:
+                problems.append(f"confidence must be a number in [0, 1) (0: the point-estimate rule), "
+                                f"got {self.confidence!r}")
+            elif self.fairness_budget is None:
+                problems.append(f"confidence={self.confidence!r} certifies a fairness budget; give fairness_budget "
+                                "too (or leave confidence None)")
+        if self.fairness_budget is not None and self.confidence != 0 \
+                and getattr(self.sampler, "name", self.sampler) == "drfairness":
+            problems.append("the drfairness sampler learns its ratios from the validation rows, which then cannot "
+                            "certify a fairness budget; set confidence=0 (the point-estimate rule) or use the "
+                            "uniform sampler")
         if not _is_number(self.threshold) or not 0 < self.threshold < 1:
             problems.append(f"threshold must be in (0, 1), got {self.threshold!r}")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    @property
+    def budget_confidence(self) -> float:
+        """The confidence a budget is certified at: 0 without a budget or with ``confidence=0`` (the
+        point-estimate rule), 0.95 for ``confidence=None`` with a budget, else ``confidence``."""
+        if self.fairness_budget is None:
+            return 0.0
+        return 0.95 if self.confidence is None else float(self.confidence)
+
+    @property
+    def certifies(self) -> bool:
+        """Whether the budget is certified (a budget with a confidence above 0)."""
+        return self.budget_confidence > 0
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes`` applied (and validated)."""

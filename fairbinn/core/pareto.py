@@ -114,8 +114,17 @@ def accuracy_at_budgets(
     fairness: str = "dp",
     by: Sequence[str] = ("strategy",),
     per: Sequence[str] = ("seed",),
+    certified: bool = False,
 ) -> pd.DataFrame:
     """For each budget, the most accurate point that meets it, chosen on validation.
+
+    With ``certified=True`` a point meets a budget when it is certified to
+    (the rule of :class:`~fairbinn.core.selection.CertifiedSelector`, on a
+    table with the ``val_bound`` and ``order_bound`` columns that a sweep
+    with a certified budget records): within each group the rows are tested
+    in increasing ``order_bound`` (ties: eta, seed, epoch), stopping at the
+    first whose ``val_bound`` exceeds the budget; the candidates are the rows
+    before the stop.
 
     Within each group of ``table`` (``by`` plus ``per`` columns, e.g. one
     strategy and one seed), the candidates for budget ``b`` are the rows with
@@ -145,19 +154,28 @@ def accuracy_at_budgets(
     are then NaN), and the chosen row's remaining columns.
     """
     keys = [*by, *per]
-    needed = [*keys, "val_accuracy", f"val_{fairness}"]
+    needed = [*keys, "val_accuracy", f"val_{fairness}", *(("val_bound", "order_bound") if certified else ())]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no column(s) {missing}")
     rows = []
     for group, part in table.groupby(keys, sort=True, dropna=False):
         group = group if isinstance(group, tuple) else (group,)
+        if certified:
+            ties = [c for c in ("eta", "seed", "epoch") if c in part.columns]
+            part = part.assign(_order=part["order_bound"].fillna(float("inf"))).sort_values(
+                ["_order", *ties], kind="stable").drop(columns="_order")
         for budget in budgets:
-            ok = part[part[f"val_{fairness}"] <= budget]
+            if certified:
+                failed = ~(part["val_bound"] <= budget).to_numpy()
+                ok = part.iloc[:int(failed.argmax()) if failed.any() else len(part)]
+            else:
+                ok = part[part[f"val_{fairness}"] <= budget]
             base = {**dict(zip(keys, group)), "budget": float(budget)}
             if ok.empty:
                 rows.append({**base, "found": False})
                 continue
-            chosen = ok.sort_values(["val_accuracy", f"val_{fairness}"], ascending=[False, True], kind="stable")
+            ranking = ["val_accuracy"] if certified else ["val_accuracy", f"val_{fairness}"]  # certified: ties
+            chosen = ok.sort_values(ranking, ascending=[False, True][:len(ranking)], kind="stable")  # keep the order
             rows.append({**base, "found": True, **chosen.iloc[0].drop(labels=keys).to_dict()})
     return pd.DataFrame(rows)

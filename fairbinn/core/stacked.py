@@ -44,8 +44,9 @@ from .model import FairModel
 from .registry import Registry
 from .runtime import resolve_device
 from .strategies import create_strategy
-from .trainer import (TrainResult, _all_groups, _groups_of, _metrics_of, budget_note, constant_class,
-                      epoch_selector)
+from .selection import certification_record
+from .trainer import (TrainResult, _all_groups, _count, _groups_of, _metrics_of, budget_note, certificate_of,
+                      constant_class, epoch_selector, test_intervals)
 
 __all__ = [
     "NotStackableError",
@@ -275,12 +276,18 @@ class StackedTrainer:
         for epoch in bar:
             with checkpoints.diverging():
                 losses, elapsed = self._train_epoch(strategy, x, y, s, generators, epoch)
-            reports = {name: self._evaluate(model, split, groups) for name, split in evaluated.items()
-                       if split is not None}
+            probs = {name: self._probabilities(model, split) for name, split in evaluated.items() if split is not None}
+            reports = {name: self._reports(p, evaluated[name], groups) for name, p in probs.items()}
+            ordered = self._probabilities(model, train) if cfg.certifies else None
             for i in range(k):
                 record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
                 for name, per_model in reports.items():
                     record.update({f"{name}_{n}": v for n, v in per_model[i].items()})
+                if ordered is not None:
+                    record.update(certification_record(
+                        cfg.budget_metric, cfg.budget_confidence, cfg.threshold,
+                        (val.y.numpy(), probs["val"][i], val.s.numpy()) if "val" in probs else None,
+                        (train.y.numpy(), ordered[i], train.s.numpy()), _count(groups)))
                 histories[i].append(record)
                 selectors[i].update(epoch, record, lambda: model.model_state_dict(i))
             checkpoints.save(epoch, model, strategy, loader=[g.get_state() for g in generators], history=histories,
@@ -295,11 +302,20 @@ class StackedTrainer:
         vals = [_metrics_of(h[selector.selected_epoch - 1], "val_") if val is not None else None
                 for h, selector in zip(histories, selectors)]
         constants: list[int | None] = [None] * k
-        if any(selector.budget_met for selector in selectors):
+        certificates: list[dict | None] = [None] * k
+        notes = [None] * k
+        if any(selector.budget_met for selector in selectors) or cfg.certifies:
             probs = self._probabilities(model, val)
             constants = [constant_class(p, cfg.threshold) if selector.budget_met else None
                          for p, selector in zip(probs, selectors)]
-        notes = [budget_note(*args) for args in zip(selectors, self.configs, constants, vals)]
+            notes = [budget_note(*args) for args in zip(selectors, self.configs, constants, vals)]
+            if cfg.certifies:
+                for i, (selector, config) in enumerate(zip(selectors, self.configs)):
+                    certificates[i], needed = certificate_of(selector, config, (val.y.numpy(), probs[i],
+                                                                                val.s.numpy()), groups)
+                    notes[i] = notes[i] and notes[i] + needed
+        else:
+            notes = [budget_note(*args) for args in zip(selectors, self.configs, constants, vals)]
         shortfalls = [note for note, selector in zip(notes, selectors) if note and not selector.budget_met]
         if shortfalls:
             warnings.warn(f"{len(shortfalls)} of {k} models met no epoch under the budget:\n" + "\n".join(shortfalls),
@@ -308,13 +324,18 @@ class StackedTrainer:
         if one_class:
             warnings.warn(f"{len(one_class)} of {k} models predict one class for every validation row:\n"
                           + "\n".join(one_class), UserWarning, stacklevel=2)
+        intervals: list[dict | None] = [None] * k
         if test is None:
             test_reports: list[dict[str, float] | None] = [None] * k
-        elif cfg.record_test:
-            test_reports = [_metrics_of(h[selector.selected_epoch - 1], "test_") for h, selector in
-                            zip(histories, selectors)]
         else:
-            test_reports = self._evaluate(model, test, groups)
+            test_probs = self._probabilities(model, test)
+            intervals = [test_intervals((test.y.numpy(), p, test.s.numpy()), groups, cfg.threshold)
+                         for p in test_probs]
+            if cfg.record_test:
+                test_reports = [_metrics_of(h[selector.selected_epoch - 1], "test_") for h, selector in
+                                zip(histories, selectors)]
+            else:
+                test_reports = self._reports(test_probs, test, groups)
         undefined = {name: undefined_gaps(split.y.numpy(), sensitive_features=split.s.numpy(),
                                           groups=_groups_of(groups, split.s.numpy()))
                      for name, split in (("val", val), ("test", test)) if split is not None}
@@ -329,6 +350,9 @@ class StackedTrainer:
                 budget_met=selectors[i].budget_met,
                 undefined={name: reasons for name, reasons in undefined.items() if reasons},
                 constant_prediction=constants[i],
+                certificate=certificates[i],
+                test_intervals=intervals[i],
+                selection=selectors[i],
             )
             for i in range(k)
         ]
@@ -356,7 +380,11 @@ class StackedTrainer:
 
     def _evaluate(self, model: StackedFairModel, split: Split, groups: list[str] | int | None = None
                   ) -> list[dict[str, float]]:
-        probs = self._probabilities(model, split)
+        return self._reports(self._probabilities(model, split), split, groups)
+
+    def _reports(self, probs: np.ndarray, split: Split, groups: list[str] | int | None = None
+                 ) -> list[dict[str, float]]:
+        """One report per model of probabilities ``probs`` ``(k, n)`` on ``split``."""
         y, s = split.y.numpy(), split.s.numpy()
         groups = _groups_of(groups, s)
         return [

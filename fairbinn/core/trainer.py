@@ -18,10 +18,11 @@ from . import distributed
 from .config import TrainConfig
 from .checkpoint import RunCheckpoints, divergence
 from .data import Split, TrainingSampler, UniformSampler, as_batch, check_targets, move_to, rows_of
-from .metrics import binary_fairness_report, undefined_gaps
+from .certify import GapCounts, gap_counts, gap_interval, gap_upper_bound, rows_needed
+from .metrics import GAP_METRICS, binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
-from .selection import EpochSelector
+from .selection import CertifiedSelector, EpochSelector, certification_record
 from .strategies import create_strategy
 
 __all__ = ["Trainer", "TrainResult"]
@@ -65,6 +66,16 @@ class TrainResult:
         With a budget that was met: the class the selected model predicts for
         every validation row when it predicts a single class (a warning says
         so), else None.
+    certificate : dict or None
+        With a certified budget (``config.confidence``, 0.95 by default with a
+        budget): ``{"confidence", "metric", "budget", "upper_bound",
+        "certified", "method"}`` of the chosen epoch, and ``"rows_needed"``
+        (roughly, per group) when nothing was certified; None otherwise.
+    test_intervals : dict or None
+        95% intervals on the selected model's test gaps, ``{metric: [lo,
+        hi]}`` (exact: Clopper-Pearson per group, Hoeffding for the soft gaps,
+        joined by a union bound; NaN where the gap is undefined). None
+        without a test split.
     model : FairModel or None
         The trained model, holding the selected epoch's parameters (None for
         the models of a stack, whose parameters are the stack's); not part of
@@ -80,7 +91,10 @@ class TrainResult:
     budget_met: bool | None = None
     undefined: dict[str, dict[str, str]] = field(default_factory=dict)
     constant_prediction: int | None = None
+    certificate: dict[str, Any] | None = None
+    test_intervals: dict[str, list[float]] | None = None
     model: Any = field(default=None, repr=False, compare=False)
+    selection: Any = field(default=None, repr=False, compare=False)
 
     def history_frame(self) -> pd.DataFrame:
         """The history as a DataFrame indexed by epoch."""
@@ -94,6 +108,8 @@ class TrainResult:
             "val": self.val,
             "test": self.test,
             "undefined": self.undefined,
+            "certificate": self.certificate,
+            "test_intervals": self.test_intervals,
             "history": self.history,
             **self.extra,
         }
@@ -216,14 +232,21 @@ class Trainer:
             leave=False,
         )
         undefined: dict[str, dict[str, str]] = {}
+        order_loader = self._loader(train, False) if cfg.certifies else None  # the training rows, in order
         for epoch in bar:
             with checkpoints.diverging(), distributed.exact_statistics():
                 losses = self._train_epoch(strategy, sampler, device, epoch)
             record = {"epoch": epoch, **losses, **sampler.epoch_record()}
+            predicted = {}
             for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
                 if loader is not None:
-                    metrics, undefined[prefix] = self._assess(model, loader, groups)
+                    predicted[prefix] = self.predict(model, loader)
+                    metrics, undefined[prefix] = self._report(predicted[prefix], groups)
                     record.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+            if order_loader is not None:
+                record.update(certification_record(cfg.budget_metric, cfg.budget_confidence, cfg.threshold,
+                                                   predicted.get("val"), self.predict(model, order_loader),
+                                                   _count(groups)))
             history.append(record)
             selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
@@ -240,18 +263,24 @@ class Trainer:
             model.load_state_dict(selector.best_state)
         selected = history[selected_epoch - 1]
         val_metrics = _metrics_of(selected, "val_") if val_loader is not None else None
-        constant = None
+        constant, certificate = None, None
+        chosen_val = self.predict(model, val_loader) if selector.budget_met or cfg.certifies else None
         if selector.budget_met:
-            constant = constant_class(self.predict(model, val_loader)[1], cfg.threshold)
+            constant = constant_class(chosen_val[1], cfg.threshold)
         note = budget_note(selector, cfg, constant, val_metrics)
+        if cfg.certifies:
+            certificate, needed = certificate_of(selector, cfg, chosen_val, groups)
+            note = note and note + needed
         if note:
             warnings.warn(note, UserWarning, stacklevel=2)
-        test_metrics = None
+        test_metrics, intervals = None, None
         if test_loader is not None:
+            chosen_test = self.predict(model, test_loader)
             if cfg.record_test:
                 test_metrics = _metrics_of(selected, "test_")
             else:
-                test_metrics, undefined["test"] = self._assess(model, test_loader, groups)
+                test_metrics, undefined["test"] = self._report(chosen_test, groups)
+            intervals = test_intervals(chosen_test, groups, cfg.threshold)
         return TrainResult(
             config=cfg.to_dict(),
             history=history,
@@ -261,7 +290,10 @@ class Trainer:
             budget_met=selector.budget_met,
             undefined={split: reasons for split, reasons in undefined.items() if reasons},
             constant_prediction=constant,
+            certificate=certificate,
+            test_intervals=intervals,
             model=model,
+            selection=selector,
         )
 
     def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
@@ -320,7 +352,12 @@ class Trainer:
     def _assess(self, model: FairModel, loader: Split | Loader,
                 groups: list[str] | int | None = None) -> tuple[dict[str, float], dict[str, str]]:
         """The report of ``model`` on ``loader`` and the gaps it cannot measure, with why."""
-        y, scores, s = self.predict(model, loader)
+        return self._report(self.predict(model, loader), groups)
+
+    def _report(self, predicted: tuple[np.ndarray, np.ndarray, np.ndarray],
+                groups: list[str] | int | None = None) -> tuple[dict[str, float], dict[str, str]]:
+        """The report of predictions ``(y, scores, s)`` and the gaps they cannot measure, with why."""
+        y, scores, s = predicted
         groups = _groups_of(groups, s)
         report = binary_fairness_report(y, scores, sensitive_features=s, threshold=self.config.threshold,
                                         groups=groups)
@@ -367,7 +404,88 @@ def epoch_selector(config: TrainConfig, val: Any, groups: list[str] | int | None
             if reason:
                 raise ValueError(f"the validation data cannot measure the budget metric "
                                  f"{config.budget_metric!r}: {reason}")
+            if config.certifies:
+                warning = uncertifiable(config, y, s, _groups_of(groups, s))
+                if warning:
+                    warnings.warn(warning, UserWarning, stacklevel=3)
+    if config.certifies:
+        return CertifiedSelector(config.selection_metric, budget=config.fairness_budget,
+                                 budget_metric=config.budget_metric, confidence=config.budget_confidence,
+                                 tiebreak=(config.eta, config.seed))
     return EpochSelector(config.selection_metric, budget=config.fairness_budget, budget_metric=config.budget_metric)
+
+
+def _count(groups: list[str] | int | None) -> int | None:
+    """The number of groups of :func:`_all_groups`' answer."""
+    return len(groups) if isinstance(groups, list) else groups
+
+
+def _group_name(groups: list[str] | int | None, index: int) -> str:
+    return repr(groups[index]) if isinstance(groups, list) and index < len(groups) else str(index)
+
+
+def uncertifiable(config: TrainConfig, y: np.ndarray, s: np.ndarray, groups: list[str] | int | None) -> str | None:
+    """A warning when validation rows this few could not certify ``config``'s budget even for a model whose
+    rates are the same in every group, at the share of positive labels (a model predicting one class may still
+    be certified): names the smallest group, its rows and roughly the rows per group needed. None when such a
+    model could be certified."""
+    metric, budget, confidence = config.budget_metric, config.fairness_budget, config.budget_confidence
+    every = range(max(_count(groups) or 0, int(s.max()) + 1))
+    cells = gap_counts(y, y, s, metric, all_groups=every)  # rows per (label, group) cell
+    share = float(np.mean(y))
+    total = cells.rows * share if metric.startswith("soft_") else np.round(cells.rows * share)
+    equal = GapCounts(metric, cells.groups, cells.rows, total, total * share if metric.startswith("soft_") else total)
+    bound = gap_upper_bound(metric, equal, confidence).upper
+    if not bound > budget:
+        return None
+    smallest = np.unravel_index(np.argmin(cells.rows), cells.rows.shape)
+    rows = int(cells.rows[smallest])
+    kind = {"dp": "rows", "soft_dp": "rows", "eopp": "positive rows", "eo": "rows of that label",
+            "soft_eo": "rows of that label"}[metric]
+    needed = rows_needed(metric, equal, budget, confidence)
+    return (f"the validation rows cannot certify the {metric} budget {budget:g} at {confidence:.0%} confidence "
+            f"for a model that predicts both classes: even one with the same rate in every group (the validation "
+            f"share of positive labels, {share:.2f}) would have an upper bound of {bound:.4f}; group "
+            f"{_group_name(groups, int(cells.groups[smallest[1]]))} has {rows} {kind}, and roughly "
+            f"{needed:.0f} per group would be needed (or set confidence=0 for the point-estimate rule)")
+
+
+def certificate_of(selector: CertifiedSelector, config: TrainConfig,
+                   val: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                   groups: list[str] | int | None) -> tuple[dict[str, Any], str]:
+    """The chosen model's certificate (with ``rows_needed`` when it is not certified, from its validation
+    predictions ``val``) and the words to add to the warning that nothing was certified."""
+    certificate = selector.certificate()
+    if certificate["certified"] or val is None:
+        return certificate, ""
+    y, scores, s = val
+    metric = config.budget_metric
+    values = scores if metric.startswith("soft_") else (scores >= config.threshold).astype(np.int64)
+    every = range(max(_count(groups) or 0, int(s.max()) + 1))
+    needed = rows_needed(metric, gap_counts(y, values, s, metric, all_groups=every), config.fairness_budget,
+                         config.budget_confidence)
+    certificate["rows_needed"] = needed
+    if math.isinf(needed):
+        return certificate, (f"; its validation {metric} already reaches the budget, so more validation rows "
+                             "would not certify it")
+    return certificate, f"; roughly {needed:.0f} validation rows per group would certify a model like it"
+
+
+def test_intervals(predicted: tuple[np.ndarray, np.ndarray, np.ndarray], groups: list[str] | int | None,
+                   threshold: float, confidence: float = 0.95) -> dict[str, list[float]]:
+    """Exact ``confidence`` intervals ``{metric: [lo, hi]}`` on every gap of predictions ``(y, scores, s)``
+    (NaN where the gap is undefined)."""
+    y, scores, s = predicted
+    every = range(max(_count(groups) or 0, int(s.max()) + 1))
+    hard = (scores >= threshold).astype(np.int64)
+    intervals = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an undefined gap: NaN, its reason is in `undefined`
+        for metric in GAP_METRICS:
+            values = scores if metric.startswith("soft_") else hard
+            intervals[metric] = list(gap_interval(metric, y, np.clip(values, 0, 1), sensitive_features=s,
+                                                  confidence=confidence, all_groups=every))
+    return intervals
 
 
 def _targets_of(loader: Any) -> tuple[torch.Tensor, torch.Tensor] | None:

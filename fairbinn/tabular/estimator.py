@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,11 +15,15 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ..core.config import TrainConfig
 from ..core.data import Split
 from ..core.runtime import seed_everything
-from ..core.trainer import Trainer
+from ..core.trainer import Trainer, TrainResult
+from ..sweeps import choose_under_budget
 from .mlp import build_mlp
-from .preprocess import TabularEncoder
+from .preprocess import TabularDataset, TabularEncoder
 
 __all__ = ["FairBiNNClassifier"]
+
+PAPER_ETA = 100.0
+"""The eta of a run without a budget when none is given (the paper's tabular setting)."""
 
 
 class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
@@ -31,7 +36,20 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     strategy : {"bilevel", "lagrangian", "erm"}, default "bilevel"
-    eta : float, default 100.0
+    eta : float, optional
+        Weight of the fairness loss (BCE + eta * fairness). None (the
+        default): searched automatically when a ``fairness_budget`` is given
+        (see below), else the paper's 100. A number trains with that eta
+        only. The fairness loss of ``constraint`` is the squared largest
+        gap, within a minibatch, between the groups' mean predicted
+        probabilities (``"dp"``: over all rows; ``"eopp"``: over the
+        positive rows; ``"eo"``: the larger of the gaps over the positive
+        and over the negative rows), so it lies in ``[0, 1]``. On Adult
+        (batch 100) an unconstrained model's is about 0.04 for each of the
+        three, against a BCE of about 0.3, so eta near 10 weighs the two
+        alike, eta below 1 changes little, and the gap falls from the
+        unconstrained level to about 0 between eta about 1 and 100. The
+        automatic search covers 0 and 0.01 to 10000.
     constraint : {"dp", "eo", "eopp"}, default "dp"
     epochs, batch_size, lr, fairness_lr : default 50, 100, 1e-3, 1e-5
         The paper's tabular settings.
@@ -55,12 +73,30 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         to choose the epoch with the best validation accuracy; 0 keeps the
         last epoch.
     fairness_budget : float, optional
-        Keep the most accurate epoch (on the held-out validation rows) whose
-        validation ``budget_metric`` is at most this; needs
-        ``validation_fraction > 0``. ``result_.budget_met`` says whether one
-        did (if not, the epoch with the smallest gap is kept, with a warning).
+        Keep the most accurate checkpoint (on the held-out validation rows)
+        whose ``budget_metric`` gap is within this budget; needs
+        ``validation_fraction > 0``. With ``eta=None`` the candidates are
+        every epoch of every eta of an automatic search, as
+        :func:`fairbinn.choose_under_budget` does it on the estimator's own
+        training / validation split (a coarse pass of eta 0, 0.01, 0.1, ...,
+        10000 for a fifth of the epochs, then 8 etas inside the interval
+        where the gap falls from the unconstrained level to ~0, for all the
+        epochs: 16 models, each pass trained as one stack); with a number
+        ``eta``, every epoch of that one model. ``certificate_`` (or
+        ``result_.budget_met``) says whether one met it; if none did, a
+        model is still kept (the least unfair candidate) and a warning says
+        so.
     budget_metric : str, default "dp"
         "dp", "soft_dp", "eo", "eopp" or "soft_eo".
+    confidence : float, optional
+        How a budget is met. None (the default) means 0.95 with a budget:
+        the chosen model's population gap is at most the budget with
+        probability at least ``confidence`` over the draw of the validation
+        rows, the choice among all candidates accounted for (a certified
+        budget, see :class:`~fairbinn.core.selection.CertifiedSelector`).
+        ``0``: the point-estimate rule (the validation gap itself at most the
+        budget; no certificate). A number in ``[0, 1)``; other than None
+        only with a budget.
     handle_unknown : {"error", "ignore"}, default "error"
         A category of a DataFrame column unseen in ``fit``: an error naming the
         column and value, or (``"ignore"``) all-zero indicators, as
@@ -74,7 +110,8 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
     :class:`~fairbinn.tabular.TabularEncoder` fitted on the ``fit`` rows
     (bool and non-numeric columns one-hot, other columns not 0/1 z-scored).
     ``y`` holds two classes of any type; ``predict`` returns them. Fairness
-    strategies need the sensitive attribute; ERM does not.
+    strategies need the sensitive attribute; ERM does not (and, having no
+    eta, is never searched).
 
     Attributes
     ----------
@@ -88,8 +125,20 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         (``encoder_.transform_groups(X)``). ``encoder_.to_dict()`` stores it
         as plain data.
     model_ : FairModel
+        The chosen model (``predict`` uses it).
+    eta_ : float
+        The eta of ``model_``: the given ``eta``, the searched one, or 100.
+    certificate_ : dict or None
+        With a certified budget: ``{"confidence", "metric", "budget",
+        "upper_bound", "certified", "method"}`` of the chosen checkpoint
+        (``"rows_needed"`` too when nothing was certified); None without a
+        budget or with ``confidence=0``.
+    search_table_ : DataFrame or None
+        With a searched eta: every candidate checkpoint (``eta``, ``epoch``,
+        ``search``: "coarse" or "refined", validation metrics), as
+        :func:`fairbinn.choose_under_budget` returns it; None otherwise.
     result_ : TrainResult
-        Training history and validation metrics.
+        Training history and validation metrics of the chosen model.
     n_features_in_, feature_names_in_ :
         As in scikit-learn (names only for a DataFrame).
     """
@@ -97,7 +146,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         strategy: str = "bilevel",
-        eta: float = 100.0,
+        eta: float | None = None,
         constraint: str = "dp",
         epochs: int = 50,
         batch_size: int = 100,
@@ -112,6 +161,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.0,
         fairness_budget: float | None = None,
         budget_metric: str = "dp",
+        confidence: float | None = None,
         handle_unknown: str = "error",
         random_state: int = 0,
         device: str = "cpu",
@@ -132,6 +182,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.fairness_budget = fairness_budget
         self.budget_metric = budget_metric
+        self.confidence = confidence
         self.handle_unknown = handle_unknown
         self.random_state = random_state
         self.device = device
@@ -237,24 +288,55 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
                              "set validation_fraction > 0")
         train, val = self._splits(features, labels, groups)
         config = TrainConfig(
-            strategy=self.strategy, eta=float(self.eta), constraint=self.constraint, epochs=self.epochs,
+            strategy=self.strategy, eta=self._fixed_eta(), constraint=self.constraint, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, fairness_lr=self.fairness_lr,
             leader_penalty=self.leader_penalty, seed=self.random_state, device=self.device, progress=False,
             selection_metric="accuracy" if val is not None else None,
-            fairness_budget=self.fairness_budget, budget_metric=self.budget_metric,
+            fairness_budget=self.fairness_budget, budget_metric=self.budget_metric, confidence=self.confidence,
         )
         width = features.shape[1]
         if width == 0:
             raise ValueError("X has no feature columns")
-        seed_everything(self.random_state)
-        self.model_ = build_mlp(
-            width, (width, width) if self.hidden_dims is None else tuple(self.hidden_dims),
-            num_fairness_layers=self.num_fairness_layers, fairness_layer=self.fairness_layer,
-        )
+        architecture = {"hidden_dims": (width, width) if self.hidden_dims is None else tuple(self.hidden_dims),
+                        "num_fairness_layers": self.num_fairness_layers, "fairness_layer": self.fairness_layer}
         names = None if self.groups_[0] is None else [str(value) for value in self.groups_]
-        self.result_ = Trainer(config).fit(self.model_, train, val, group_names=names)
+        self.search_table_ = None
+        if self.eta is None and self.fairness_budget is not None and config.strategy != "erm":
+            self.result_ = self._search(config, train, val, names, architecture)
+        else:
+            seed_everything(self.random_state)
+            model = build_mlp(width, architecture.pop("hidden_dims"), **architecture)
+            self.result_ = Trainer(config).fit(model, train, val, group_names=names)
+        self.model_ = self.result_.model
         self.model_.eval()
+        self.eta_ = float(self.result_.config["eta"])
+        self.certificate_ = self.result_.certificate
         return self
+
+    def _fixed_eta(self) -> Any:
+        """The eta of a run without a search: ``eta``, or the paper's 100 for None."""
+        if self.eta is None:
+            return PAPER_ETA
+        if isinstance(self.eta, numbers.Real) and not isinstance(self.eta, bool):
+            return float(self.eta)
+        return self.eta  # TrainConfig names the problem
+
+    def _search(self, config: TrainConfig, train: Split, val: Split, names: list[str],
+                architecture: dict[str, Any]) -> TrainResult:
+        """Search eta and choose the model under the budget, as :func:`fairbinn.choose_under_budget` does, on
+        this estimator's own training / validation rows (no test split)."""
+        columns = self._sensitive_columns()
+        dataset = TabularDataset(
+            name=type(self).__name__, train=train, val=val, test=None,
+            feature_names=list(self.encoder_.feature_names_), group_names=names,
+            sensitive_attribute=" & ".join(map(str, columns)) if columns else "sensitive_features", label="y",
+            encoder=self.encoder_,
+        )
+        choice = choose_under_budget(dataset, config.strategy, self.fairness_budget,
+                                     budget_metric=self.budget_metric, seed=self.random_state, config=config,
+                                     model_kwargs=architecture)
+        self.search_table_ = choice.table
+        return choice.result
 
     def _splits(self, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[Split, Split | None]:
         if not 0 <= self.validation_fraction < 1:

@@ -26,6 +26,7 @@ class TabularDataset:
     name : str
     train, val, test : Split
         Features ``(n, d)`` float32, labels ``(n,)`` 0/1, groups ``(n,)`` int64.
+        ``test`` may be None (no test split: nothing is reported on one).
     feature_names : list of str
         The ``d`` column names, in order.
     group_names : list of str
@@ -69,14 +70,15 @@ class TabularDataset:
             "sensitive_attribute": self.sensitive_attribute,
             "groups": self.group_names,
         }
-        for split in (self.train, self.val, self.test):
+        splits = [split for split in (self.train, self.val, self.test) if split is not None]
+        for split in splits:
             counts = np.bincount(split.s.numpy(), minlength=self.num_groups)
             out[split.name] = {
                 "rows": len(split),
                 "positive_rate": round(float(split.y.mean()), 4),
                 "group_shares": [round(c / len(split), 4) for c in counts],
             }
-        out["examples"] = {split.name: len(split) for split in (self.train, self.val, self.test)}
+        out["examples"] = {split.name: len(split) for split in splits}
         out["notes"] = self.notes
         return out
 

@@ -122,8 +122,11 @@ def test_resume_errors_name_the_problem(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_resume_keeps_the_budget_choice(tmp_path):
-    budget = dict(fairness_budget=0.05, budget_metric="soft_dp")
+@pytest.mark.parametrize("budget", [
+    dict(fairness_budget=0.05, budget_metric="soft_dp", confidence=0),  # the point-estimate rule, never met
+    dict(fairness_budget=0.3),  # certified: some epochs pass, and the sequence stops at a later failing one
+], ids=["point-estimate", "certified"])
+def test_resume_keeps_the_budget_choice(tmp_path, budget):
     whole, whole_result = _train(6, **budget)
     _train(3, checkpoint_dir=str(tmp_path), **budget)
     resumed, resumed_result = _train(6, checkpoint_dir=str(tmp_path), resume=True, **budget)
@@ -131,3 +134,6 @@ def test_resume_keeps_the_budget_choice(tmp_path):
     assert (resumed_result.selected_epoch, resumed_result.budget_met) == (whole_result.selected_epoch,
                                                                           whole_result.budget_met)
     assert resumed_result.val == whole_result.val
+    assert resumed_result.certificate == whole_result.certificate
+    if "confidence" not in budget:
+        assert whole_result.certificate["certified"] is True

@@ -171,7 +171,8 @@ def test_budget_selection_takes_the_most_accurate_epoch_under_the_budget(biased)
     accuracies = [r["val_accuracy"] for r in free.history]
     budget = sorted(gaps)[1]  # two epochs meet it
     model = model_for(train)
-    result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=budget, **FAST).fit(model, train, val, test)
+    result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=budget, confidence=0, **FAST).fit(
+        model, train, val, test)
     assert [r["val_dp"] for r in result.history] == gaps  # the budget changes the choice, not the training
     meeting = [e for e in range(1, 5) if gaps[e - 1] <= budget]
     assert len(meeting) >= 2
@@ -186,12 +187,14 @@ def test_unmet_budget_keeps_the_smallest_gap_and_warns(biased):
     with pytest.warns(UserWarning, match=r"lagrangian eta=1 seed=0: no epoch met the validation soft_dp budget "
                                          r"1e-09; the smallest validation soft_dp reached was 0\.\d{4} \(epoch \d\), "
                                          r"the epoch kept; a larger eta than 1 may meet it"):
-        result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=1e-9, budget_metric="soft_dp", **FAST).fit(
+        result = Trainer(strategy="lagrangian", eta=1.0, fairness_budget=1e-9, budget_metric="soft_dp", confidence=0,
+                         **FAST).fit(
             model_for(train), train, val)
     gaps = [r["val_soft_dp"] for r in result.history]
     assert result.budget_met is False and result.selected_epoch == int(np.argmin(gaps)) + 1
     with pytest.warns(UserWarning, match="ERM has no fairness term"):
-        assert Trainer(strategy="erm", fairness_budget=1e-9, **FAST).fit(model_for(train), train, val).budget_met is False
+        assert Trainer(strategy="erm", fairness_budget=1e-9, confidence=0, **FAST).fit(
+            model_for(train), train, val).budget_met is False
 
 
 def test_test_metrics_of_every_epoch_are_recorded_but_never_choose(biased):

@@ -200,7 +200,8 @@ def test_a_budget_met_by_predicting_one_class_is_flagged():
     expected = (f"erm seed=0: the chosen checkpoint meets the dp budget 1e-06 by predicting one class (0) for every "
                 f"validation row (validation accuracy {accuracy:.3f})")
     with pytest.warns(UserWarning, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        result = Trainer(strategy="erm", fairness_budget=1e-6, **FAST).fit(_constant(_model()), train, val)
+        result = Trainer(strategy="erm", fairness_budget=1e-6, confidence=0, **FAST).fit(_constant(_model()), train,
+                                                                                         val)
     assert result.budget_met and result.constant_prediction == 0 and result.val["dp"] == 0.0
     assert result.val["accuracy"] == pytest.approx(accuracy)
     # a model that predicts both classes meets a loose budget silently
@@ -209,7 +210,7 @@ def test_a_budget_met_by_predicting_one_class_is_flagged():
         loose = Trainer(strategy="erm", fairness_budget=1.0, **FAST).fit(_model(), train, val)
     assert loose.budget_met and loose.constant_prediction is None
 
-    config = TrainConfig(strategy="lagrangian", fairness_budget=1e-6, **FAST)
+    config = TrainConfig(strategy="lagrangian", fairness_budget=1e-6, confidence=0, **FAST)
     stack = stack_models([_constant(_model(0)), _model(1)])
     with pytest.warns(UserWarning, match=r"1 of 2 models predict one class for every validation row:\n"
                                          r"lagrangian eta=1 seed=0: the chosen checkpoint meets the dp budget"):
@@ -231,7 +232,7 @@ def test_choose_under_budget_flags_a_constant_choice_once(monkeypatch):
     accuracy = float((data.val.y == 0).float().mean())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        choice = fairbinn.choose_under_budget(data, "lagrangian", 1e-6, etas=[0.0, 1.0], **FAST)
+        choice = fairbinn.choose_under_budget(data, "lagrangian", 1e-6, confidence=0, etas=[0.0, 1.0], **FAST)
     notes = [str(w.message) for w in caught if "for every validation row" in str(w.message)]
     assert notes == [f"lagrangian eta=0 epoch 1: the chosen checkpoint meets the dp budget 1e-06 by predicting one "
                      f"class (0) for every validation row (validation accuracy {accuracy:.3f})"]

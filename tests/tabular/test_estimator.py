@@ -138,8 +138,9 @@ def test_fairness_budget_chooses_the_epoch_on_held_out_rows(adult_frame):
     free = fairbinn.FairBiNNClassifier(**kwargs).fit(X, y)
     gaps = [r["val_dp"] for r in free.result_.history]
     budget = sorted(gaps)[2]
-    fair = fairbinn.FairBiNNClassifier(**kwargs, fairness_budget=budget).fit(X, y)
+    fair = fairbinn.FairBiNNClassifier(**kwargs, fairness_budget=budget, confidence=0).fit(X, y)
     assert fair.result_.budget_met is True and fair.result_.val["dp"] <= budget
+    assert fair.eta_ == 2.0 and fair.certificate_ is None and fair.search_table_ is None  # a given eta: no search
     meeting = [r for r in fair.result_.history if r["val_dp"] <= budget]
     assert fair.result_.val["accuracy"] == max(r["val_accuracy"] for r in meeting)
     with pytest.raises(ValueError, match="set validation_fraction > 0"):
