@@ -40,6 +40,7 @@ from .core.selection import ORDER_KEY, TRAIN_GAP_KEY, CertifiedSelector, EpochSe
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
 from .core.strategies import list_strategies, resolve_strategy
 from .core.trainer import (TrainResult, Trainer, _all_groups, _metrics_of, certificate_of, constant_class,
+                           interval_columns,
                            one_class_budget, test_intervals, uncertifiable)
 from .search import EtaSearch, search_etas
 from .benchmark import get_benchmark, load_benchmark, run
@@ -81,8 +82,7 @@ def _metrics(result: TrainResult, record: dict[str, float] | None = None) -> dic
 
 def _intervals(result: TrainResult) -> dict[str, float]:
     """``test_<gap>_lo`` / ``test_<gap>_hi``: the 95% intervals on the selected epoch's test gaps."""
-    return {f"test_{metric}_{end}": value for metric, ends in (result.test_intervals or {}).items()
-            for end, value in zip(("lo", "hi"), ends)}
+    return interval_columns(result.test_intervals)
 
 
 def _epoch_rows(result: TrainResult, strategy: str, stack_size: int) -> list[dict[str, Any]]:

@@ -85,6 +85,7 @@ __all__ = [
     "gap_upper_bound_from_data",
     "gap_interval",
     "rows_needed",
+    "equal_rate_counts",
     "Certification",
     "Certificate",
     "certify_candidates",
@@ -535,6 +536,20 @@ def gap_interval(metric: str, y_true: Any, y_pred_or_score: Any, *, sensitive_fe
     gaps = _bootstrap_gaps(metric, y_true, y_pred_or_score, sensitive_features, int(n_boot), seed)
     lo, hi = np.quantile(gaps, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
+
+
+def equal_rate_counts(metric: str, y_true: Any, groups: Any, *, all_groups: Sequence | None = None) -> GapCounts:
+    """The counts of a model with the same rate in every group (and label): the share of positive labels.
+
+    Its :func:`gap_upper_bound` is the smallest bound rows like these can give a model that predicts both
+    classes at the base rate: a budget below it cannot be certified on them (a model predicting one class
+    for every row can still be, with a rate near 0 or 1).
+    """
+    cells = gap_counts(y_true, y_true, groups, metric, all_groups=all_groups)  # rows per (label, group) cell
+    share = float(np.mean(_binary("y_true", y_true)))
+    soft = metric in _SOFT
+    total = cells.rows * share if soft else np.round(cells.rows * share)
+    return GapCounts(metric, cells.groups, cells.rows, total, total * share if soft else total)
 
 
 def rows_needed(metric: str, counts: GapCounts, budget: float, confidence: float = 0.95, *,

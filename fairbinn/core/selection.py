@@ -48,7 +48,26 @@ def _better(score: float, best: float | None, higher: bool) -> bool:
     return score > best if higher else score < best
 
 
-class EpochSelector:
+class _Choice:
+    """What both selectors report of their choice (``_choice``: a dict with ``epoch`` and ``state``, or None)."""
+
+    last_epoch: int
+    _choice: dict[str, Any] | None
+
+    @property
+    def selected_epoch(self) -> int:
+        """The chosen epoch (1-based): the last one seen when nothing was ranked."""
+        choice = self._choice
+        return choice["epoch"] if choice is not None else self.last_epoch
+
+    @property
+    def best_state(self) -> Any:
+        """What ``state()`` returned for the chosen epoch (None when the last epoch is kept)."""
+        choice = self._choice
+        return choice["state"] if choice is not None else None
+
+
+class EpochSelector(_Choice):
     """Chooses the reported epoch from validation records, one epoch at a time.
 
     Parameters
@@ -118,18 +137,6 @@ class EpochSelector:
     @property
     def _choice(self) -> dict[str, Any] | None:
         return self._best if self._best is not None else self._smallest
-
-    @property
-    def selected_epoch(self) -> int:
-        """The chosen epoch (1-based): the last one seen when nothing was ranked."""
-        choice = self._choice
-        return choice["epoch"] if choice is not None else self.last_epoch
-
-    @property
-    def best_state(self) -> Any:
-        """What ``state()`` returned for the chosen epoch (None when the last epoch is kept)."""
-        choice = self._choice
-        return choice["state"] if choice is not None else None
 
     @property
     def budget_met(self) -> bool | None:
@@ -230,7 +237,7 @@ def _smaller(entry: dict[str, Any], than: dict[str, Any] | None) -> bool:
     return than is None or (entry["bound"], entry["key"]) < (than["bound"], than["key"])
 
 
-class CertifiedSelector:
+class CertifiedSelector(_Choice):
     """Chooses the checkpoint to report under a fairness budget that holds on new data with a stated confidence.
 
     Every checkpoint shown to :meth:`update` (and every one of another
@@ -352,18 +359,6 @@ class CertifiedSelector:
     def chosen(self) -> dict[str, Any] | None:
         """The chosen candidate: ``{"epoch", "score", "bound", "state", "owner", "key"}`` (None: none was seen)."""
         return self._choice
-
-    @property
-    def selected_epoch(self) -> int:
-        """The chosen epoch (1-based): the last one seen when no bound was defined."""
-        choice = self._choice
-        return choice["epoch"] if choice is not None else self.last_epoch
-
-    @property
-    def best_state(self) -> Any:
-        """What ``state()`` returned for the chosen epoch (None when the last epoch is kept)."""
-        choice = self._choice
-        return choice["state"] if choice is not None else None
 
     @property
     def budget_met(self) -> bool:

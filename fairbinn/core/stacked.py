@@ -46,7 +46,7 @@ from .runtime import resolve_device
 from .strategies import create_strategy
 from .selection import certification_record
 from .trainer import (TrainResult, _all_groups, _count, _groups_of, _metrics_of, budget_note, certificate_of,
-                      constant_class, epoch_selector, test_intervals)
+                      constant_class, epoch_selector, interval_columns, test_intervals)
 
 __all__ = [
     "NotStackableError",
@@ -283,6 +283,10 @@ class StackedTrainer:
                 record = {"epoch": epoch, "train_time_s": elapsed, **{n: float(v[i]) for n, v in losses.items()}}
                 for name, per_model in reports.items():
                     record.update({f"{name}_{n}": v for n, v in per_model[i].items()})
+                if "test" in probs:
+                    record.update(interval_columns(test_intervals(
+                        (evaluated["test"].y.numpy(), probs["test"][i], evaluated["test"].s.numpy()), groups,
+                        cfg.threshold)))
                 if ordered is not None:
                     record.update(certification_record(
                         cfg.budget_metric, cfg.budget_confidence, cfg.threshold,

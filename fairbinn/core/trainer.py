@@ -18,8 +18,8 @@ from . import distributed
 from .config import TrainConfig
 from .checkpoint import RunCheckpoints, divergence
 from .data import Split, TrainingSampler, UniformSampler, as_batch, check_targets, move_to, rows_of
-from .certify import GapCounts, gap_counts, gap_interval, gap_upper_bound, rows_needed
-from .metrics import GAP_METRICS, binary_fairness_report, undefined_gaps
+from .certify import equal_rate_counts, gap_counts, gap_interval, gap_upper_bound, rows_needed
+from .metrics import GAP_METRICS, REPORT_KEYS, binary_fairness_report, undefined_gaps
 from .model import FairModel
 from .runtime import resolve_device, seed_everything
 from .selection import CertifiedSelector, EpochSelector, certification_record
@@ -243,6 +243,8 @@ class Trainer:
                     predicted[prefix] = self.predict(model, loader)
                     metrics, undefined[prefix] = self._report(predicted[prefix], groups)
                     record.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+                    if prefix == "test":
+                        record.update(interval_columns(test_intervals(predicted[prefix], groups, cfg.threshold)))
             if order_loader is not None:
                 record.update(certification_record(cfg.budget_metric, cfg.budget_confidence, cfg.threshold,
                                                    predicted.get("val"), self.predict(model, order_loader),
@@ -431,22 +433,20 @@ def uncertifiable(config: TrainConfig, y: np.ndarray, s: np.ndarray, groups: lis
     model could be certified."""
     metric, budget, confidence = config.budget_metric, config.fairness_budget, config.budget_confidence
     every = range(max(_count(groups) or 0, int(s.max()) + 1))
-    cells = gap_counts(y, y, s, metric, all_groups=every)  # rows per (label, group) cell
+    equal = equal_rate_counts(metric, y, s, all_groups=every)
     share = float(np.mean(y))
-    total = cells.rows * share if metric.startswith("soft_") else np.round(cells.rows * share)
-    equal = GapCounts(metric, cells.groups, cells.rows, total, total * share if metric.startswith("soft_") else total)
     bound = gap_upper_bound(metric, equal, confidence).upper
     if not bound > budget:
         return None
-    smallest = np.unravel_index(np.argmin(cells.rows), cells.rows.shape)
-    rows = int(cells.rows[smallest])
+    smallest = np.unravel_index(np.argmin(equal.rows), equal.rows.shape)
+    rows = int(equal.rows[smallest])
     kind = {"dp": "rows", "soft_dp": "rows", "eopp": "positive rows", "eo": "rows of that label",
             "soft_eo": "rows of that label"}[metric]
     needed = rows_needed(metric, equal, budget, confidence)
     return (f"the validation rows cannot certify the {metric} budget {budget:g} at {confidence:.0%} confidence "
             f"for a model that predicts both classes: even one with the same rate in every group (the validation "
             f"share of positive labels, {share:.2f}) would have an upper bound of {bound:.4f}; group "
-            f"{_group_name(groups, int(cells.groups[smallest[1]]))} has {rows} {kind}, and roughly "
+            f"{_group_name(groups, int(equal.groups[smallest[1]]))} has {rows} {kind}, and roughly "
             f"{needed:.0f} per group would be needed (or set confidence=0 for the point-estimate rule)")
 
 
@@ -469,6 +469,12 @@ def certificate_of(selector: CertifiedSelector, config: TrainConfig,
         return certificate, (f"; its validation {metric} already reaches the budget, so more validation rows "
                              "would not certify it")
     return certificate, f"; roughly {needed:.0f} validation rows per group would certify a model like it"
+
+
+def interval_columns(intervals: dict[str, list[float]] | None, prefix: str = "test") -> dict[str, float]:
+    """``{"<prefix>_<gap>_lo": lo, "<prefix>_<gap>_hi": hi}`` of :func:`test_intervals`' answer."""
+    return {f"{prefix}_{metric}_{end}": value for metric, ends in (intervals or {}).items()
+            for end, value in zip(("lo", "hi"), ends)}
 
 
 def test_intervals(predicted: tuple[np.ndarray, np.ndarray, np.ndarray], groups: list[str] | int | None,
@@ -541,4 +547,5 @@ def budget_note(selector: EpochSelector, config: TrainConfig, predicted: int | N
 
 
 def _metrics_of(record: dict[str, float], prefix: str) -> dict[str, float]:
-    return {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
+    """The report metrics (:data:`~fairbinn.core.metrics.REPORT_KEYS`) of one history record's split ``prefix``."""
+    return {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix) and k[len(prefix):] in REPORT_KEYS}

@@ -206,7 +206,10 @@ def test_test_metrics_of_every_epoch_are_recorded_but_never_choose(biased):
     assert recorded.selected_epoch == plain.selected_epoch and recorded.val == plain.val
     assert "test_accuracy" not in plain.history[0]
     selected = recorded.history[recorded.selected_epoch - 1]
-    assert recorded.test == pytest.approx({k[5:]: v for k, v in selected.items() if k.startswith("test_")})
+    assert recorded.test == pytest.approx({k[5:]: v for k, v in selected.items()
+                                           if k.startswith("test_") and not k.endswith(("_lo", "_hi"))})
+    assert recorded.test_intervals == {g: [selected[f"test_{g}_lo"], selected[f"test_{g}_hi"]]
+                                       for g in ("dp", "eo", "eopp", "soft_dp", "soft_eo")}
     assert recorded.test == pytest.approx(plain.test)
     assert Trainer(**FAST).evaluate(model, test) == pytest.approx(recorded.test)
 
