@@ -775,14 +775,17 @@ def sweep_command(args: argparse.Namespace) -> int:
     print(means.mean().round(4).to_string())
     for split, reasons in table.attrs.get("undefined", {}).items():
         print(f"NaN: the {split} split cannot measure " + "; ".join(f"{k}: {why}" for k, why in reasons.items()))
-    chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness)
+    certified = config.certifies and fairness == config.budget_metric  # the table has the bounds of this gap
+    chosen = accuracy_at_budgets(table, args.budgets, fairness=fairness, certified=certified)
     found = chosen[chosen["found"]]
+    rule = (f"{fairness} is certified ({config.budget_confidence:.0%} confidence) to meet" if certified
+            else f"validation {fairness} meets")
     if found.empty:
-        print(f"\nno checkpoint's validation {fairness} meets any of the budgets {args.budgets}")
+        print(f"\nno checkpoint's {rule} any of the budgets {args.budgets}")
     else:
         found = found.groupby(["strategy", "budget"], sort=False)["test_accuracy"]
-        print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose validation "
-              f"{fairness} meets the budget, mean over the seeds where one does (n)")
+        print(f"\ntest accuracy of the most accurate checkpoint (on validation; any eta, any epoch) whose {rule} "
+              "the budget, mean over the seeds where one does (n)")
         print(pd.DataFrame({"accuracy": found.mean().round(4), "n": found.size()}).to_string())
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)

@@ -335,3 +335,15 @@ def test_a_certified_budget_is_reported_in_the_table_and_the_json(table, tmp_pat
                  "--confidence", "0", "--output", str(tmp_path / "point.json")) == 0
     assert json.loads((tmp_path / "point.json").read_text())["runs"][0]["certificate"] is None
     assert "val bound" not in capsys.readouterr().out
+
+
+def test_a_sweep_with_a_budget_reports_certified_choices(table, capsys):
+    assert main(["sweep", "--csv", str(table), "--label", "y", "--sensitive", "g", "--batch-size", "50",
+                 "--no-progress", "--mode", "lagrangian", "--etas", "1", "10", "--epochs", "2",
+                 "--budget", "0.5", "--budgets", "0.5", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "whose dp is certified (95% confidence) to meet the budget" in out
+    assert main(["sweep", "--csv", str(table), "--label", "y", "--sensitive", "g", "--batch-size", "50",
+                 "--no-progress", "--mode", "lagrangian", "--etas", "1", "--epochs", "2",
+                 "--budget", "0.5", "--confidence", "0", "--budgets", "0.5"]) == 0
+    assert "whose validation dp meets the budget" in capsys.readouterr().out
