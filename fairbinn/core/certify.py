@@ -84,6 +84,11 @@ __all__ = [
     "gap_upper_bound",
     "gap_upper_bound_from_data",
     "gap_interval",
+    "demographic_parity_difference_interval",
+    "equalized_odds_difference_interval",
+    "equal_opportunity_difference_interval",
+    "soft_demographic_parity_difference_interval",
+    "soft_equalized_odds_difference_interval",
     "rows_needed",
     "equal_rate_counts",
     "Certification",
@@ -536,6 +541,26 @@ def gap_interval(metric: str, y_true: Any, y_pred_or_score: Any, *, sensitive_fe
     gaps = _bootstrap_gaps(metric, y_true, y_pred_or_score, sensitive_features, int(n_boot), seed)
     lo, hi = np.quantile(gaps, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
+
+
+def _named_interval(metric: str, fairlearn_name: str) -> Callable[..., tuple[float, float]]:
+    def interval(y_true: Any, y_pred: Any, *, sensitive_features: Any, confidence: float = 0.95,
+                 method: str = "exact", **options: Any) -> tuple[float, float]:
+        return gap_interval(metric, y_true, y_pred, sensitive_features=sensitive_features, confidence=confidence,
+                            method=method, **options)
+
+    interval.__name__ = interval.__qualname__ = f"{fairlearn_name}_interval"
+    interval.__doc__ = (f"``confidence`` interval ``(lo, hi)`` on the population gap that "
+                        f":func:`fairbinn.core.metrics.{fairlearn_name}` measures; fairlearn's signature plus "
+                        "``confidence`` and ``method`` (see :func:`gap_interval`).")
+    return interval
+
+
+demographic_parity_difference_interval = _named_interval("dp", "demographic_parity_difference")
+equalized_odds_difference_interval = _named_interval("eo", "equalized_odds_difference")
+equal_opportunity_difference_interval = _named_interval("eopp", "equal_opportunity_difference")
+soft_demographic_parity_difference_interval = _named_interval("soft_dp", "soft_demographic_parity_difference")
+soft_equalized_odds_difference_interval = _named_interval("soft_eo", "soft_equalized_odds_difference")
 
 
 def equal_rate_counts(metric: str, y_true: Any, groups: Any, *, all_groups: Sequence | None = None) -> GapCounts:

@@ -363,3 +363,23 @@ def test_fixed_sequence_error_rate_stays_below_one_minus_confidence():
     limit = (1 - confidence) + 3 * math.sqrt(confidence * (1 - confidence) / draws)
     assert errors / draws <= limit
     assert powered / draws > 0.9
+
+
+def test_fairlearn_signature_intervals_equal_gap_interval():
+    from fairbinn.core import certify
+
+    rng = np.random.default_rng(3)
+    y, s = rng.integers(0, 2, 400), rng.choice(["a", "b", "c"], 400)
+    scores = rng.random(400)
+    predictions = (scores >= 0.5).astype(int)
+    for name, metric in (("demographic_parity_difference", "dp"), ("equalized_odds_difference", "eo"),
+                         ("equal_opportunity_difference", "eopp"),
+                         ("soft_demographic_parity_difference", "soft_dp"),
+                         ("soft_equalized_odds_difference", "soft_eo")):
+        function = getattr(certify, f"{name}_interval")
+        values = scores if metric.startswith("soft_") else predictions
+        assert function.__name__ == f"{name}_interval"
+        got = function(y, values, sensitive_features=s, confidence=0.9)
+        assert got == certify.gap_interval(metric, y, values, sensitive_features=s, confidence=0.9)
+        observed = getattr(fm, name)(y, values, sensitive_features=s)
+        assert got[0] <= observed <= got[1]
