@@ -49,6 +49,7 @@ import numpy as np
 
 from fairbinn.core import certify as ct
 from fairbinn.core import metrics as fm
+from fairbinn.core.selection import CertifiedSelector, certification_record
 
 HERE = Path(__file__).parent
 GAP_FUNCTIONS = {"dp": fm.demographic_parity_difference, "eo": fm.equalized_odds_difference,
@@ -66,7 +67,15 @@ SETTINGS = [("dp", "hoeffding", 2, 4000, "fixed_sequence", "adversarial"),
             ("soft_dp", "hoeffding", 2, 4000, "fixed_sequence", "adversarial"),
             ("soft_dp", "bernstein", 2, 4000, "fixed_sequence", "adversarial"),
             ("soft_dp", "hoeffding", 2, 4000, "fixed_sequence", "selection"),
-            ("soft_eo", "bernstein", 2, 8000, "fixed_sequence", "selection")]
+            ("soft_eo", "bernstein", 2, 8000, "fixed_sequence", "selection"),
+            ("dp", "hoeffding", 2, 4000, "fixed_sequence", "training"),
+            ("eopp", "hoeffding", 2, 8000, "fixed_sequence", "training"),
+            ("soft_dp", "hoeffding", 2, 4000, "fixed_sequence", "training")]
+"""Order ``adversarial``: the unfair candidate just above the budget first; ``selection``: by the observed gap on
+a selection half of the validation draw (the other half certifies); ``training``: the library's own rule, run
+through :class:`~fairbinn.core.selection.CertifiedSelector` with the records of
+:func:`~fairbinn.core.selection.certification_record`: ordered by the bound predicted from an independent
+training draw, the whole validation draw certifying."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,6 +113,28 @@ def draw_rows(rng: np.random.Generator, rows: int, means: np.ndarray, soft: bool
     return y, groups, values
 
 
+def library_rule(rng, metric, confidence, budget, rows, means, soft, validation, accuracy) -> dict:
+    """The library's certified choice on one validation draw: ``CertifiedSelector`` over records made by
+    ``certification_record`` from the validation draw and an independent training draw of the same size.
+    Returns the indices of all certified candidates (the fixed-sequence prefix), the chosen one and its bound."""
+    y, groups, values = validation
+    y_train, groups_train, values_train = draw_rows(rng, rows, means, soft)
+    selector = CertifiedSelector("accuracy", budget=budget, budget_metric=metric, confidence=confidence)
+    records = []
+    for index, (v, v_train) in enumerate(zip(values, values_train)):
+        record = certification_record(metric, confidence, 0.5, (y, v.astype(float), groups),
+                                      (y_train, v_train.astype(float), groups_train), means.shape[2])
+        record["val_accuracy"] = float(accuracy[index])
+        records.append(record)
+        selector.update(index + 1, record)
+    order = sorted(range(len(records)), key=lambda i: (records[i]["order_bound"], i))
+    passed = [records[i]["val_bound"] <= budget for i in order]
+    stop = passed.index(False) if False in passed else len(order)
+    chosen = selector.selected_epoch - 1 if selector.budget_met else None
+    return {"certified": np.array(order[:stop], dtype=int), "chosen": chosen,
+            "bound": selector.certificate()["upper_bound"]}
+
+
 def run_setting(rng, setting, confidence, budget, draws):
     metric, soft_bound, n_groups, rows, method, order_kind = setting
     means, gaps = candidate_means(metric, budget, n_groups)
@@ -114,6 +145,17 @@ def run_setting(rng, setting, confidence, budget, draws):
     chosen_gaps, bounds = [], []
     for _ in range(draws):
         y, groups, values = draw_rows(rng, rows, means, soft)
+        if order_kind == "training":
+            outcome = library_rule(rng, metric, confidence, budget, rows, means, soft, (y, groups, values), accuracy)
+            errors += bool(unfair[outcome["certified"]].any())
+            if outcome["chosen"] is not None:
+                chosen_certified += 1
+                chosen_unfair += unfair[outcome["chosen"]]
+                chosen_gaps.append(gaps[outcome["chosen"]])
+                bounds.append(outcome["bound"])
+            meets = [i for i, v in enumerate(values) if GAP_FUNCTIONS[metric](y, v, sensitive_features=groups) <= budget]
+            naive_unfair += bool(meets) and unfair[max(meets, key=lambda i: accuracy[i])]
+            continue
         selection, certification = ct.split_for_certification(groups, y, fraction=0.5, seed=int(rng.integers(2**31)))
         if order_kind == "adversarial":
             order = [0] + [i for i in range(len(gaps)) if i != 0]

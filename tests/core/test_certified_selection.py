@@ -421,3 +421,41 @@ def test_too_few_validation_rows_are_said_before_training(monkeypatch):
         for settings in (dict(fairness_budget=0.9), dict(fairness_budget=0.1, confidence=0)):
             with pytest.raises(AssertionError, match="training started"):
                 Trainer(strategy="lagrangian", **settings, **FAST).fit(model_for(train), train, val)
+
+
+def test_the_library_rule_certifies_an_unfair_model_no_more_often_than_allowed():
+    """Simulation: two groups, candidates with known population DP (one just above the budget, ordered first
+    by its training rows); over 300 validation draws the certified choice breaks the budget at most 1 - C plus
+    three standard errors of the time."""
+    rng = np.random.default_rng(0)
+    budget, confidence, rows, draws = 0.1, 0.9, 3000, 300
+    gaps = np.array([budget + 0.01, 0.08, 0.05, 0.0])  # population DP of each candidate; the first is unfair
+    accuracy = [0.9, 0.85, 0.8, 0.7]
+
+    def draw(n):
+        s = rng.integers(0, 2, n)
+        y = (rng.random(n) < 0.3).astype(int)
+        rates = 0.3 + gaps[:, None] * s[None, :]  # group 1's rate is higher by the candidate's gap
+        return y, s, (rng.random((len(gaps), n)) < rates).astype(float)
+
+    def simulate(adversarial):
+        errors = chosen = 0
+        for _ in range(draws):
+            (y, s, values), (y_t, s_t, values_t) = draw(rows), draw(rows)
+            if adversarial:  # the unfair candidate looks perfectly fair on its training rows: it is tested first
+                values_t[0] = values_t[-1]
+            selector = CertifiedSelector("accuracy", budget=budget, budget_metric="dp", confidence=confidence)
+            for index in range(len(gaps)):
+                record = certification_record("dp", confidence, 0.5, (y, values[index], s),
+                                              (y_t, values_t[index], s_t), 2)
+                selector.update(index + 1, {**record, "val_accuracy": accuracy[index]})
+            if selector.budget_met:
+                chosen += 1
+                errors += gaps[selector.selected_epoch - 1] > budget
+        return errors / draws, chosen / draws
+
+    limit = (1 - confidence) + 3 * np.sqrt(confidence * (1 - confidence) / draws)
+    error_rate, _ = simulate(adversarial=True)
+    assert error_rate <= limit
+    error_rate, chosen_rate = simulate(adversarial=False)  # ordered by their training rows: fair ones first
+    assert error_rate <= limit and chosen_rate > 0.9
