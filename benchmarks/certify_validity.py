@@ -225,8 +225,10 @@ def main() -> None:
         f"- command: `{command}`",
         f"- settings: {args.draws} draws per setting, budget {args.budget}, confidences "
         f"{', '.join(map(str, args.confidences))}, seed {args.seed}; candidates with population gaps budget + 0.01, "
-        "budget + 0.04 (unfair), budget - 0.02, budget / 2, 0, 0.01 (fair); validation split in halves "
-        "(selection / certification) stratified by group and label",
+        "budget + 0.04 (unfair), budget - 0.02, budget / 2, 0, 0.01 (fair); orders `adversarial` and `selection`: "
+        "the validation draw split in halves (selection / certification) stratified by group and label; order "
+        "`training`: the library's rule (CertifiedSelector ordered by the bound predicted from an independent "
+        "training draw of the same size, the whole validation draw certifying)",
         f"- git commit: {git_commit()}",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, Python {platform.python_version()}, "
