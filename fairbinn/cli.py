@@ -41,6 +41,7 @@ from .core.constraints import SURROGATES, create_constraint, list_constraints
 from .core.drfairness import HESSIANS, DrFairnessConfig
 from .core.metrics import GAP_METRICS, REPORT_KEYS
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
+from .core.postprocess import THRESHOLD_METRICS, threshold_result
 from .core.runtime import DeviceNotAvailableError
 from .core.strategies import list_strategies
 from .core.trainer import TrainResult
@@ -203,6 +204,17 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
                            "chosen model's population gap is at most the budget, the choice among all checkpoints "
                            "accounted for (default 0.95 with --budget; 0: the point-estimate rule, the validation "
                            "gap itself at most the budget)")
+    game.add_argument("--postprocess", choices=["none", "thresholds"], default="none",
+                      help="thresholds: after training, decide with one threshold per group on the model's scores, "
+                           "the most accurate meeting --budget on --budget-metric (dp, eo or eopp), certified at "
+                           "--confidence on the validation rows: the thresholds are fitted on the training rows' "
+                           "scores of the last epoch, so nothing about the model reads the validation rows "
+                           "(--confidence 0: the epoch chosen on validation accuracy and the thresholds fitted on "
+                           "the validation rows). Predictions then need each row's group. Works with every --mode "
+                           "(with --eta or the mode's default eta)")
+    game.add_argument("--randomized-thresholds", action="store_true",
+                      help="--postprocess thresholds: allow a random choice between two thresholds per group, as "
+                           "fairlearn's ThresholdOptimizer does (dp and eopp)")
     game.add_argument("--sampler", choices=[c.name for c in SAMPLERS.values()], default=defaults.sampler.name,
                       help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
                            "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
@@ -527,6 +539,19 @@ def _check_outputs(args: argparse.Namespace, modes: list[str]) -> dict[str, bool
 
 def _selection(args: argparse.Namespace, val_is_test: bool) -> tuple[str | None, str]:
     """The selection metric and how to describe it."""
+    if getattr(args, "postprocess", "none") == "thresholds":
+        if val_is_test:
+            raise ValueError("--postprocess thresholds certifies on validation, but this split's validation nodes "
+                             "are its test nodes; add --disjoint-val")
+        if args.select is not None:
+            raise ValueError("--postprocess thresholds chooses the epoch itself (the last, or with --confidence 0 "
+                             "the most accurate on validation); it cannot be combined with --select")
+        if args.confidence == 0:
+            return "accuracy", (f"validation accuracy, then group thresholds fitted on validation to "
+                                f"{args.budget_metric} <= {args.budget:g}")
+        level = 0.95 if args.confidence is None else args.confidence
+        return None, (f"last epoch, then group thresholds fitted on the training rows and certified to have a "
+                      f"population {args.budget_metric} <= {args.budget:g} at {level:.0%} confidence on validation")
     if args.budget is not None:
         if args.select is not None:
             raise ValueError("--budget chooses the most accurate epoch under the budget on validation; "
@@ -555,13 +580,16 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
     """One result per --mode: a single run, or with --budget and no --eta the best checkpoint of an eta search.
 
     Every mode's configuration is built (and validated) before the first mode trains."""
-    search = args.budget is not None and args.eta is None
+    postprocess = args.postprocess == "thresholds"
+    search = args.budget is not None and args.eta is None and not postprocess
     if search and args.checkpoint_dir is not None:
         raise ValueError("--budget without --eta searches eta over many models, which are not checkpointed; "
                          "give --eta to train one model per mode with --checkpoint-dir")
     if search and (loader_kwargs.get("fairness_nodes", "train") != "train" or loader_kwargs.get("sparse_adjacency")):
         raise ValueError("--fairness-nodes and --sparse-adjacency apply to one model per mode; the eta search of "
                          "--budget without --eta does not take them: give --eta")
+    if postprocess:  # the budget is the thresholds': the model trains without one
+        config = config.replace(fairness_budget=None, confidence=None)
     configs = {mode: config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode, resume))
                for mode in dict.fromkeys(args.mode)}
     runs = []
@@ -571,6 +599,12 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
                                          config=mode_config, model_kwargs=kwargs).result
         else:
             result = run(data, mode_config, model_kwargs=kwargs, loader_kwargs=loader_kwargs)
+        if postprocess:
+            train, val, test = get_benchmark(data).loaders(data, mode_config, **loader_kwargs)
+            result = threshold_result(result, train, val, test, budget=args.budget, metric=args.budget_metric,
+                                      confidence=0.95 if args.confidence is None else args.confidence,
+                                      randomized=args.randomized_thresholds, seed=args.seed,
+                                      group_names=getattr(data, "group_names", None))
         runs.append((mode, result))
     return runs
 
@@ -660,6 +694,19 @@ def _check_values(args: argparse.Namespace) -> None:
                              f"got {args.confidence:g}")
         if args.budget is None:
             raise ValueError("--confidence certifies a fairness budget; give --budget B too")
+    postprocess, randomized = getattr(args, "postprocess", "none"), getattr(args, "randomized_thresholds", False)
+    if postprocess == "thresholds":
+        if args.budget is None:
+            raise ValueError("--postprocess thresholds fits the thresholds to a fairness budget; give --budget B")
+        if args.budget_metric not in THRESHOLD_METRICS:
+            raise ValueError(f"--postprocess thresholds cannot control --budget-metric {args.budget_metric}: it is "
+                             "a gap of mean scores, which thresholds do not change; use "
+                             + ", ".join(THRESHOLD_METRICS))
+        if randomized and args.budget_metric == "eo":
+            raise ValueError("--randomized-thresholds supports --budget-metric dp and eopp; use deterministic "
+                             "thresholds for eo")
+    elif randomized:
+        raise ValueError("--randomized-thresholds applies to --postprocess thresholds")
     for flag, seeds in (("--seed", [args.seed]), ("--seeds", getattr(args, "seeds", []))):
         negative = [seed for seed in seeds if seed < 0]
         if negative:
@@ -695,7 +742,8 @@ def train_command(args: argparse.Namespace) -> int:
         eta = result.config["eta"]
         name = "bilevel-paper" if mode == "bilevel" and args.paper_game else mode
         label = f"{name} (eta={eta:.3g})" if mode != "erm" else "erm"
-        runs.append((f"{label} + dr" if args.sampler == "drfairness" else label, result))
+        label = f"{label} + dr" if args.sampler == "drfairness" else label
+        runs.append((f"{label} + thresholds" if args.postprocess == "thresholds" else label, result))
     print(f"\n{title}")
     print(results_table(runs, args.budget_metric if args.budget is not None else None))
     print("DP: demographic parity difference, EO: equalized odds difference, EOpp: equal opportunity "
@@ -716,7 +764,8 @@ def train_command(args: argparse.Namespace) -> int:
         for (mode, result), (label, _) in zip(results, runs):
             info = {"label": label, "dataset": getattr(data, "name", args.data), **described}
             metrics = {"selected_epoch": result.selected_epoch, "budget_met": result.budget_met,
-                       "val": result.val, "test": result.test, "undefined": result.undefined}
+                       "val": result.val, "test": result.test, "undefined": result.undefined,
+                       "certificate": result.certificate}
             written = save_model(result.model, args.save / mode, config=result.config, metrics=metrics, info=info)
             print(f"wrote {written}")
     if args.output:

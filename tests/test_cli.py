@@ -372,3 +372,53 @@ def test_graph_fairness_nodes_and_sparse_adjacency_flags(capsys, tmp_path, data_
         with pytest.raises(SystemExit) as exit_info:
             main([*graph, *extra])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_threshold_postprocessing_certifies_saves_and_loads(capsys, tmp_path, data_dir):
+    import fairbinn
+
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "2", "--mode", "erm",
+        "--budget", "0.05", "--postprocess", "thresholds", "--no-progress", "--save", str(tmp_path / "models"),
+        "--output", str(tmp_path / "run.json"),
+    )
+    assert code == 0
+    out = captured.out
+    assert "epoch chosen by last epoch, then group thresholds fitted on the training rows and certified" in out
+    line = next(line for line in out.splitlines() if line.startswith("erm + thresholds"))
+    run = json.loads((tmp_path / "run.json").read_text())["runs"][0]
+    assert run["label"] == "erm + thresholds" and run["config"]["selection_metric"] is None
+    certificate = run["certificate"]
+    assert certificate["metric"] == "dp" and certificate["budget"] == 0.05 and certificate["confidence"] == 0.95
+    verdict = "yes" if certificate["certified"] else "no"
+    assert f"{certificate['upper_bound']:.4f} {verdict:>9}" in line
+    assert f"{run['test']['accuracy']:.4f}" in line and set(run["test_intervals"]) >= {"dp", "eo", "eopp"}
+    assert run["thresholds"]["groups"] == ["Female", "Male"]
+    # the saved model carries the thresholds and needs the group to decide
+    model = fairbinn.load_model(tmp_path / "models" / "erm")
+    assert model.thresholds.to_dict()["high"] == run["thresholds"]["high"]
+    data = fairbinn.load_adult(data_dir)
+    report = fairbinn.Trainer().evaluate(model, data.test)  # the scores are the model's own
+    assert report["soft_dp"] == pytest.approx(run["test"]["soft_dp"], abs=1e-6)
+    with pytest.raises(ValueError, match="pass each row's group"):
+        model.predict(data.test.x)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--postprocess", "thresholds"], "--postprocess thresholds fits the thresholds to a fairness budget"),
+        (["--postprocess", "thresholds", "--budget", "0.1", "--budget-metric", "soft_dp"],
+         "--postprocess thresholds cannot control --budget-metric soft_dp"),
+        (["--postprocess", "thresholds", "--budget", "0.1", "--budget-metric", "eo", "--randomized-thresholds"],
+         "--randomized-thresholds supports --budget-metric dp and eopp"),
+        (["--randomized-thresholds", "--budget", "0.1"], "--randomized-thresholds applies to --postprocess"),
+        (["--postprocess", "thresholds", "--budget", "0.1", "--select", "auc"],
+         "--postprocess thresholds chooses the epoch itself"),
+    ],
+)
+def test_bad_threshold_arguments(capsys, data_dir, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -24,6 +24,7 @@ from .fairness_layers import (
     register_fairness_layer,
 )
 from .model import FairModel
+from .postprocess import GroupThresholds, ThresholdedModel, fit_thresholds, thresholds
 from .pareto import DP_BUDGETS, accuracy_at_budgets, area_over_curve, pareto_front
 from .runtime import resolve_device, seed_everything
 from .saving import load_model, read_saved, records_build, save_model
@@ -94,4 +95,8 @@ __all__ = [
     "register_strategy",
     "Trainer",
     "TrainResult",
+    "thresholds",
+    "fit_thresholds",
+    "GroupThresholds",
+    "ThresholdedModel",
 ]

@@ -379,7 +379,7 @@ def undefined_gaps(
 
 def binary_fairness_report(
     y_true: Any, y_score: Any, *, sensitive_features: Any, threshold: float = 0.5,
-    groups: int | Sequence[Any] | None = None,
+    groups: int | Sequence[Any] | None = None, y_pred: Any = None,
 ) -> dict[str, float]:
     """All headline metrics of scores ``y_score`` (probabilities of class 1).
 
@@ -392,10 +392,17 @@ def binary_fairness_report(
     and predictions; a gap that the data cannot measure (a group it compares
     without rows, positives or negatives as the gap needs, or a single group;
     see :func:`undefined_gaps`, which ``groups`` is passed to) is NaN, never 0.
+    ``y_pred`` (0/1, shape ``(n,)``) replaces the thresholded scores as the
+    decisions (e.g. per-group thresholds); ``auc``, ``ap`` and the soft gaps
+    still read ``y_score``.
     """
     y = _binary("y_true", y_true)
     s = _scores("y_score", y_score)
-    p = (s >= threshold).astype(np.int64)
+    if y_pred is None:
+        p = (s >= threshold).astype(np.int64)
+    else:
+        p = _binary("y_pred", y_pred).astype(np.int64)
+        _same_length(y_true=y, y_score=s, y_pred=p)
     both_classes = 0 < y.sum() < y.size
     kwargs = {"sensitive_features": sensitive_features}
     report = {

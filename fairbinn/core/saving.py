@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_tensors
+from .postprocess import GroupThresholds, ThresholdedModel
 
 __all__ = ["records_build", "registered_builders", "save_model", "load_model", "read_saved", "json_ready"]
 
@@ -115,10 +116,17 @@ def save_model(
 ) -> Path:
     """Write ``model`` (and its ``config``, ``metrics`` and ``info``) into ``directory``; returns it.
 
+    A :class:`~fairbinn.core.postprocess.ThresholdedModel` is saved as its
+    network plus its thresholds (``info["thresholds"]``), which
+    :func:`load_model` restores.
+
     Raises ``ValueError`` when the model does not know how it was built (not
     made by a :func:`records_build` builder, or built from objects that are
     not JSON data).
     """
+    if isinstance(model, ThresholdedModel):  # the network's weights, and the thresholds as plain data
+        info = {**(info or {}), "thresholds": model.thresholds.to_dict()}
+        model = model.model
     spec = getattr(model, "build_spec", None)
     if spec is None:
         raise ValueError("this model does not record how it was built (build it with build_mlp, build_gnn or "
@@ -163,6 +171,11 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     on the ``meta`` device before any memory is allocated). Each problem is a
     ``ValueError`` naming the file.
 
+    A model post-processed with per-group thresholds
+    (:class:`~fairbinn.core.postprocess.ThresholdedModel`, saved with its
+    thresholds in ``model.json``) comes back as one, so its
+    ``predict(inputs, groups)`` gives the decisions it gave when saved.
+
     A tabular model saved with its fitted encoder (``info={"encoder":
     encoder.to_dict()}``, as ``fairbinn train --save`` does) comes back with
     it as ``model.table_encoder``, so that
@@ -184,11 +197,25 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{described}: {spec['builder']} cannot build a model from its arguments: {error}") from None
     _check_shapes(skeleton, state, described, weights)
     table_encoder = _recorded_table_encoder(spec, described)
+    thresholds = _recorded_thresholds(spec, described)
     model = builder(*args, **kwargs)
     model.load_state_dict(state)
     if table_encoder is not None:
         model.table_encoder = table_encoder
+    if thresholds is not None:
+        model = ThresholdedModel(model, thresholds)
     return model.eval()
+
+
+def _recorded_thresholds(spec: dict[str, Any], path: Path) -> GroupThresholds | None:
+    """The per-group thresholds a post-processed model was saved with (``info["thresholds"]``); None if none."""
+    info = spec.get("info")
+    if not isinstance(info, dict) or info.get("thresholds") is None:
+        return None
+    try:
+        return GroupThresholds.from_dict(info["thresholds"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its 'info.thresholds' are not per-group thresholds: {error}") from None
 
 
 def _recorded_table_encoder(spec: dict[str, Any], path: Path) -> Any:
