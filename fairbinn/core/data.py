@@ -8,7 +8,11 @@ or an integer index tensor of the examples that count, repeats allowed (a
 sampler drawing nodes with replacement). An optional fifth field,
 ``fairness_mask``, selects the examples of the fairness loss when they are
 not the same (a graph's every node for demographic parity, which needs no
-labels); without it the fairness loss covers ``mask``'s.
+labels); without it the fairness loss covers ``mask``'s. An optional sixth
+field, ``weight``, holds non-negative float weights ``(n,)`` of the
+examples: the BCE becomes ``sum(w_i * bce_i) / sum(w_i)`` over the examples
+that count (the fairness loss stays unweighted); without it every example
+weighs the same.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "UniformConfig",
     "UniformSampler",
     "check_targets",
+    "check_weights",
     "rows_of",
 ]
 
@@ -42,12 +47,20 @@ class Batch(NamedTuple):
     s: Tensor
     mask: Tensor | None = None
     fairness_mask: Tensor | None = None
+    weight: Tensor | None = None
 
     def selected(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(values, y, s)`` restricted to the masked examples (all if no mask)."""
         if self.mask is None:
             return values, self.y, self.s
         return values[self.mask], self.y[self.mask], self.s[self.mask]
+
+    def selected_weight(self) -> Tensor | None:
+        """The ``weight`` of the masked examples (all if no mask), in the order of :meth:`selected`; None
+        without weights."""
+        if self.weight is None or self.mask is None:
+            return self.weight
+        return self.weight[self.mask]
 
     def fairness_selected(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(values, y, s)`` of the examples the fairness loss covers: ``fairness_mask``'s when given (for
@@ -115,6 +128,35 @@ def check_targets(y: Tensor, s: Tensor, *, name: str = "data", min_groups: int =
         )
 
 
+def check_weights(w: Tensor, n: int, *, name: str = "sample weights", rows: str = "rows") -> None:
+    """Raise ``ValueError`` unless ``w`` holds ``n`` finite weights ``>= 0``, not all zero, in a 1-D float
+    tensor. ``name`` starts the messages, ``rows`` names what is weighed (e.g. ``"rows in X"``)."""
+    if not isinstance(w, Tensor) or not w.is_floating_point():
+        raise ValueError(f"{name}: weights must be a float tensor, got {getattr(w, 'dtype', type(w).__name__)}")
+    if w.dim() != 1:
+        raise ValueError(f"{name}: weights must be 1-D (one per row), got shape {tuple(w.shape)}")
+    if w.numel() != n:
+        raise ValueError(f"{name}: {w.numel()} weights for {n} {rows}")
+    finite = torch.isfinite(w)
+    if not finite.all():
+        row = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"{name}: NaN or infinite weight at row {row} ({float(w[row])}); "
+                         f"{int((~finite).sum())} of {n} weights are not finite")
+    if (w < 0).any():
+        row = int((w < 0).nonzero()[0, 0])
+        raise ValueError(f"{name}: weights must be >= 0, found {float(w[row]):g} at row {row}")
+    if n and not (w > 0).any():
+        raise ValueError(f"{name}: every weight is zero; at least one must be positive")
+
+
+def _numeric(values: Any, name: str) -> np.ndarray:
+    """``values`` as a numeric numpy array; a ``ValueError`` naming ``name`` otherwise."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+    return array
+
+
 @dataclass(frozen=True)
 class Split:
     """An in-memory split of a tabular-style dataset.
@@ -129,14 +171,20 @@ class Split:
         Group index of each row, in ``[0, num_groups)``.
     name : str
         Used in error messages ("train", "val", "test").
+    w : Tensor, shape (n,), float32, optional
+        Sample weights of the rows for the training BCE (see :class:`Batch`);
+        finite, ``>= 0``, not all zero. None (the default): equal weights.
+        Only :meth:`~fairbinn.core.trainer.Trainer.fit` with the uniform
+        sampler uses them; evaluation and epoch selection are unweighted.
 
-    Construction validates shapes, finiteness and binary labels.
+    Construction validates shapes, finiteness, binary labels and weights.
     """
 
     x: Tensor
     y: Tensor
     s: Tensor
     name: str = field(default="data", compare=False)
+    w: Tensor | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.x.dim() != 2:
@@ -152,10 +200,13 @@ class Split:
                 f"{self.name}: features contain NaN or infinite values (first at row {bad[0]}, column {bad[1]})"
             )
         check_targets(self.y, self.s, name=self.name)
+        if self.w is not None:
+            check_weights(self.w, len(self.y), name=f"{self.name} sample weights")
 
     @classmethod
-    def from_arrays(cls, x: Any, y: Any, s: Any, name: str = "data") -> "Split":
-        """Build from numpy arrays / sequences, casting to float32, float32 and int64."""
+    def from_arrays(cls, x: Any, y: Any, s: Any, name: str = "data", w: Any = None) -> "Split":
+        """Build from numpy arrays / sequences, casting to float32, float32 and int64 (``w``, optional
+        sample weights, to float32)."""
         x_arr, y_arr, s_arr = np.asarray(x), np.asarray(y), np.asarray(s)
         if s_arr.dtype.kind not in "iub":
             raise ValueError(
@@ -169,6 +220,8 @@ class Split:
             torch.as_tensor(y_arr, dtype=torch.float32),
             torch.as_tensor(s_arr, dtype=torch.int64),
             name=name,
+            w=None if w is None else torch.from_numpy(np.array(_numeric(w, f"{name} sample weights"),
+                                                               dtype=np.float32)),
         )
 
     def __len__(self) -> int:
@@ -193,7 +246,9 @@ class TensorLoader:
     Each iteration is one epoch; with ``shuffle=True`` every iteration draws a
     fresh permutation from a generator seeded with ``seed``, so two iterators
     taken at once (the bilevel strategy's separate batches) see different
-    orders, and a run is reproducible. The last batch may be smaller.
+    orders, and a run is reproducible. The last batch may be smaller. The
+    split's sample weights ``w``, when it has them, become each batch's
+    ``weight``.
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int | None = None):
@@ -226,7 +281,10 @@ class TensorLoader:
                 rows: slice | Tensor = slice(start, start + self.batch_size)
             else:
                 rows = order[start : start + self.batch_size]
-            yield Batch(split.x[rows], split.y[rows], split.s[rows])
+            if split.w is None:
+                yield Batch(split.x[rows], split.y[rows], split.s[rows])
+            else:
+                yield Batch(split.x[rows], split.y[rows], split.s[rows], weight=split.w[rows])
 
 
 

@@ -252,7 +252,8 @@ class ShardedLoader:
         if not (isinstance(batch.inputs, Tensor) and batch.inputs.dim() > 0 and batch.inputs.shape[0] == n):
             return batch
         rows = self._share(n)
-        return Batch(batch.inputs[rows], batch.y[rows], batch.s[rows])
+        return Batch(batch.inputs[rows], batch.y[rows], batch.s[rows],
+                     weight=None if batch.weight is None else batch.weight[rows])
 
     def _share(self, n: int) -> slice:
         """This process's contiguous part of ``n`` rows; the parts of all processes cover them once."""

@@ -95,6 +95,9 @@ class _Pool:
 
     def __init__(self, data: Any, generated: Any = None, name: str = "training data") -> None:
         if isinstance(data, Split):
+            if data.w is not None or getattr(generated, "w", None) is not None:
+                raise ValueError(f"{name}: the Dr-Fairness sampler sets its own ratios and does not use sample "
+                                 "weights; train a weighted Split with the uniform sampler")
             if generated is not None:
                 if not isinstance(generated, Split):
                     raise TypeError("generated data must be a Split when the real data is a Split")

@@ -246,6 +246,8 @@ class StackedTrainer:
         for split in (train, val, test):
             if split is not None and not isinstance(split, Split):
                 raise NotStackableError(f"stacked training reads Split objects, got {type(split).__name__}")
+        if train.w is not None:
+            raise ValueError("stacked training does not use sample weights; train a weighted Split with Trainer.fit")
         check_targets(train.y, train.s, name="training data", min_groups=1 if cfg.strategy == "erm" else 2)
         num_groups = int(train.s.max()) + 1
         groups = _all_groups(group_names, num_groups)

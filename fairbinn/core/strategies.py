@@ -139,7 +139,18 @@ class Strategy(ABC):
         self.schedulers.append(scheduler)
         return optimizer
 
-    def _bce(self, logits: Tensor, y: Tensor) -> Tensor:
+    def _bce(self, logits: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """The mean BCE of ``logits`` ``(n,)`` (or ``(k, n)`` for a stack) against labels ``y``; with sample
+        weights ``weight`` (the shape of ``y``), the weighted mean ``sum(w_i * bce_i) / sum(w_i)`` (0 for a
+        batch whose weights are all zero)."""
+        if weight is not None:
+            per_example = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+            weight = weight.to(per_example.dtype)
+            sums = (per_example * weight).sum(-1)
+            total = weight.sum(-1).expand_as(sums)
+            if distributed.active():  # the weighted mean over the global batch
+                sums, total = distributed.global_sum(torch.stack([sums, total])).unbind(0)
+            return sums / total.clamp_min(torch.finfo(total.dtype).tiny)
         if distributed.active():  # the mean over the global batch: global sum / global count
             per_example = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
             sums = per_example.sum(-1)
@@ -172,7 +183,7 @@ class ERM(Strategy):
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         logits, y, _ = batch.selected(self.forward(batch.inputs))
-        loss = self._bce(logits, y)
+        loss = self._bce(logits, y, batch.selected_weight())
         return loss, {"bce": loss.detach()}
 
     def step(self, batch: Batch, follower_batch: Batch | None = None) -> dict[str, Tensor]:
@@ -191,7 +202,7 @@ class Lagrangian(ERM):
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(batch.inputs)
         logits, y, _ = batch.selected(out)
-        bce = self._bce(logits, y)
+        bce = self._bce(logits, y, batch.selected_weight())
         fairness = self._fairness(*batch.fairness_selected(out))
         loss = bce + self.eta * fairness
         return loss, {"bce": bce.detach(), "fairness": fairness.detach(), "loss": loss.detach()}
@@ -243,13 +254,13 @@ class Bilevel(Strategy):
         if not self.config.follower_bce:
             return loss, fairness
         logits, y, _ = batch.selected(out)
-        return loss + self._bce(logits, y), fairness
+        return loss + self._bce(logits, y, batch.selected_weight()), fairness
 
     def _leader_loss(self, out: Tensor, batch: Batch, fairness: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The leader's loss, BCE (+ eta * fairness with ``config.leader_penalty``), and the BCE, from the
         logits ``out`` of all of ``batch``'s examples; ``fairness``: their fairness loss if already computed."""
         logits, y, _ = batch.selected(out)
-        bce = self._bce(logits, y)
+        bce = self._bce(logits, y, batch.selected_weight())
         if not self.config.leader_penalty:
             return bce, bce
         return bce + self.eta * (self._fairness(*batch.fairness_selected(out)) if fairness is None else fairness), bce

@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ..core.config import TrainConfig
-from ..core.data import Split
+from ..core.data import Split, check_weights
 from ..core.runtime import seed_everything
 from ..core.trainer import Trainer, TrainResult
 from ..sweeps import choose_under_budget
@@ -29,7 +29,7 @@ PAPER_ETA = 100.0
 class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
     """FairBiNN (or ERM / Lagrangian) MLP classifier with the scikit-learn API.
 
-    ``fit(X, y, *, sensitive_features=A)``, ``predict``, ``predict_proba``,
+    ``fit(X, y, *, sensitive_features=A, sample_weight=None)``, ``predict``, ``predict_proba``,
     ``decision_function``, ``score`` (accuracy), ``get_params`` /
     ``set_params``; works in ``Pipeline``, ``GridSearchCV`` and ``clone``.
 
@@ -111,7 +111,22 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
     (bool and non-numeric columns one-hot, other columns not 0/1 z-scored).
     ``y`` holds two classes of any type; ``predict`` returns them. Fairness
     strategies need the sensitive attribute; ERM does not (and, having no
-    eta, is never searched).
+    eta, is never searched). Without it every row is in one group, and the
+    fairness gaps of ``result_`` are NaN (undefined), not 0.
+
+    Sample weights: ``fit(X, y, sample_weight=w)`` with ``w`` of shape
+    ``(n,)``, finite, ``>= 0`` and not all zero, weighs the accuracy
+    player's BCE: each minibatch's loss is ``sum(w_i * bce_i) / sum(w_i)``
+    over its rows (0 for a minibatch whose weights are all zero). The
+    fairness loss, the encoding of ``X`` (its z-scoring) and the epoch
+    selection on ``validation_fraction``'s held-out rows stay unweighted;
+    held-out rows' weights are not used. So the estimator serves as the
+    inner estimator of fairlearn's ``ExponentiatedGradient`` /
+    ``GridSearch`` (with ``strategy="erm"``, which needs no
+    ``sensitive_features``), and, fitted, under ``ThresholdOptimizer(...,
+    prefit=True, predict_method="predict_proba")``. Weights are not
+    supported with the automatic eta search (``eta=None`` with a
+    ``fairness_budget``): give ``eta``.
 
     Attributes
     ----------
@@ -259,8 +274,17 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- API --------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> "FairBiNNClassifier":
-        """Train on ``X`` ``(n, d)`` and ``y`` ``(n,)`` (two classes); returns ``self``."""
+    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None, sample_weight: Any = None
+            ) -> "FairBiNNClassifier":
+        """Train on ``X`` ``(n, d)`` and ``y`` ``(n,)`` (two classes); returns ``self``.
+
+        ``sensitive_features``: the sensitive attribute ``(n,)`` or ``(n, c)``
+        (needed unless ``strategy="erm"`` or ``sensitive`` names columns of
+        ``X``). ``sample_weight``: optional weights ``(n,)``, finite, ``>= 0``,
+        not all zero, of the training BCE only (the fairness loss, the
+        encoding and the validation rows' epoch selection are unweighted; see
+        the class docstring). None: every row weighs the same.
+        """
         X, sensitive_features = self._split_sensitive(X, sensitive_features)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -268,6 +292,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         if len(y) != len(features):
             raise ValueError(f"y has {len(y)} labels but X has {len(features)} rows")
+        weights = _sample_weight(sample_weight, len(features))
         missing = pd.isna(y)
         if missing.any():
             raise ValueError(f"Input y contains NaN (missing labels) in {int(missing.sum())} of {len(y)} rows; "
@@ -286,7 +311,7 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         if self.fairness_budget is not None and not self.validation_fraction:
             raise ValueError("fairness_budget chooses the epoch on held-out validation rows; "
                              "set validation_fraction > 0")
-        train, val = self._splits(features, labels, groups)
+        train, val = self._splits(features, labels, groups, weights)
         config = TrainConfig(
             strategy=self.strategy, eta=self._fixed_eta(), constraint=self.constraint, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, fairness_lr=self.fairness_lr,
@@ -302,6 +327,9 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         names = None if self.groups_[0] is None else [str(value) for value in self.groups_]
         self.search_table_ = None
         if self.eta is None and self.fairness_budget is not None and config.strategy != "erm":
+            if weights is not None:
+                raise ValueError("sample_weight is not supported with the automatic eta search (eta=None with a "
+                                 "fairness_budget); give eta=...")
             self.result_ = self._search(config, train, val, names, architecture)
         else:
             seed_everything(self.random_state)
@@ -338,17 +366,21 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         self.search_table_ = choice.table
         return choice.result
 
-    def _splits(self, x: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[Split, Split | None]:
+    def _splits(self, x: np.ndarray, y: np.ndarray, s: np.ndarray,
+                w: np.ndarray | None = None) -> tuple[Split, Split | None]:
+        """The training split (with the weights ``w`` of its rows) and the held-out validation split
+        (unweighted), or None without ``validation_fraction``."""
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         if self.validation_fraction == 0:
-            return Split.from_arrays(x, y, s, name="training data"), None
+            return Split.from_arrays(x, y, s, name="training data", w=w), None
         rng = np.random.default_rng(self.random_state)
         val = np.zeros(len(y), dtype=bool)
         for label in (0, 1):
             rows = rng.permutation(np.flatnonzero(y == label))
             val[rows[: int(round(len(rows) * self.validation_fraction))]] = True
-        return (Split.from_arrays(x[~val], y[~val], s[~val], name="training data"),
+        return (Split.from_arrays(x[~val], y[~val], s[~val], name="training data",
+                                  w=None if w is None else w[~val]),
                 Split.from_arrays(x[val], y[val], s[val], name="validation data"))
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -369,3 +401,15 @@ class FairBiNNClassifier(ClassifierMixin, BaseEstimator):
         """Predicted classes, shape ``(n,)``: ``classes_[1]`` where the probability is >= 0.5."""
         positive = self.decision_function(X) >= 0
         return self.classes_[positive.astype(int)]
+
+
+def _sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 weights ``(n,)``, checked (finite, ``>= 0``, not all zero); None for None."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"sample_weight must be numeric: {error}") from None
+    check_weights(torch.tensor(weights), n, name="sample_weight", rows="rows in X")
+    return weights

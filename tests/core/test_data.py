@@ -72,3 +72,51 @@ def test_missing_files_name_the_files_and_the_setting(monkeypatch, tmp_path):
     folder, paths = dataset_dir("health", tmp_path / "x", [["health.csv"], ["health.csv.zip"]])
     assert paths == [folder / "health.csv.zip"]
     assert os.fspath(folder).endswith("health")
+
+
+def test_split_weights_follow_their_rows_into_every_batch():
+    n = 10
+    weights = np.arange(n) + 0.5
+    data = Split.from_arrays(np.arange(n, dtype=np.float32)[:, None], np.arange(n) % 2, np.arange(n) % 2,
+                             name="train", w=weights)
+    assert data.w.dtype == torch.float32 and data.w.tolist() == weights.tolist()
+    batches = list(TensorLoader(data, batch_size=4, shuffle=True, seed=3))
+    for batch in batches:  # each batch's weight is that of its rows (weight = row + 0.5)
+        assert torch.equal(batch.weight, batch.inputs[:, 0] + 0.5)
+    assert sorted(torch.cat([b.weight for b in batches]).tolist()) == weights.tolist()
+    assert all(b.weight is None for b in TensorLoader(split(), 4))  # no weights: the batches are as before
+    masked = Batch(torch.zeros(3, 1), torch.ones(3), torch.zeros(3, dtype=torch.long),
+                   torch.tensor([True, False, True]), weight=torch.tensor([1.0, 2.0, 3.0]))
+    assert masked.selected_weight().tolist() == [1.0, 3.0]
+    assert Batch(*masked[:4]).selected_weight() is None
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([1.0, -0.5, 1.0, 1.0], r"^train sample weights: weights must be >= 0, found -0.5 at row 1$"),
+    ([1.0, 1.0, np.nan, 1.0], r"^train sample weights: NaN or infinite weight at row 2 \(nan\); 1 of 4 weights "),
+    ([np.inf, 1.0, 1.0, 1.0], r"^train sample weights: NaN or infinite weight at row 0 \(inf\)"),
+    ([1.0, 1.0, 1.0], r"^train sample weights: 3 weights for 4 rows$"),
+    ([0.0, 0.0, 0.0, 0.0], r"^train sample weights: every weight is zero; at least one must be positive$"),
+    (np.ones((4, 1)), r"^train sample weights: weights must be 1-D \(one per row\), got shape \(4, 1\)$"),
+    (["a", "b", "c", "d"], r"^train sample weights must be numeric, got dtype <U1$"),
+])
+def test_split_weights_are_validated(weights, message):
+    with pytest.raises(ValueError, match=message):
+        Split.from_arrays(np.zeros((4, 2)), [0, 1, 0, 1], [0, 1, 0, 1], name="train", w=weights)
+
+
+def test_weighted_splits_are_refused_where_the_weights_would_be_unused():
+    from fairbinn.core.config import TrainConfig
+    from fairbinn.core.drfairness import DrFairnessConfig
+    from fairbinn.core.stacked import StackedTrainer, stack_models
+    from fairbinn.core.trainer import Trainer
+    from fairbinn.tabular.mlp import build_mlp
+
+    weighted = Split.from_arrays(np.random.default_rng(0).normal(size=(8, 3)), [0, 1] * 4, [0, 0, 1, 1] * 2,
+                                 name="train", w=np.ones(8))
+    with pytest.raises(ValueError, match="^stacked training does not use sample weights; train a weighted Split "
+                                         "with Trainer.fit$"):
+        StackedTrainer(TrainConfig(epochs=1), [1.0], [0]).fit(stack_models([build_mlp(3, (4,))]), weighted)
+    with pytest.raises(ValueError, match="^training data: the Dr-Fairness sampler sets its own ratios and does not use "
+                                         "sample weights"):
+        Trainer(TrainConfig(epochs=1, sampler=DrFairnessConfig())).fit(build_mlp(3, (4,)), weighted, weighted)

@@ -289,3 +289,56 @@ def test_sgd_follower_step_scales_with_eta_and_adam_does_not():
 def test_follower_settings_are_checked():
     with pytest.raises(ValueError, match=r"follower_optimizer must be one of \('sgd', 'adam'\), got 'rmsprop'"):
         config(follower_optimizer="rmsprop")
+
+
+def weighted_batch(seed=0):
+    batch = make_batch(seed)
+    weight = torch.arange(32, dtype=torch.float32) % 4  # 0, 1, 2, 3, 0, ...: integer weights, some zero
+    return batch._replace(weight=weight)
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("erm", {}), ("lagrangian", {}), ("bilevel", {"order": "leader_first", "leader_penalty": False}),
+    ("bilevel", {"order": "leader_first"}), ("stackelberg", {"order": "leader_first", "hypergradient": "implicit"}),
+])
+def test_weighted_bce_is_the_hand_computed_weighted_mean(name, settings):
+    batch = weighted_batch()
+    mask = torch.arange(32) >= 6  # the weights of the counted rows only
+    with torch.no_grad():
+        logits = make_model()(batch.inputs)[mask]
+    y, w = batch.y[mask], batch.weight[mask]
+    p = torch.sigmoid(logits.double())
+    per_row = -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+    expected = float((w * per_row).sum() / w.sum())
+    strategy = create_strategy(make_model(), config(strategy=name, **settings), DemographicParity(), 3)
+    losses = strategy.step(batch._replace(mask=mask))  # the leader's BCE before any step
+    assert losses["bce"].item() == pytest.approx(expected, rel=1e-5)
+    unweighted = float(per_row.mean())
+    assert abs(expected - unweighted) > 1e-3  # the weights matter on this batch
+    if name == "lagrangian":  # its fairness loss, on the same parameters, stays unweighted
+        fair = DemographicParity()(torch.sigmoid(logits), y, batch.s[mask], 3)
+        assert losses["fairness"].item() == pytest.approx(fair.item(), rel=1e-6)
+
+
+def test_weights_of_one_give_exactly_the_unweighted_loss():
+    batch = make_batch(0)
+    plain = create_strategy(make_model(), config(strategy="erm"), DemographicParity(), 3)
+    ones = create_strategy(make_model(), config(strategy="erm"), DemographicParity(), 3)
+    assert torch.equal(plain.step(batch)["bce"], ones.step(batch._replace(weight=torch.ones(32)))["bce"])
+    assert_same_parameters(plain.model, ones.model)
+    zero = create_strategy(make_model(), config(strategy="erm"), DemographicParity(), 3)
+    assert zero.step(batch._replace(weight=torch.zeros(32)))["bce"].item() == 0.0  # a batch of zero weights
+
+
+def test_integer_weights_equal_repeated_rows():
+    batch = weighted_batch()
+    counts = batch.weight.long()
+    repeated = Batch(batch.inputs.repeat_interleave(counts, 0), batch.y.repeat_interleave(counts),
+                     batch.s.repeat_interleave(counts))
+    assert len(repeated.y) == int(counts.sum()) == 48
+    weighted = create_strategy(make_model(), config(strategy="erm"), DemographicParity(), 3)
+    copies = create_strategy(make_model(), config(strategy="erm"), DemographicParity(), 3)
+    for _ in range(2):
+        a, b = weighted.step(batch)["bce"], copies.step(repeated)["bce"]
+        assert a.item() == pytest.approx(b.item(), rel=1e-6)
+    assert_same_parameters(weighted.model, copies.model)

@@ -18,7 +18,14 @@ ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "ma
                  "native_country", "income"]
 
 
-@parametrize_with_checks([fairbinn.FairBiNNClassifier(strategy="erm", epochs=10, batch_size=32, lr=1e-2)])
+WEIGHTS_ARE_NOT_REPEATS = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "shuffled minibatches and the z-scoring of X differ between weighted and repeated rows",
+}
+
+
+@parametrize_with_checks([fairbinn.FairBiNNClassifier(strategy="erm", epochs=10, batch_size=32, lr=1e-2)],
+                         expected_failed_checks=lambda estimator: WEIGHTS_ARE_NOT_REPEATS)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
