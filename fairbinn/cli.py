@@ -66,10 +66,12 @@ _COLUMNS = {
 
 def _mode(value: str) -> str:
     name = MODE_ALIASES.get(value.lower(), value.lower())
+    if name == "best":
+        return name
     if name not in list_strategies():  # the registry now: register_strategy may have added names
         raise argparse.ArgumentTypeError(
-            f"unknown mode {value!r}; choose one of {', '.join(list_strategies())} (aliases: reg = lagrangian, "
-            "linear = bilevel)"
+            f"unknown mode {value!r}; choose one of {', '.join(list_strategies())}, best (aliases: reg = "
+            "lagrangian, linear = bilevel)"
         )
     return name
 
@@ -144,7 +146,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     game = parser.add_argument_group("training")
     game.add_argument("-m", "--mode", type=_mode, nargs="+", default=["bilevel"],
                       help="one or more of bilevel (alias linear), stackelberg (bilevel with an anticipating "
-                           "leader), lagrangian (alias reg), erm; default bilevel")
+                           "leader), lagrangian (alias reg), erm; default bilevel. best (with --budget): trains erm, "
+                           "lagrangian and bilevel, each alone (eta searched) and with group thresholds, and reports "
+                           "the most accurate on validation among those certified, naming it")
     game.add_argument("-e", "--eta", type=float,
                       help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
     game.add_argument("--constraint", default=defaults.constraint, type=_constraint,
@@ -582,6 +586,12 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
     Every mode's configuration is built (and validated) before the first mode trains."""
     postprocess = args.postprocess == "thresholds"
     search = args.budget is not None and args.eta is None and not postprocess
+    if "best" in args.mode:
+        if args.budget is None or args.confidence == 0 or postprocess or args.eta is not None:
+            raise ValueError("--mode best chooses among certified candidates: give --budget B, without --eta, "
+                             "--postprocess or --confidence 0")
+        if args.checkpoint_dir is not None:
+            raise ValueError("--mode best trains many models, which are not checkpointed; drop --checkpoint-dir")
     if search and args.checkpoint_dir is not None:
         raise ValueError("--budget without --eta searches eta over many models, which are not checkpointed; "
                          "give --eta to train one model per mode with --checkpoint-dir")
@@ -590,11 +600,17 @@ def _train_modes(args: argparse.Namespace, data: Any, config: TrainConfig, selec
                          "--budget without --eta does not take them: give --eta")
     if postprocess:  # the budget is the thresholds': the model trains without one
         config = config.replace(fairness_budget=None, confidence=None)
-    configs = {mode: config.for_strategy(mode, selection_metric=select, **_checkpointing(args, mode, resume))
+    configs = {mode: config.for_strategy("bilevel" if mode == "best" else mode, selection_metric=select,
+                                         **_checkpointing(args, mode, resume))
                for mode in dict.fromkeys(args.mode)}
     runs = []
     for mode, mode_config in configs.items():
-        if search and mode != "erm":
+        if mode == "best":
+            choice = choose_under_budget(data, "best", args.budget, budget_metric=args.budget_metric, seed=args.seed,
+                                         config=mode_config, model_kwargs=kwargs)
+            choice.result.extra["chosen"] = choice.strategy
+            result = choice.result
+        elif search and mode != "erm":
             result = choose_under_budget(data, mode, args.budget, budget_metric=args.budget_metric, seed=args.seed,
                                          config=mode_config, model_kwargs=kwargs).result
         else:
@@ -742,6 +758,9 @@ def train_command(args: argparse.Namespace) -> int:
         eta = result.config["eta"]
         name = "bilevel-paper" if mode == "bilevel" and args.paper_game else mode
         label = f"{name} (eta={eta:.3g})" if mode != "erm" else "erm"
+        if mode == "best":
+            chosen = result.extra["chosen"]
+            label = f"best: {chosen}" if chosen.startswith("erm") else f"best: {chosen} (eta={eta:.3g})"
         label = f"{label} + dr" if args.sampler == "drfairness" else label
         runs.append((f"{label} + thresholds" if args.postprocess == "thresholds" else label, result))
     print(f"\n{title}")

@@ -27,7 +27,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -35,6 +35,7 @@ import pandas as pd
 
 from .core.checkpoint import CHECKPOINT_NAME
 from .core.config import TrainConfig
+from .core.postprocess import THRESHOLD_METRICS, ThresholdedModel, threshold_candidates, threshold_report
 from .core.runtime import seed_everything
 from .core.selection import ORDER_KEY, TRAIN_GAP_KEY, CertifiedSelector, EpochSelector
 from .core.stacked import NotStackableError, StackedTrainer, stack_models
@@ -50,7 +51,7 @@ if TYPE_CHECKING:  # the graph and vision modalities are imported only when thei
     from .graph.dataset import GraphDataset
     from .vision.celeba import CelebASplits
 
-__all__ = ["sweep", "choose_under_budget", "BudgetChoice", "PAPER_ETAS", "SWEEP_COLUMNS", "ROWS"]
+__all__ = ["sweep", "choose_under_budget", "BudgetChoice", "PAPER_ETAS", "SWEEP_COLUMNS", "ROWS", "BEST_CANDIDATES"]
 
 PAPER_ETAS = (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 """The eta grid of the reproduction report."""
@@ -417,6 +418,7 @@ class BudgetChoice:
     Attributes
     ----------
     strategy : str
+        The strategy chosen; with ``strategy="best"`` the winning candidate, e.g. ``"erm + thresholds"``.
     result : TrainResult
         The chosen model's run: ``config`` (its eta), ``selected_epoch``,
         ``val`` and ``test`` metrics of that epoch, ``budget_met`` and
@@ -491,12 +493,25 @@ def choose_under_budget(
     checkpoint that meets the budget by predicting one class for every
     validation row comes with a warning saying so.
     ERM has no eta and is trained once. The candidates' table has no test
-    columns: test metrics are reported for the chosen checkpoint only. Stacks
+    columns: test metrics are reported for the chosen checkpoint only.
+
+    ``strategy="best"`` (certified budgets only, chosen by validation
+    accuracy) trains each of :data:`BEST_CANDIDATES` alone (its eta searched)
+    and, for a ``dp``, ``eo`` or ``eopp`` budget, also with group thresholds
+    (:mod:`fairbinn.core.postprocess`: the model of the configured eta at its
+    last epoch, thresholds fitted on the training rows at each rung of the
+    ladder). Every checkpoint and every rung joins one fixed-sequence test
+    in the order of the bound predicted from the training rows, so the
+    guarantee covers the choice among all of them. ``BudgetChoice.strategy``
+    names the winner (e.g. ``"lagrangian + thresholds"``), the table has a
+    ``candidate`` column, and a thresholded winner's ``result.model`` is a
+    :class:`~fairbinn.core.postprocess.ThresholdedModel`. Stacks
     use fused Adam by default (``fused_adam``; about a quarter faster per
     step on a CPU, rounding differently from a model trained alone). Other
     arguments as for :func:`sweep`.
     """
-    strategy = resolve_strategy(strategy)  # ValueError "unknown strategy 'x'; choose one of ..."
+    best = strategy == "best"
+    strategy = "bilevel" if best else resolve_strategy(strategy)  # ValueError "unknown strategy 'x'; choose ..."
     dataset = _load(data, data_dir)
     base = (config or get_benchmark(dataset).paper_config(dataset)).replace(**config_overrides)
     base = base.for_strategy(strategy, seed=seed, fairness_budget=budget, budget_metric=budget_metric,
@@ -504,6 +519,8 @@ def choose_under_budget(
     if strategy != "erm":
         _check_etas(etas, [strategy])
     model_kwargs = _with_backbone(model_kwargs, backbone)
+    if best:
+        return _choose_best(dataset, base, etas, search, model_kwargs, stack, fused_adam)
     if base.certifies:
         return _choose_certified(dataset, strategy, base, etas, search, model_kwargs, stack, fused_adam)
     chooser = EpochSelector(base.selection_metric, budget=budget, budget_metric=budget_metric)
@@ -539,38 +556,61 @@ _PER_MODEL_WARNINGS = (".*met no epoch under the budget|.*no epoch met the valid
 """Warnings of the models of a budget choice, which it says once, of the chosen checkpoint."""
 
 
-def _choose_certified(dataset: Any, strategy: str, base: TrainConfig, etas: Sequence[float] | str,
-                      search: EtaSearch | None, model_kwargs: dict[str, Any] | None, stack: bool,
-                      fused_adam: bool) -> BudgetChoice:
-    """:func:`choose_under_budget` with a certified budget: every epoch of every model is a candidate of one
-    fixed-sequence test (:class:`~fairbinn.core.selection.CertifiedSelector`), in the order of the gap on the
-    training rows, across all the models trained."""
-    benchmark = get_benchmark(dataset)
+def _check_certifiable(dataset: Any, label: str, base: TrainConfig) -> list[str] | int | None:
+    """The dataset's groups; warns (once) when its validation rows cannot certify the budget."""
     groups = _all_groups(getattr(dataset, "group_names", None), None)
     targets = getattr(getattr(dataset, "val", None), "targets", None)
     if callable(targets):  # said once here, not by every model
         y, s = (t.numpy() for t in targets())
         warning = uncertifiable(base, y, s, groups if groups is not None else int(s.max()) + 1)
         if warning:
-            warnings.warn(f"{strategy}: {warning}", UserWarning, stacklevel=3)
-    chooser = CertifiedSelector(base.selection_metric, budget=base.fairness_budget, budget_metric=base.budget_metric,
-                                confidence=base.budget_confidence)
+            warnings.warn(f"{label}: {warning}", UserWarning, stacklevel=4)
+    return groups
 
+
+def _certified_candidates(dataset: Any, strategy: str, base: TrainConfig, etas: Sequence[float] | str,
+                          search: EtaSearch | None, model_kwargs: dict[str, Any] | None, stack: bool,
+                          fused_adam: bool, chooser: CertifiedSelector) -> pd.DataFrame:
+    """Train ``strategy`` (over ``etas``) and fold every checkpoint into ``chooser``; the candidates' table."""
     def keep(result: TrainResult) -> None:  # every model's candidates that may be chosen, with their parameters
-        result.selection.owner = {"config": result.config, "history": result.history}
+        result.selection.owner = {"strategy": strategy, "config": result.config, "history": result.history}
         chooser.merge(result.selection)
         result.selection = None
 
     fitter = _Fitter(dataset, model_kwargs, stack, None, fused_adam, keep=keep)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PER_MODEL_WARNINGS)
-        table = _sweep_strategy(fitter, base, etas, [base.seed], search, "epochs")
+        return _sweep_strategy(fitter, base, etas, [base.seed], search, "epochs")
+
+
+def _choose_certified(dataset: Any, strategy: str, base: TrainConfig, etas: Sequence[float] | str,
+                      search: EtaSearch | None, model_kwargs: dict[str, Any] | None, stack: bool,
+                      fused_adam: bool) -> BudgetChoice:
+    """:func:`choose_under_budget` with a certified budget: every epoch of every model is a candidate of one
+    fixed-sequence test (:class:`~fairbinn.core.selection.CertifiedSelector`), in the order of the gap on the
+    training rows, across all the models trained."""
+    groups = _check_certifiable(dataset, strategy, base)
+    chooser = CertifiedSelector(base.selection_metric, budget=base.fairness_budget, budget_metric=base.budget_metric,
+                                confidence=base.budget_confidence)
+    table = _certified_candidates(dataset, strategy, base, etas, search, model_kwargs, stack, fused_adam, chooser)
+    return BudgetChoice(strategy, _certified_result(dataset, chooser, base, model_kwargs, groups), table)
+
+
+def _certified_result(dataset: Any, chooser: CertifiedSelector, base: TrainConfig,
+                      model_kwargs: dict[str, Any] | None, groups: list[str] | int | None) -> TrainResult:
+    """The run of ``chooser``'s choice: its model rebuilt with the chosen parameters (and thresholds, for a
+    thresholded candidate), evaluated on validation and test, with the certificate."""
+    benchmark = get_benchmark(dataset)
     chosen = chooser.chosen
     if chosen is None:
-        raise ValueError(f"{strategy}: the validation bound on {base.budget_metric} was undefined for every "
-                         "checkpoint; nothing can be chosen under the budget")
+        raise ValueError(f"the validation bound on {base.budget_metric} was undefined for every candidate; "
+                         "nothing can be chosen under the budget")
     owner = chosen["owner"]
-    config = base.replace(eta=float(owner["config"]["eta"]), seed=int(owner["config"]["seed"]))
+    strategy = owner["strategy"]
+    config = base.for_strategy(owner["config"]["strategy"], eta=float(owner["config"]["eta"]),
+                               seed=int(owner["config"]["seed"]))
+    if "model" in owner:  # a thresholded candidate: its model, whose thresholds are the chosen state
+        return _thresholded_result(dataset, chooser, owner, config, groups)
     seed_everything(config.seed)
     model = benchmark.build_model(dataset, **(model_kwargs or {}))
     model.load_state_dict(chosen["state"])
@@ -594,12 +634,75 @@ def _choose_certified(dataset: Any, strategy: str, base: TrainConfig, etas: Sequ
     if not chooser.budget_met:
         warnings.warn(f"{label}: {chooser.shortfall()}{needed}; "
                       + ("ERM has no fairness term" if strategy == "erm" else "try larger etas"),
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
     elif constant is not None:
         warnings.warn(one_class_budget(f"{label} epoch {chosen['epoch']}", config.budget_metric,
                                        config.fairness_budget, constant, val_metrics["accuracy"]),
-                      UserWarning, stacklevel=3)
-    result = TrainResult(config=owner["config"], history=owner["history"], selected_epoch=chosen["epoch"],
-                         val=val_metrics, test=test_metrics, budget_met=chooser.budget_met, undefined=undefined,
-                         constant_prediction=constant, certificate=certificate, test_intervals=intervals, model=model)
-    return BudgetChoice(strategy, result, table)
+                      UserWarning, stacklevel=4)
+    return TrainResult(config=owner["config"], history=owner["history"], selected_epoch=chosen["epoch"],
+                       val=val_metrics, test=test_metrics, budget_met=chooser.budget_met, undefined=undefined,
+                       constant_prediction=constant, certificate=certificate, test_intervals=intervals, model=model)
+
+
+def _thresholded_result(dataset: Any, chooser: CertifiedSelector, owner: dict[str, Any], config: TrainConfig,
+                        groups: list[str] | int | None) -> TrainResult:
+    """The run of a chosen thresholded candidate: ``owner["model"]`` deciding with the chosen thresholds."""
+    fitted = replace(chooser.chosen["state"], certificate=chooser.certificate())
+    model = owner["model"]
+    _, val_loader, test_loader = get_benchmark(dataset).loaders(dataset, config)
+    trainer = Trainer(config.replace(progress=False))
+    val_metrics, _ = threshold_report(fitted, trainer.predict(model, val_loader), groups)
+    test_metrics, intervals = (threshold_report(fitted, trainer.predict(model, test_loader), groups)
+                               if test_loader is not None else (None, None))
+    if not chooser.budget_met:
+        warnings.warn(f"{owner['strategy']}: {chooser.shortfall()}", UserWarning, stacklevel=4)
+    return TrainResult(config=owner["config"], history=owner["history"], selected_epoch=len(owner["history"]),
+                       val=val_metrics, test=test_metrics, budget_met=chooser.budget_met,
+                       certificate=fitted.certificate, test_intervals=intervals,
+                       model=ThresholdedModel(model, fitted), extra={"thresholds": fitted.to_dict()})
+
+
+BEST_CANDIDATES = ("erm", "lagrangian", "bilevel")
+"""The strategies ``strategy="best"`` trains, each alone and with group thresholds."""
+
+
+def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, search: EtaSearch | None,
+                 model_kwargs: dict[str, Any] | None, stack: bool, fused_adam: bool) -> BudgetChoice:
+    """``choose_under_budget(strategy="best")``: every candidate of every strategy, alone (each checkpoint of its
+    eta search) and with group thresholds (the thresholds' ladder on its last epoch at the configured eta), in
+    one fixed-sequence test; the most accurate certified on validation wins."""
+    if not base.certifies:
+        raise ValueError("strategy='best' chooses among certified candidates; give a confidence above 0")
+    if base.selection_metric != "accuracy":
+        raise ValueError(f"strategy='best' chooses by validation accuracy (thresholds maximise it); got "
+                         f"selection_metric={base.selection_metric!r}")
+    groups = _check_certifiable(dataset, "best", base)
+    benchmark = get_benchmark(dataset)
+    chooser = CertifiedSelector("accuracy", budget=base.fairness_budget, budget_metric=base.budget_metric,
+                                confidence=base.budget_confidence)
+    tables = []
+    for index, strategy in enumerate(BEST_CANDIDATES):
+        config = base.for_strategy(strategy)
+        tables.append(_certified_candidates(dataset, strategy, config, etas, search, model_kwargs, stack,
+                                            fused_adam, chooser).assign(candidate=strategy))
+        if base.budget_metric not in THRESHOLD_METRICS:
+            continue  # thresholds cannot move a gap of scores
+        plain = config.replace(fairness_budget=None, confidence=None, selection_metric=None)
+        result = run(dataset, plain, model_kwargs=model_kwargs)
+        train, val, _ = benchmark.loaders(dataset, plain)
+        trainer = Trainer(plain.replace(progress=False))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="group thresholds")  # said of the choice only
+            rungs, rows = threshold_candidates(trainer.predict(result.model, train),
+                                               trainer.predict(result.model, val),
+                                               budget=base.fairness_budget, metric=base.budget_metric,
+                                               confidence=base.budget_confidence, seed=base.seed,
+                                               group_names=groups if isinstance(groups, list) else None,
+                                               tiebreak=(-1.0, float(index)))
+        rungs.owner = {"strategy": f"{strategy} + thresholds", "config": result.config, "history": result.history,
+                       "model": result.model}
+        chooser.merge(rungs)
+        tables.append(pd.DataFrame(rows).assign(candidate=f"{strategy} + thresholds", strategy=strategy,
+                                                eta=result.config["eta"], seed=base.seed))
+    result = _certified_result(dataset, chooser, base, model_kwargs, groups)
+    return BudgetChoice(chooser.chosen["owner"]["strategy"], result, pd.concat(tables, ignore_index=True))

@@ -422,3 +422,34 @@ def test_bad_threshold_arguments(capsys, data_dir, args, message):
         main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_mode_best_names_the_certified_winner(capsys, tmp_path, data_dir):
+    import fairbinn
+
+    code, captured = run_cli(
+        capsys, "train", "--data", "Adult", "--data-dir", str(data_dir), "--epochs", "1", "--mode", "best",
+        "--budget", "0.05", "--no-progress", "--output", str(tmp_path / "run.json"), "--save", str(tmp_path / "m"),
+    )
+    assert code == 0
+    run = json.loads((tmp_path / "run.json").read_text())["runs"][0]
+    chosen = run["chosen"]
+    assert chosen in {"erm", "lagrangian", "bilevel", "erm + thresholds", "lagrangian + thresholds",
+                      "bilevel + thresholds"}
+    assert run["label"].startswith(f"best: {chosen}") and run["certificate"]["budget"] == 0.05
+    line = next(line for line in captured.out.splitlines() if line.startswith("best: "))
+    assert f"{run['test']['accuracy']:.4f}" in line
+    model = fairbinn.load_model(tmp_path / "m" / "best")
+    assert hasattr(model, "thresholds") == chosen.endswith("thresholds")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "best"], "--mode best chooses among certified candidates: give --budget B"),
+    (["--mode", "best", "--budget", "0.1", "--confidence", "0"], "--mode best chooses among certified candidates"),
+    (["--mode", "best", "--budget", "0.1", "--eta", "3"], "--mode best chooses among certified candidates"),
+])
+def test_bad_best_arguments(capsys, data_dir, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

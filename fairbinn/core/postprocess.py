@@ -59,7 +59,8 @@ from .certify import gap_counts, gap_interval, split_for_certification
 from .metrics import GAP_METRICS, _binary, _same_length, _scores, binary_fairness_report
 from .selection import TRAIN_GAP_KEY, CertifiedSelector, certification_record
 
-__all__ = ["THRESHOLD_METRICS", "GroupThresholds", "ThresholdedModel", "fit_thresholds", "thresholds",
+__all__ = ["THRESHOLD_METRICS", "GroupThresholds", "ThresholdedModel", "fit_thresholds", "threshold_candidates",
+           "thresholds",
            "threshold_report", "threshold_result"]
 
 THRESHOLD_METRICS = ("dp", "eopp", "eo")
@@ -349,6 +350,56 @@ def _fit(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, names: tuple[str
     return _rules_of(rules, names, metric, budget, spread, randomized)
 
 
+def threshold_candidates(fit: tuple[Any, Any, Any], certify: tuple[Any, Any, Any], *, budget: float,
+                         metric: str = "dp", confidence: float = 0.95, randomized: bool = False, seed: int = 0,
+                         group_names: Sequence[str] | None = None, accuracy_on_both: bool = False,
+                         tiebreak: tuple[float, ...] = ()) -> tuple[CertifiedSelector, list[dict[str, float]]]:
+    """The certification ladder's rungs as candidates of a :class:`~fairbinn.core.selection.CertifiedSelector`.
+
+    ``fit`` and ``certify`` are ``(y_true, scores, groups)`` arrays of shape
+    ``(n,)``. Rung ``j`` (its "epoch", ``0 .. LADDER``) holds the thresholds
+    fitted on ``fit`` to spread ``budget * j / LADDER`` (as its kept state, a
+    :class:`GroupThresholds`), ordered by the bound predicted from ``fit``
+    and tested on ``certify``; its score is the accuracy on ``certify`` (on
+    both parts with ``accuracy_on_both``). The selector can be merged with
+    others of the same settings (``tiebreak`` places these rungs among
+    them), so that thresholds and checkpoints of several models are tested
+    in one fixed sequence.
+
+    Returns ``(selector, rows)``: ``rows`` holds one record per rung
+    (``epoch`` = rung, ``target``, ``val_accuracy``, ``val_bound``,
+    ``order_bound``, ``order_gap``).
+    """
+    _check_metric(metric, randomized)
+    fit_part, cert_part = _arrays("fit", *fit), _arrays("certification", *certify)
+    count = int(max(fit_part[2].max(initial=-1), cert_part[2].max(initial=-1))) + 1
+    names = tuple(str(n) for n in group_names) if group_names is not None else tuple(str(k) for k in range(count))
+    missing = sorted({names[k] for k in np.unique(cert_part[2])} - {names[k] for k in np.unique(fit_part[2])})
+    if missing:
+        raise ValueError(f"group {missing[0]!r} has certification rows but no fit rows, so it would have no "
+                         "threshold: give it rows in both parts")
+    selector = CertifiedSelector("accuracy", budget=budget, budget_metric=metric, confidence=confidence,
+                                 tiebreak=tiebreak)
+    records = []
+    for j in range(LADDER + 1):
+        fitted = _fit(*fit_part, names, metric, budget, budget * j / LADDER, randomized)
+        if fitted is None:
+            continue
+        fit_decisions = fitted.predict(fit_part[1], fit_part[2], random_state=seed)
+        cert_decisions = fitted.predict(cert_part[1], cert_part[2], random_state=seed)
+        record = certification_record(metric, confidence, 0.5, val=(cert_part[0], cert_decisions, cert_part[2]),
+                                      order=(fit_part[0], fit_decisions, fit_part[2]), groups=len(names))
+        correct = (cert_decisions == cert_part[0]).sum()
+        rows = cert_part[0].size
+        if accuracy_on_both:
+            correct, rows = correct + (fit_decisions == fit_part[0]).sum(), rows + fit_part[0].size
+        accuracy = float(correct / rows)
+        rung = replace(fitted, fit_gap=record[TRAIN_GAP_KEY], val_accuracy=accuracy)
+        selector.update(j, {"val_accuracy": accuracy, **record}, lambda rung=rung: rung)
+        records.append({"epoch": j, "target": rung.target, "val_accuracy": accuracy, **record})
+    return selector, records
+
+
 def fit_thresholds(y_true: Any, scores: Any, groups: Any, *, budget: float, metric: str = "dp",
                    confidence: float = 0.95, randomized: bool = False, certify: tuple[Any, Any, Any] | None = None,
                    fraction: float = 0.5, seed: int = 0, group_names: Sequence[str] | None = None
@@ -411,25 +462,9 @@ def fit_thresholds(y_true: Any, scores: Any, groups: Any, *, budget: float, metr
         cert_part = (y[cert_rows], s[cert_rows], g[cert_rows])
     else:
         fit_part, cert_part = (y, s, g), _arrays("certification", *certify)
-    missing = sorted({names[k] for k in np.unique(cert_part[2])} - {names[k] for k in np.unique(fit_part[2])})
-    if missing:
-        raise ValueError(f"group {missing[0]!r} has certification rows but no fit rows, so it would have no "
-                         "threshold: give it rows in both parts")
-    selector = CertifiedSelector("accuracy", budget=budget, budget_metric=metric, confidence=confidence)
-    for j in range(LADDER + 1):
-        fitted = _fit(*fit_part, names, metric, budget, budget * j / LADDER, randomized)
-        if fitted is None:
-            continue
-        fit_decisions = fitted.predict(fit_part[1], fit_part[2], random_state=seed)
-        cert_decisions = fitted.predict(cert_part[1], cert_part[2], random_state=seed)
-        record = certification_record(metric, confidence, 0.5, val=(cert_part[0], cert_decisions, cert_part[2]),
-                                      order=(fit_part[0], fit_decisions, fit_part[2]), groups=len(names))
-        # the choice among certified rungs may read any rows: all held-out ones when they were split
-        correct = (cert_decisions == cert_part[0]).sum() + (0 if certify is not None else
-                                                            (fit_decisions == fit_part[0]).sum())
-        accuracy = float(correct / (cert_part[0].size + (0 if certify is not None else fit_part[0].size)))
-        rung = replace(fitted, fit_gap=record[TRAIN_GAP_KEY], val_accuracy=accuracy)
-        selector.update(j, {"val_accuracy": accuracy, **record}, lambda rung=rung: rung)
+    selector, _ = threshold_candidates(fit_part, cert_part, budget=budget, metric=metric, confidence=confidence,
+                                    randomized=randomized, seed=seed, group_names=names,
+                                    accuracy_on_both=certify is None)
     if selector.chosen is None:
         raise ValueError(f"no thresholds keep the {metric} gap within {budget:g} on the fit rows")
     certificate = selector.certificate()

@@ -246,3 +246,50 @@ def test_threshold_result_replaces_the_metrics_and_keeps_the_base():
     assert post.test["accuracy"] == pytest.approx(np.mean(decisions == test.y.numpy()))
     assert post.certificate == post.model.thresholds.certificate and post.budget_met is post.certificate["certified"]
     assert post.test["auc"] == result.test["auc"]  # scores unchanged
+
+
+BEST_SETTINGS = dict(etas=[0.0, 3.0], epochs=3, batch_size=50, lr=1e-2, fairness_lr=1e-3, progress=False)
+
+
+def _synthetic():
+    from fairbinn.tabular.preprocess import TabularDataset
+
+    return TabularDataset(name="synthetic", train=make_biased_split(400, 0, name="train"),
+                          val=make_biased_split(300, 1, name="val"), test=make_biased_split(300, 2, name="test"),
+                          feature_names=[f"x{i}" for i in range(6)], group_names=["a", "b"],
+                          sensitive_attribute="group", label="y")
+
+
+def test_best_takes_the_most_accurate_candidate_when_every_one_is_certified():
+    # a budget of 1 certifies every candidate, so the choice is the best validation accuracy of all of them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        choice = fairbinn.choose_under_budget(_synthetic(), "best", 1.0, **BEST_SETTINGS)
+    table = choice.table
+    assert set(table["candidate"]) == {"erm", "lagrangian", "bilevel", "erm + thresholds",
+                                       "lagrangian + thresholds", "bilevel + thresholds"}
+    assert choice.result.certificate["certified"] is True
+    best = table["val_accuracy"].max()
+    assert choice.result.val["accuracy"] == pytest.approx(best, abs=1e-6)
+    winners = set(table.loc[np.isclose(table["val_accuracy"], best, atol=1e-6), "candidate"])
+    assert choice.strategy in winners
+    assert isinstance(choice.result.model, ThresholdedModel) == choice.strategy.endswith("thresholds")
+
+
+def test_best_certifies_and_names_its_choice():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        choice = fairbinn.choose_under_budget(_synthetic(), "best", 0.3, **BEST_SETTINGS)
+    certificate = choice.certificate
+    assert certificate["budget"] == 0.3 and certificate["metric"] == "dp"
+    if certificate["certified"]:
+        assert certificate["upper_bound"] <= 0.3
+    row = choice.table[choice.table["candidate"] == choice.strategy]
+    assert certificate["upper_bound"] in set(row["val_bound"])
+
+
+def test_best_needs_a_certified_accuracy_choice():
+    with pytest.raises(ValueError, match="strategy='best' chooses among certified candidates"):
+        fairbinn.choose_under_budget(_synthetic(), "best", 0.2, confidence=0, **BEST_SETTINGS)
+    with pytest.raises(ValueError, match="strategy='best' chooses by validation accuracy"):
+        fairbinn.choose_under_budget(_synthetic(), "best", 0.2, selection_metric="auc", **BEST_SETTINGS)
