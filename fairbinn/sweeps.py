@@ -425,11 +425,16 @@ class BudgetChoice:
         ``model`` (holding that epoch's parameters).
     table : DataFrame
         Every checkpoint that was a candidate, as :func:`sweep` gives them.
+    candidates : dict of str to TrainResult
+        With ``strategy="best"``: each candidate's own certified choice (its
+        checkpoints, or its thresholds' rungs, tested alone), by candidate
+        name, from the same training; empty otherwise.
     """
 
     strategy: str
     result: TrainResult
     table: pd.DataFrame
+    candidates: dict[str, TrainResult] = field(default_factory=dict)
 
     @property
     def eta(self) -> float:
@@ -680,11 +685,18 @@ def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, s
     benchmark = get_benchmark(dataset)
     chooser = CertifiedSelector("accuracy", budget=base.fairness_budget, budget_metric=base.budget_metric,
                                 confidence=base.budget_confidence)
-    tables = []
+    tables, own = [], {}
+
+    def selector() -> CertifiedSelector:
+        return CertifiedSelector("accuracy", budget=base.fairness_budget, budget_metric=base.budget_metric,
+                                 confidence=base.budget_confidence)
+
     for index, strategy in enumerate(BEST_CANDIDATES):
         config = base.for_strategy(strategy)
+        own[strategy] = selector()
         tables.append(_certified_candidates(dataset, strategy, config, etas, search, model_kwargs, stack,
-                                            fused_adam, chooser).assign(candidate=strategy))
+                                            fused_adam, own[strategy]).assign(candidate=strategy))
+        chooser.merge(own[strategy])
         if base.budget_metric not in THRESHOLD_METRICS:
             continue  # thresholds cannot move a gap of scores
         plain = config.replace(fairness_budget=None, confidence=None, selection_metric=None)
@@ -701,8 +713,14 @@ def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, s
                                                tiebreak=(-1.0, float(index)))
         rungs.owner = {"strategy": f"{strategy} + thresholds", "config": result.config, "history": result.history,
                        "model": result.model}
+        own[rungs.owner["strategy"]] = selector()
+        own[rungs.owner["strategy"]].merge(rungs)  # its entries now name their owner
         chooser.merge(rungs)
         tables.append(pd.DataFrame(rows).assign(candidate=f"{strategy} + thresholds", strategy=strategy,
                                                 eta=result.config["eta"], seed=base.seed))
     result = _certified_result(dataset, chooser, base, model_kwargs, groups)
-    return BudgetChoice(chooser.chosen["owner"]["strategy"], result, pd.concat(tables, ignore_index=True))
+    with warnings.catch_warnings():  # each candidate's own shortfall: its certificate says it
+        warnings.simplefilter("ignore", UserWarning)
+        alone = {label: _certified_result(dataset, selection, base, model_kwargs, groups)
+                 for label, selection in own.items()}
+    return BudgetChoice(chooser.chosen["owner"]["strategy"], result, pd.concat(tables, ignore_index=True), alone)

@@ -274,6 +274,12 @@ def test_best_takes_the_most_accurate_candidate_when_every_one_is_certified():
     winners = set(table.loc[np.isclose(table["val_accuracy"], best, atol=1e-6), "candidate"])
     assert choice.strategy in winners
     assert isinstance(choice.result.model, ThresholdedModel) == choice.strategy.endswith("thresholds")
+    # each candidate's own choice, from the same training: the most accurate of its own candidates
+    assert set(choice.candidates) == set(table["candidate"])
+    for label, result in choice.candidates.items():
+        own = table.loc[table["candidate"] == label, "val_accuracy"].max()
+        assert result.val["accuracy"] == pytest.approx(own, abs=1e-6), label
+        assert result.certificate["certified"] is True
 
 
 def test_best_certifies_and_names_its_choice():
