@@ -716,7 +716,7 @@ def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, s
         own[rungs.owner["strategy"]] = selector()
         own[rungs.owner["strategy"]].merge(rungs)  # its entries now name their owner
         chooser.merge(rungs)
-        tables.append(pd.DataFrame(rows).assign(candidate=f"{strategy} + thresholds", strategy=strategy,
+        tables.append(pd.DataFrame(rows).drop(columns="thresholds").assign(candidate=f"{strategy} + thresholds", strategy=strategy,
                                                 eta=result.config["eta"], seed=base.seed))
     result = _certified_result(dataset, chooser, base, model_kwargs, groups)
     with warnings.catch_warnings():  # each candidate's own shortfall: its certificate says it

@@ -368,7 +368,7 @@ def threshold_candidates(fit: tuple[Any, Any, Any], certify: tuple[Any, Any, Any
 
     Returns ``(selector, rows)``: ``rows`` holds one record per rung
     (``epoch`` = rung, ``target``, ``val_accuracy``, ``val_bound``,
-    ``order_bound``, ``order_gap``).
+    ``order_bound``, ``order_gap`` and the rung's ``thresholds``).
     """
     _check_metric(metric, randomized)
     fit_part, cert_part = _arrays("fit", *fit), _arrays("certification", *certify)
@@ -396,7 +396,7 @@ def threshold_candidates(fit: tuple[Any, Any, Any], certify: tuple[Any, Any, Any
         accuracy = float(correct / rows)
         rung = replace(fitted, fit_gap=record[TRAIN_GAP_KEY], val_accuracy=accuracy)
         selector.update(j, {"val_accuracy": accuracy, **record}, lambda rung=rung: rung)
-        records.append({"epoch": j, "target": rung.target, "val_accuracy": accuracy, **record})
+        records.append({"epoch": j, "target": rung.target, "val_accuracy": accuracy, **record, "thresholds": rung})
     return selector, records
 
 
