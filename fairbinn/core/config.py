@@ -11,6 +11,7 @@ from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
 from .registry import Registry
+from .strategies import is_bilevel, is_stackelberg, resolve_strategy
 
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FOLLOWER_OPTIMIZERS", "HYPERGRADIENTS"]
 
@@ -236,8 +237,6 @@ class TrainConfig:
     compile: bool | str = False
 
     def __post_init__(self) -> None:
-        from .strategies import is_bilevel, is_stackelberg, resolve_strategy  # here: strategies imports this module
-
         problems = []
         try:
             object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
@@ -358,8 +357,6 @@ class TrainConfig:
         """A copy for ``strategy``, then ``changes``: the settings of a game (the update order, the follower's
         options, the stackelberg leader's hypergradient) are kept for the strategies that play it; the others
         get the defaults (so one configuration serves erm, lagrangian, bilevel and stackelberg)."""
-        from .strategies import is_bilevel, is_stackelberg
-
         defaults = {f.name: f.default for f in fields(self)}
         reset = [] if is_bilevel(strategy) else list(_BILEVEL_FIELDS)
         reset += [] if is_stackelberg(strategy) else list(_STACKELBERG_FIELDS)
