@@ -65,7 +65,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import TrainConfig, seed_everything
+from fairbinn.core import TrainConfig, seed_everything
 from fairbinn.core.strategies import create_strategy
 from fairbinn.core.selection import EpochSelector
 from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, paper_gnn, register_gnn_body, run_graph

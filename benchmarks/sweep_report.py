@@ -68,7 +68,10 @@ import pandas as pd
 import torch
 
 import fairbinn
-from fairbinn import accuracy_at_budgets, area_over_curve, pareto_front
+from fairbinn.core import accuracy_at_budgets, area_over_curve, pareto_front
+from fairbinn.plotting import save_figure
+from fairbinn.search import EtaSearch
+from fairbinn.tabular import load_tabular
 from reporting import COMMITTED_FOLLOWER
 
 HERE = Path(__file__).parent
@@ -155,7 +158,7 @@ def _device_name(device: str) -> str:
 def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
     """Every checkpoint of every strategy (reused from disk when the settings match), each part's time and device."""
     path = args.out / f"sweep_{dataset}.csv"
-    settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(fairbinn.EtaSearch())}
+    settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(EtaSearch())}
     parts = _stored(args.out, dataset, settings)
     if parts:
         print(f"{dataset}: reusing {', '.join(parts)} from {path}")
@@ -171,7 +174,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
         if not parts:
             raise SystemExit(f"--no-train: nothing trained for {dataset} in {args.out}")
         missing = []
-    data = fairbinn.load_tabular(dataset, args.data_dir) if missing else None
+    data = load_tabular(dataset, args.data_dir) if missing else None
     for label in missing:
         strategy, overrides = PARTS[label]
         checkpoints = None if args.checkpoint_dir is None else args.checkpoint_dir / dataset
@@ -437,7 +440,7 @@ def main() -> None:
                                           reference=HERE / "reference" / f"paper_{dataset}.csv",
                                           title=f"{dataset}: {args.seeds} seeds, {args.epochs} epochs, every "
                                                 "checkpoint a candidate")
-            written = fairbinn.save_figure(figure, args.out / f"sweep_{dataset}_{fairness}")
+            written = save_figure(figure, args.out / f"sweep_{dataset}_{fairness}")
             lines += ["", f"![{dataset} {fairness}]({written[0].name})"]
         lines += ["", "### Every eta: each model's epoch of best validation accuracy, mean ± std over seeds", "",
                   *eta_table(table)]

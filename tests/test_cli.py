@@ -415,9 +415,12 @@ def test_threshold_postprocessing_certifies_saves_and_loads(capsys, tmp_path, da
         (["--randomized-thresholds", "--budget", "0.1"], "--randomized-thresholds applies to --postprocess"),
         (["--postprocess", "thresholds", "--budget", "0.1", "--select", "auc"],
          "--postprocess thresholds chooses the epoch itself"),
+        (["--mode", "best"], "--mode best chooses among certified candidates: give --budget B"),
+        (["--mode", "best", "--budget", "0.1", "--confidence", "0"], "--mode best chooses among certified candidates"),
+        (["--mode", "best", "--budget", "0.1", "--eta", "3"], "--mode best chooses among certified candidates"),
     ],
 )
-def test_bad_threshold_arguments(capsys, data_dir, args, message):
+def test_bad_threshold_and_best_arguments(capsys, data_dir, args, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
     assert exit_info.value.code == 2
@@ -441,18 +444,6 @@ def test_mode_best_names_the_certified_winner(capsys, tmp_path, data_dir):
     assert f"{run['test']['accuracy']:.4f}" in line
     model = fairbinn.load_model(tmp_path / "m" / "best")
     assert hasattr(model, "thresholds") == chosen.endswith("thresholds")
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--mode", "best"], "--mode best chooses among certified candidates: give --budget B"),
-    (["--mode", "best", "--budget", "0.1", "--confidence", "0"], "--mode best chooses among certified candidates"),
-    (["--mode", "best", "--budget", "0.1", "--eta", "3"], "--mode best chooses among certified candidates"),
-])
-def test_bad_best_arguments(capsys, data_dir, args, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
 
 
 def test_threshold_postprocessing_on_a_graph(capsys, tmp_path, data_dir):
