@@ -101,8 +101,9 @@ class TrainConfig:
         ``fairness_lr * gradient``, which scales with eta (and is the step
         the ``stackelberg`` leader differentiates); Adam normalises its
         step, so the follower moves about ``fairness_lr`` per step whatever
-        eta is (the authors' released code, and every FairBiNN figure made
-        before issue 16 chose SGD on the Adult and Health fronts).
+        eta is (the authors' released code's follower, and the one the
+        benchmark scripts' FairBiNN figures use; SGD gives the better
+        fronts on Adult and Health, see ``docs/results.md``).
     follower_bce : bool, default False
         Bilevel and stackelberg: the follower minimises BCE + eta * fairness
         instead of eta * fairness alone, so that as eta goes to 0 the fairness
