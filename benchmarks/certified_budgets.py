@@ -110,8 +110,8 @@ def main() -> None:
         "seeds": args.seeds, "strategies": args.strategies, "confidence": args.confidence,
         "epochs": args.epochs or "the paper's", "eta": "searched (etas='auto', on the training-rows gap)",
         "budgets": {d: DATASETS[d]["budgets"] for d in args.datasets},
-        "config": "each dataset's paper settings (fairbinn.get_benchmark(data).paper_config) with the library's "
-                  "defaults otherwise; fused Adam in stacks"})
+        "config": "each dataset's paper settings (fairbinn.benchmark.get_benchmark(data).paper_config) "
+                  "with the library's defaults otherwise; fused Adam in stacks"})
     record["seconds"] = round(time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     gaps = sorted({DATASETS[d]["metric"] for d in args.datasets})

@@ -47,7 +47,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import DrFairnessConfig, Split, Trainer, TrainConfig, load_tabular, run_tabular, seed_everything
+from fairbinn.core import DrFairnessConfig, Split, Trainer, TrainConfig, seed_everything
+from fairbinn.tabular import load_tabular, run_tabular
 from fairbinn.vision import create_vision_model, load_celeba, paper_config
 from reporting import COMMITTED_FOLLOWER, RunLog, mean_std_tables
 

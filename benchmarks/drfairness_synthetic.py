@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fairbinn import FairModel, Split, Trainer
+from fairbinn.core import FairModel, Split, Trainer
 from fairbinn.core.drfairness import HESSIANS, DrFairnessConfig
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 import fairbinn
+from fairbinn.tabular import load_tabular
 from reporting import COMMITTED_FOLLOWER
 
 HERE = Path(__file__).parent
@@ -54,7 +55,7 @@ def _seconds(task) -> float:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    data = fairbinn.load_tabular("adult", args.data_dir)
+    data = load_tabular("adult", args.data_dir)
     config = fairbinn.TrainConfig(epochs=args.epochs, follower_optimizer=COMMITTED_FOLLOWER, progress=False)
     tasks = {
         "one model": lambda s: fairbinn.run_tabular(data, config.replace(strategy=s)),

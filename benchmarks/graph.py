@@ -24,7 +24,7 @@ Pokec-z/n run only when the full published files are in ``<data-dir>/pokec``
 ``--budgets B1 B2 ...`` trains each run once, recording validation and test
 metrics every epoch, and reports several selections of the same runs: the
 epoch of best validation accuracy, and for each B the most accurate epoch on
-validation whose validation DP is <= B (issue 9's budget selection, by
+validation whose validation DP is <= B (the budget selection of
 :class:`~fairbinn.core.selection.EpochSelector`); ``--report NAME`` names the
 files (``<out>/graph_NAME.md`` / ``.json``). ``--split-seeds`` draws the split
 with other seeds (FairGNN's procedure for NBA and Pokec, NIFTY's for Bail);
@@ -65,7 +65,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import TrainConfig, seed_everything
+from fairbinn.core import TrainConfig, seed_everything
 from fairbinn.core.strategies import create_strategy
 from fairbinn.core.selection import EpochSelector
 from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, paper_gnn, register_gnn_body, run_graph

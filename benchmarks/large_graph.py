@@ -133,7 +133,7 @@ def worker(settings: dict) -> dict:
     import torch
 
     warnings.filterwarnings("ignore", category=UserWarning)  # e.g. PyG's note on a missing pyg-lib
-    from fairbinn import TrainConfig, seed_everything
+    from fairbinn.core import TrainConfig, seed_everything
     from fairbinn.core.trainer import Trainer
     from fairbinn.graph import NeighborBatches, load_graph, paper_gnn, pokec_like_graph
 

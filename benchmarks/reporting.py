@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 
 COMMITTED_FOLLOWER = "adam"
-"""The follower optimizer of the committed FairBiNN figures: Adam, the authors' released code's. They were
-made before issue 16 made SGD ``TrainConfig``'s default, so every script pins it and a re-run reproduces
-them; pass another value to a script's config to measure the SGD follower."""
+"""The follower optimizer of the committed FairBiNN figures: Adam, the authors' released code's. ``TrainConfig``'s
+default is SGD, so every script pins Adam and a re-run reproduces the figures; pass another value to a script's
+config to measure the SGD follower."""
 
 HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "f1": "F1", "dp": "DP", "eo": "EO", "eopp": "EOpp",
            "soft_dp": "soft DP", "soft_eo": "soft EO"}

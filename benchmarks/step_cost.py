@@ -55,10 +55,10 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from fairbinn import TrainConfig, load_adult, seed_everything
+from fairbinn.core import TrainConfig, seed_everything
 from fairbinn.core.data import Batch
 from fairbinn.core.strategies import create_strategy
-from fairbinn.tabular import build_mlp
+from fairbinn.tabular import build_mlp, load_adult
 from reporting import COMMITTED_FOLLOWER
 
 NETWORKS = {

@@ -20,8 +20,8 @@ pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
   Lagrangian with the constraint on the rate surrogate of the thresholded
   decision (``surrogate="rate"``, temperature 0.1);
 - ``bilevel-sgd`` and ``bilevel-bce``: the same game with a follower that
-  respects eta (plain SGD on eta * fairness, fairbinn's default since issue
-  16; Adam on BCE + eta * fairness); ``bilevel-sgd-rate``: the SGD follower
+  respects eta (plain SGD on eta * fairness, fairbinn's default follower;
+  Adam on BCE + eta * fairness); ``bilevel-sgd-rate``: the SGD follower
   on the rate surrogate;
 - ``stackelberg``, ``stackelberg-implicit`` and ``stackelberg-rate``: the
   leader on its hypergradient through the follower's response (one unrolled
@@ -33,7 +33,7 @@ Every epoch of every model is a candidate. Per seed and budget, the chosen
 checkpoint has the best *validation* accuracy among those whose *validation*
 gap meets the budget; only its test metrics are shown (mean ± std over the
 seeds). The report gives accuracy at DP and soft-DP budgets beside the
-paper's, the issue's targets with a verdict, the area over each seed's
+paper's, fairbinn's accuracy targets with a verdict, the area over each seed's
 validation-chosen front and whether the bilevel front dominates the
 Lagrangian one, and the plots.
 
@@ -68,7 +68,10 @@ import pandas as pd
 import torch
 
 import fairbinn
-from fairbinn import accuracy_at_budgets, area_over_curve, pareto_front
+from fairbinn.core import accuracy_at_budgets, area_over_curve, pareto_front
+from fairbinn.plotting import save_figure
+from fairbinn.search import EtaSearch
+from fairbinn.tabular import load_tabular
 from reporting import COMMITTED_FOLLOWER
 
 HERE = Path(__file__).parent
@@ -77,7 +80,7 @@ PAPER = {  # FairBiNN's accuracy at a budget, read off the paper's plots (its DP
     "adult": {0.01: 0.836, 0.05: 0.839, 0.10: 0.841},
     "health": {0.10: 0.692, 0.20: 0.788},
 }
-TARGETS = {  # the issue's targets: (strategy or "best", fairness, budget) -> test accuracy, mean of the seeds
+TARGETS = {  # fairbinn's accuracy targets: (strategy or "best", fairness, budget) -> test accuracy, mean of the seeds
     "adult": {("bilevel", "dp", 0.02): 0.830, ("bilevel", "dp", 0.05): 0.835, ("bilevel", "dp", 0.10): 0.840,
               ("bilevel", "soft_dp", 0.01): 0.836},
     "health": {("best", "soft_dp", 0.10): 0.75, ("best", "soft_dp", 0.20): 0.79},
@@ -155,7 +158,7 @@ def _device_name(device: str) -> str:
 def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
     """Every checkpoint of every strategy (reused from disk when the settings match), each part's time and device."""
     path = args.out / f"sweep_{dataset}.csv"
-    settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(fairbinn.EtaSearch())}
+    settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(EtaSearch())}
     parts = _stored(args.out, dataset, settings)
     if parts:
         print(f"{dataset}: reusing {', '.join(parts)} from {path}")
@@ -171,7 +174,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
         if not parts:
             raise SystemExit(f"--no-train: nothing trained for {dataset} in {args.out}")
         missing = []
-    data = fairbinn.load_tabular(dataset, args.data_dir) if missing else None
+    data = load_tabular(dataset, args.data_dir) if missing else None
     for label in missing:
         strategy, overrides = PARTS[label]
         checkpoints = None if args.checkpoint_dir is None else args.checkpoint_dir / dataset
@@ -238,7 +241,8 @@ def budget_table(table: pd.DataFrame, dataset: str, fairness: str) -> list[str]:
 
 
 def target_lines(table: pd.DataFrame, dataset: str) -> list[str]:
-    """The issue's targets: met or missed, by how much (means over the seeds; a seed meeting no budget counts as 0)."""
+    """fairbinn's accuracy targets: met or missed, by how much (means over the seeds; a seed meeting no budget
+    counts as 0)."""
     lines = []
     for (strategy, fairness, budget), target in TARGETS[dataset].items():
         accuracies = chosen_accuracy(table, fairness, budget)
@@ -395,7 +399,7 @@ def main() -> None:
         "`bilevel-rate` / `lagrangian-rate` the same game / the Lagrangian constraining the rate surrogate of "
         "the thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
         "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
-        "same game with the follower on SGD (fairbinn's default follower since issue 16) / on BCE + eta * fairness, "
+        "same game with the follower on SGD (fairbinn's default follower) / on BCE + eta * fairness, "
         "`bilevel-sgd-rate` the SGD follower on the rate surrogate; `stackelberg` the leader on its hypergradient "
         "through one unrolled follower step, `stackelberg-implicit` through the implicit-function theorem (10 "
         "conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
@@ -437,7 +441,7 @@ def main() -> None:
                                           reference=HERE / "reference" / f"paper_{dataset}.csv",
                                           title=f"{dataset}: {args.seeds} seeds, {args.epochs} epochs, every "
                                                 "checkpoint a candidate")
-            written = fairbinn.save_figure(figure, args.out / f"sweep_{dataset}_{fairness}")
+            written = save_figure(figure, args.out / f"sweep_{dataset}_{fairness}")
             lines += ["", f"![{dataset} {fairness}]({written[0].name})"]
         lines += ["", "### Every eta: each model's epoch of best validation accuracy, mean ± std over seeds", "",
                   *eta_table(table)]

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import fairbinn
-from fairbinn import StackedTrainer, TrainConfig, Trainer, seed_everything, stack_models
+from fairbinn.core import TrainConfig, Trainer, seed_everything, stack_models
 from reporting import COMMITTED_FOLLOWER
 
 ETAS = [0.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0]
@@ -67,9 +67,10 @@ def main() -> None:
             seed_everything(seed)
             models.append(fairbinn.paper_mlp(data))
         stack = stack_models(models)
-        trainer = StackedTrainer(config, [e for e, _ in pairs], [s for _, s in pairs], adam_kwargs=adam)
+        trainer = Trainer(config)
         start = time.perf_counter()
-        results = trainer.fit(stack, data.train, data.val, data.test)
+        results = trainer.fit(stack, data.train, data.val, data.test, etas=[e for e, _ in pairs],
+                              seeds=[s for _, s in pairs], adam_kwargs=adam)
         seconds = time.perf_counter() - start
         index = pairs.index((100.0, 0))
         mine = results[index]

@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fairbinn import TrainConfig, load_tabular, run_tabular
+from fairbinn.core import TrainConfig
+from fairbinn.tabular import load_tabular, run_tabular
 from reporting import COMMITTED_FOLLOWER, RunLog, mean_std_tables
 
 CONFIGURATIONS = [

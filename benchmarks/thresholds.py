@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 import fairbinn
+from fairbinn.benchmark import get_benchmark
 from fairbinn.core.certify import gap_interval
 from fairbinn.core.metrics import accuracy, demographic_parity_difference
 from fairbinn.core.postprocess import threshold_candidates, threshold_report
@@ -94,7 +95,7 @@ def searched(data, dataset: str, args: argparse.Namespace) -> pd.DataFrame:
 
 def base_model(data, dataset: str, strategy: str, seed: int, args: argparse.Namespace):
     """The model post-processed by thresholds: the configured eta, the last epoch; saved and read back by key."""
-    config = fairbinn.get_benchmark(data).paper_config(data).replace(**_overrides(args))
+    config = get_benchmark(data).paper_config(data).replace(**_overrides(args))
     config = config.for_strategy(strategy, seed=seed, selection_metric=None, progress=False)
     key = hashlib.sha256(json.dumps([config.to_dict() if hasattr(config, "to_dict") else repr(config),
                                      data.summary()], sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -140,7 +141,7 @@ def thresholded(data, dataset: str, seed: int, args: argparse.Namespace) -> tupl
     groups = len(data.group_names)
     for index, (strategy, label) in enumerate(STRATEGIES.items()):
         model, config = base_model(data, dataset, strategy, seed, args)
-        train, val, test = fairbinn.get_benchmark(data).loaders(data, config)
+        train, val, test = get_benchmark(data).loaders(data, config)
         trainer = fairbinn.Trainer(config)
         fit_rows, val_rows, test_rows = (trainer.predict(model, part) for part in (train, val, test))
         for budget in DATASETS[dataset]["budgets"]:
@@ -219,8 +220,9 @@ def main() -> None:
         "seeds": args.seeds, "confidence": 0.95, "metric": "dp", "epochs": args.epochs or "the paper's",
         "eta": "searched (etas='auto', on the training-rows gap)" if args.etas is None else args.etas,
         "budgets": {d: DATASETS[d]["budgets"] for d in args.datasets},
-        "config": "each dataset's paper settings (fairbinn.get_benchmark(data).paper_config) with the library's "
-                  "defaults otherwise; fused Adam in stacks; thresholds on the paper's eta at the last epoch"})
+        "config": "each dataset's paper settings (fairbinn.benchmark.get_benchmark(data).paper_config) "
+                  "with the library's defaults otherwise; fused Adam in stacks; "
+                  "thresholds on the paper's eta at the last epoch"})
     record["seconds"] = round(time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     chosen = pd.concat(chosen_all, ignore_index=True)

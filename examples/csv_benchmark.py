@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 import fairbinn
+from fairbinn.benchmark import Benchmark, register_benchmark
 from fairbinn.cli import main
 from toy_data import make_split  # examples/toy_data.py
 
@@ -15,7 +16,7 @@ folder = Path(tempfile.mkdtemp())
 frame = pd.DataFrame(toy.x.numpy(), columns=[f"x{i}" for i in range(6)]).assign(y=toy.y.int(), g=toy.s)
 frame.to_csv(folder / "toy.csv", index=False)
 
-fairbinn.register_benchmark(fairbinn.Benchmark(
+register_benchmark(Benchmark(
     "toy_csv", "tabular",
     load=lambda data_dir=None, seed=0: fairbinn.load_csv(Path(data_dir or folder) / "toy.csv", "y", ["g"], seed=seed),
     build_model=fairbinn.paper_mlp,

@@ -2,6 +2,7 @@
 from torch import nn
 
 import fairbinn
+from fairbinn.core import create_fairness_layer, seed_everything
 from toy_data import make_split  # examples/toy_data.py
 
 
@@ -18,9 +19,9 @@ class ResidualEncoder(nn.Module):
         return h + self.block(h)
 
 
-fairbinn.seed_everything(0)  # the model's initial weights
+seed_everything(0)  # the model's initial weights
 model = fairbinn.FairModel(encoder=ResidualEncoder(), head=nn.Linear(16, 1),
-                           fairness=fairbinn.create_fairness_layer("residual", width=16))
+                           fairness=create_fairness_layer("residual", width=16))
 result = fairbinn.Trainer(strategy="bilevel", eta=10, epochs=20, lr=1e-2, progress=False).fit(
     model, make_split(600, 0), make_split(200, 1), make_split(200, 2))
 print(result.test)

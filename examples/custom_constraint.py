@@ -1,11 +1,12 @@
 """Define a new fairness constraint and train with it (synthetic data, a few seconds)."""
 
 import fairbinn
-from toy_data import make_split  # examples/toy_data.py
+from fairbinn.core import FairnessConstraint, seed_everything
 from fairbinn.core.constraints import group_gaps
+from toy_data import make_split  # examples/toy_data.py
 
 
-class FalsePositiveParity(fairbinn.FairnessConstraint):
+class FalsePositiveParity(FairnessConstraint):
     """Gap between groups' mean score among true negatives (a soft false-positive-rate gap)."""
 
     name = "fpr"
@@ -15,7 +16,7 @@ class FalsePositiveParity(fairbinn.FairnessConstraint):
         return group_gaps(probs[negatives], groups[negatives], 1, num_groups)[0]
 
 
-fairbinn.seed_everything(0)  # the model's initial weights
+seed_everything(0)  # the model's initial weights
 model = fairbinn.build_mlp(6, (16, 16))
 trainer = fairbinn.Trainer(strategy="lagrangian", constraint=FalsePositiveParity(), eta=1, epochs=20, lr=1e-2,
                            progress=False)

@@ -3,10 +3,11 @@ import torch
 from torch import nn
 
 import fairbinn
+from fairbinn.core import register_fairness_layer, seed_everything
 from toy_data import make_split  # examples/toy_data.py
 
 
-@fairbinn.register_fairness_layer("example_gated", overwrite=True)
+@register_fairness_layer("example_gated", overwrite=True)
 class Gated(nn.Module):
     """x * sigmoid(W x + b): the follower learns which features to damp. (n, width) -> (n, width)."""
 
@@ -22,7 +23,7 @@ class Gated(nn.Module):
         return x
 
 
-fairbinn.seed_everything(0)  # the model's initial weights
+seed_everything(0)  # the model's initial weights
 model = fairbinn.build_mlp(6, (16, 16), fairness_layer="example_gated", num_fairness_layers=1)
 result = fairbinn.Trainer(strategy="bilevel", eta=10, epochs=20, lr=1e-2, fairness_lr=1e-3,
                            progress=False).fit(

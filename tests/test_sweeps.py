@@ -108,7 +108,7 @@ def test_plot_and_reference_points(tmp_path):
     axis = figure.axes[0]
     assert axis.get_xlabel().startswith("test demographic parity")
     assert {t.get_text() for t in axis.texts} == {"paper"}
-    written = fairbinn.save_figure(figure, tmp_path / "front.png")
+    written = fairbinn.plotting.save_figure(figure, tmp_path / "front.png")
     assert [p.name for p in written] == ["front.png", "front.svg"]
     assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in written[1].read_bytes()[:500]
@@ -130,12 +130,12 @@ def test_reference_points_errors_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("label,accuracy\npaper,0.8\n")
     with pytest.raises(ValueError, match=r"bad.csv: missing column\(s\) \['dp'\]"):
-        fairbinn.read_reference_points(bad)
+        fairbinn.plotting.read_reference_points(bad)
     bad.write_text("label,accuracy,dp\npaper,0.8,0.05\nother,high,0.1\n")
     with pytest.raises(ValueError, match="bad.csv: column 'accuracy' must hold numbers in \\[0, 1\\]; bad value on line 3"):
-        fairbinn.read_reference_points(bad)
+        fairbinn.plotting.read_reference_points(bad)
     with pytest.raises(FileNotFoundError, match="nothing.csv"):
-        fairbinn.read_reference_points(tmp_path / "nothing.csv")
+        fairbinn.plotting.read_reference_points(tmp_path / "nothing.csv")
 
 
 def test_graph_sweep_trains_one_model_at_a_time(data_dir):
@@ -152,7 +152,7 @@ def test_graph_sweep_trains_one_model_at_a_time(data_dir):
 def test_training_curves_have_one_colour_per_run():
     pytest.importorskip("matplotlib")
     runs = [(strategy, fairbinn.run_tabular(DATA, strategy=strategy, **SETTINGS)) for strategy in ("erm", "bilevel")]
-    figure = fairbinn.plot_history(runs)
+    figure = fairbinn.plotting.plot_history(runs)
     bce, fairness, accuracy, dp = figure.axes
     assert bce.get_title() == "training BCE" and dp.get_title() == "validation DP"
     # ERM has no fairness loss: that panel holds only the bilevel line (and its selected-epoch dot), in its colour
@@ -198,10 +198,10 @@ def test_automatic_etas_search_then_refine():
     assert lagrangian["eta"].nunique() == 16
     passes = lagrangian.groupby("search")["epoch"].max().to_dict()
     assert passes == {"coarse": 1, "refined": 5}  # the coarse pass trains a fifth of the epochs
-    assert set(lagrangian[lagrangian.search == "coarse"]["eta"]) == set(fairbinn.EtaSearch().coarse)
+    assert set(lagrangian[lagrangian.search == "coarse"]["eta"]) == set(fairbinn.search.EtaSearch().coarse)
     assert len(table[table.strategy == "erm"]) == 5 and table[table.strategy == "erm"]["search"].isna().all()
-    models = fairbinn.sweep(DATA, ["lagrangian"], "auto", [0], rows="models", search=fairbinn.EtaSearch(refined=2),
-                            **{**SETTINGS, "epochs": 5})
+    models = fairbinn.sweep(DATA, ["lagrangian"], "auto", [0], rows="models",
+                            search=fairbinn.search.EtaSearch(refined=2), **{**SETTINGS, "epochs": 5})
     assert len(models) == 10 and models["search"].tolist() == ["coarse"] * 8 + ["refined"] * 2
     with pytest.raises(ValueError, match="etas='auto' searches eta, and ERM has none"):
         fairbinn.sweep(DATA, ["erm"], "auto", **SETTINGS)
@@ -222,8 +222,8 @@ def test_no_choice_reads_the_test_columns():
     shuffled = _permute_test_columns(table, 0)
     assert not shuffled["test_accuracy"].equals(table["test_accuracy"])
     keys = ["strategy", "eta", "seed", "epoch"]
-    front = fairbinn.pareto_front(table, accuracy="val_accuracy", unfairness="val_dp")
-    assert front.index.equals(fairbinn.pareto_front(shuffled, accuracy="val_accuracy", unfairness="val_dp").index)
+    front = fairbinn.core.pareto_front(table, accuracy="val_accuracy", unfairness="val_dp")
+    assert front.index.equals(fairbinn.core.pareto_front(shuffled, accuracy="val_accuracy", unfairness="val_dp").index)
     for fairness in ("dp", "soft_dp"):
         chosen = fairbinn.accuracy_at_budgets(table, [0.01, 0.05, 0.2, 1.0], fairness=fairness)
         again = fairbinn.accuracy_at_budgets(shuffled, [0.01, 0.05, 0.2, 1.0], fairness=fairness)
@@ -231,7 +231,7 @@ def test_no_choice_reads_the_test_columns():
     pytest.importorskip("matplotlib")
     axis = fairbinn.plot_fronts(shuffled, budgets=[0.05, 1.0]).axes[0]
     # the dots are the rows on each seed's validation front, placed at their (shuffled) test metrics
-    expected = pd.concat([fairbinn.pareto_front(part, accuracy="val_accuracy", unfairness="val_dp")
+    expected = pd.concat([fairbinn.core.pareto_front(part, accuracy="val_accuracy", unfairness="val_dp")
                           for _, part in shuffled[shuffled.strategy == "bilevel"].groupby("seed")])
     drawn = axis.collections[0].get_offsets()
     assert np.allclose(drawn, expected[["test_dp", "test_accuracy"]].to_numpy())
@@ -286,7 +286,7 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_table(tmp_path, monke
     assert not list((tmp_path / "lagrangian").glob("*/rows.json"))
     monkeypatch.setattr(checkpoint.RunCheckpoints, "save", save)
     epochs = []
-    monkeypatch.setattr(fairbinn.sweeps.StackedTrainer, "fit", _counting(fairbinn.sweeps.StackedTrainer.fit, epochs))
+    monkeypatch.setattr(fairbinn.sweeps.Trainer, "fit", _counting(fairbinn.sweeps.Trainer.fit, epochs))
     resumed = fairbinn.sweep(DATA, checkpoint_dir=tmp_path, **arguments)
     assert epochs == ["lagrangian"]  # the finished bilevel stack was read, not trained again
     pd.testing.assert_frame_equal(resumed.drop(columns="train_time_s"), whole.drop(columns="train_time_s"))
@@ -300,3 +300,30 @@ def _counting(fit, calls):
         calls.append(self.config.strategy)
         return fit(self, *args, **kwargs)
     return counted
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0])
+def test_the_budget_path_and_a_fixed_eta_run_train_the_same_model(confidence):
+    """choose_under_budget trains its etas in the loop and with the optimiser of a single run: the row it reports
+    for eta E is what Trainer.fit with eta E trains, up to the rounding of a stack (continuous quantities)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        choice = fairbinn.choose_under_budget(DATA, "lagrangian", 0.3, confidence=confidence, etas=[3.0, 30.0],
+                                              **SETTINGS)
+    eta = choice.eta
+    config = fairbinn.core.config.TrainConfig(strategy="lagrangian", eta=eta, seed=0, selection_metric=None,
+                                              **SETTINGS)
+    fairbinn.core.seed_everything(0)
+    model = fairbinn.benchmark.get_benchmark(DATA).build_model(DATA)
+    alone = fairbinn.Trainer(config).fit(model, DATA.train, DATA.val, DATA.test)
+    rows = choice.table[choice.table["eta"] == eta].sort_values("epoch")
+    for record, (_, row) in zip(alone.history, rows.iterrows()):
+        for key in ("train_bce", "train_fairness", "val_soft_dp", "val_soft_eo"):
+            assert row[key] == pytest.approx(record[key], abs=1e-5), (key, record["epoch"])
+    # the chosen checkpoint's parameters are the fixed-eta run's at that epoch, up to rounding
+    config = config.replace(epochs=choice.epoch)
+    fairbinn.core.seed_everything(0)
+    model = fairbinn.benchmark.get_benchmark(DATA).build_model(DATA)
+    fairbinn.Trainer(config).fit(model, DATA.train, DATA.val, DATA.test)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(choice.result.model.state_dict()[name], value, atol=1e-5, rtol=1e-4)

@@ -24,12 +24,12 @@ from .fairness_layers import (
     register_fairness_layer,
 )
 from .model import FairModel
-from .postprocess import GroupThresholds, ThresholdedModel, fit_thresholds, thresholds
+from .postprocess import GroupThresholds, ThresholdedModel, thresholds_from_scores, thresholds
 from .pareto import DP_BUDGETS, accuracy_at_budgets, area_over_curve, pareto_front
 from .runtime import resolve_device, seed_everything
 from .saving import load_model, read_saved, records_build, save_model
 from .selection import EpochSelector
-from .stacked import NotStackableError, StackedTrainer, register_stacker, stack_models
+from .stacked import NotStackableError, register_stacker, stack_models
 from .strategies import (
     ERM,
     Bilevel,
@@ -73,7 +73,6 @@ __all__ = [
     "area_over_curve",
     "pareto_front",
     "NotStackableError",
-    "StackedTrainer",
     "register_stacker",
     "stack_models",
     "resolve_device",
@@ -96,7 +95,7 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "thresholds",
-    "fit_thresholds",
+    "thresholds_from_scores",
     "GroupThresholds",
     "ThresholdedModel",
 ]

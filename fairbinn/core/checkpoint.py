@@ -1,8 +1,8 @@
 """Training checkpoints: everything a run needs to continue exactly, written atomically.
 
-:class:`RunCheckpoints` is the part of a training loop that writes and
-resumes them, shared by :class:`~fairbinn.core.trainer.Trainer` and
-:class:`~fairbinn.core.stacked.StackedTrainer`.
+:class:`RunCheckpoints` is the part of the training loop
+(:meth:`~fairbinn.core.trainer.Trainer.fit`) that writes and resumes them,
+for one model or a stack.
 
 A checkpoint is data: tensors and plain values (dicts, lists, tuples,
 strings, numbers, booleans, None) only, read back with

@@ -11,6 +11,7 @@ from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
 from .registry import Registry
+from .strategies import is_bilevel, is_stackelberg, resolve_strategy
 
 __all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FOLLOWER_OPTIMIZERS", "HYPERGRADIENTS"]
 
@@ -100,8 +101,9 @@ class TrainConfig:
         ``fairness_lr * gradient``, which scales with eta (and is the step
         the ``stackelberg`` leader differentiates); Adam normalises its
         step, so the follower moves about ``fairness_lr`` per step whatever
-        eta is (the authors' released code, and every FairBiNN figure made
-        before issue 16 chose SGD on the Adult and Health fronts).
+        eta is (the authors' released code's follower, and the one the
+        benchmark scripts' FairBiNN figures use; SGD gives the better
+        fronts on Adult and Health, see ``docs/results.md``).
     follower_bce : bool, default False
         Bilevel and stackelberg: the follower minimises BCE + eta * fairness
         instead of eta * fairness alone, so that as eta goes to 0 the fairness
@@ -236,8 +238,6 @@ class TrainConfig:
     compile: bool | str = False
 
     def __post_init__(self) -> None:
-        from .strategies import is_bilevel, is_stackelberg, resolve_strategy  # here: strategies imports this module
-
         problems = []
         try:
             object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
@@ -358,8 +358,6 @@ class TrainConfig:
         """A copy for ``strategy``, then ``changes``: the settings of a game (the update order, the follower's
         options, the stackelberg leader's hypergradient) are kept for the strategies that play it; the others
         get the defaults (so one configuration serves erm, lagrangian, bilevel and stackelberg)."""
-        from .strategies import is_bilevel, is_stackelberg
-
         defaults = {f.name: f.default for f in fields(self)}
         reset = [] if is_bilevel(strategy) else list(_BILEVEL_FIELDS)
         reset += [] if is_stackelberg(strategy) else list(_STACKELBERG_FIELDS)

@@ -78,7 +78,7 @@ def as_batch(item: Any) -> Batch:
     if isinstance(item, (tuple, list)) and len(item) in (3, 4):
         return Batch(*item)
     raise TypeError(
-        "a batch must be a fairbinn.Batch or a tuple (inputs, y, s[, mask]); "
+        "a batch must be a fairbinn.core.Batch or a tuple (inputs, y, s[, mask]); "
         f"got {type(item).__name__}"
         + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
     )

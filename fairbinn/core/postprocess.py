@@ -59,7 +59,7 @@ from .certify import gap_counts, gap_interval, split_for_certification
 from .metrics import GAP_METRICS, _binary, _same_length, _scores, binary_fairness_report
 from .selection import TRAIN_GAP_KEY, CertifiedSelector, certification_record
 
-__all__ = ["THRESHOLD_METRICS", "GroupThresholds", "ThresholdedModel", "fit_thresholds", "threshold_candidates",
+__all__ = ["THRESHOLD_METRICS", "GroupThresholds", "ThresholdedModel", "thresholds_from_scores", "threshold_candidates",
            "thresholds",
            "threshold_report", "threshold_result"]
 
@@ -400,7 +400,7 @@ def threshold_candidates(fit: tuple[Any, Any, Any], certify: tuple[Any, Any, Any
     return selector, records
 
 
-def fit_thresholds(y_true: Any, scores: Any, groups: Any, *, budget: float, metric: str = "dp",
+def thresholds_from_scores(y_true: Any, scores: Any, groups: Any, *, budget: float, metric: str = "dp",
                    confidence: float = 0.95, randomized: bool = False, certify: tuple[Any, Any, Any] | None = None,
                    fraction: float = 0.5, seed: int = 0, group_names: Sequence[str] | None = None
                    ) -> GroupThresholds:
@@ -567,7 +567,7 @@ def thresholds(model: nn.Module, val: Any, *, budget: float, metric: str = "dp",
     ``val`` (and ``certify``) are what :meth:`~fairbinn.core.trainer.Trainer.predict`
     takes: a :class:`~fairbinn.core.data.Split`, a loader of batches or a
     graph's validation loader. Without ``certify`` the rows of ``val`` are
-    split into fit and certification parts (see :func:`fit_thresholds`,
+    split into fit and certification parts (see :func:`thresholds_from_scores`,
     which takes the other arguments). The certificate assumes the model was
     trained and chosen without the certification rows.
 
@@ -578,7 +578,7 @@ def thresholds(model: nn.Module, val: Any, *, budget: float, metric: str = "dp",
     predictor = Trainer(strategy="erm")
     y, scores, s = predictor.predict(model, val)
     other = predictor.predict(model, certify) if certify is not None else None
-    fitted = fit_thresholds(y, scores, s, budget=budget, metric=metric, confidence=confidence,
+    fitted = thresholds_from_scores(y, scores, s, budget=budget, metric=metric, confidence=confidence,
                             randomized=randomized, certify=other, fraction=fraction, seed=seed,
                             group_names=group_names)
     return ThresholdedModel(model, fitted)
@@ -591,7 +591,7 @@ def threshold_result(result: Any, fit: Any, val: Any, test: Any = None, *, budge
 
     The thresholds are fitted on ``fit`` and certified on ``val``
     (``confidence > 0``), or fitted on ``val`` alone (``confidence=0``, with
-    ``fit`` unused); see :func:`fit_thresholds`. Returns a copy of
+    ``fit`` unused); see :func:`thresholds_from_scores`. Returns a copy of
     ``result`` whose ``model`` is the :class:`ThresholdedModel`, whose
     ``val`` / ``test`` metrics and ``test_intervals`` are those of the
     thresholded decisions (:func:`threshold_report`), ``certificate`` the
@@ -606,10 +606,10 @@ def threshold_result(result: Any, fit: Any, val: Any, test: Any = None, *, budge
     names = list(group_names) if group_names is not None else None
     held_out = predictor.predict(result.model, val)
     if confidence == 0:
-        fitted = fit_thresholds(*held_out, budget=budget, metric=metric, confidence=0, randomized=randomized,
+        fitted = thresholds_from_scores(*held_out, budget=budget, metric=metric, confidence=0, randomized=randomized,
                                 seed=seed, group_names=names)
     else:
-        fitted = fit_thresholds(*predictor.predict(result.model, fit), budget=budget, metric=metric,
+        fitted = thresholds_from_scores(*predictor.predict(result.model, fit), budget=budget, metric=metric,
                                 confidence=confidence, randomized=randomized, certify=held_out, seed=seed,
                                 group_names=names)
     groups = names if names is not None else len(fitted.groups)

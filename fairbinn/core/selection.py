@@ -17,7 +17,6 @@ reads. Test metrics are never read.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Callable, Mapping
 
@@ -134,6 +133,31 @@ class EpochSelector(_Choice):
             return True
         return False
 
+    def merge(self, other: "EpochSelector") -> None:
+        """Fold ``other``'s choice (another run's, with its ``owner``) into this selection.
+
+        The same rule across runs: the best ``metric`` among the choices in
+        budget wins (ties: the one merged first); while none is in budget,
+        the smallest gap. The chosen entry's ``owner`` says whose it is.
+        """
+        if (other.metric, other.budget, other.budget_metric) != (self.metric, self.budget, self.budget_metric):
+            raise ValueError("selections with other settings cannot be merged")
+        owner = getattr(other, "owner", None)
+        if other._best is not None:
+            if _better(other._best["score"], None if self._best is None else self._best["score"],
+                       higher_is_better(self.metric)):
+                self._best, self._smallest = {**other._best, "owner": owner}, None
+        elif other._smallest is not None and self._best is None:
+            if _better(other._smallest["score"], None if self._smallest is None else self._smallest["score"],
+                       higher=False):
+                self._smallest = {**other._smallest, "owner": owner}
+
+    @property
+    def chosen(self) -> dict[str, Any] | None:
+        """The chosen entry: ``{"epoch", "score", "state"}`` and, after :meth:`merge`, ``"owner"`` (None: nothing
+        ranked)."""
+        return self._choice
+
     @property
     def _choice(self) -> dict[str, Any] | None:
         return self._best if self._best is not None else self._smallest
@@ -156,7 +180,9 @@ class EpochSelector(_Choice):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue choosing after a resume (kept states included)."""
-        return {"last_epoch": self.last_epoch, "best": copy.copy(self._best), "smallest": copy.copy(self._smallest),
+        def plain(entry):
+            return None if entry is None else {k: v for k, v in entry.items() if k != "owner"}
+        return {"last_epoch": self.last_epoch, "best": plain(self._best), "smallest": plain(self._smallest),
                 "metric": self.metric, "budget": self.budget, "budget_metric": self.budget_metric}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

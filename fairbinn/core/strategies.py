@@ -37,7 +37,7 @@ so it takes one extra encoder forward without gradient tracking.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Callable, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -46,11 +46,13 @@ from torch.optim.lr_scheduler import ExponentialLR
 
 from . import distributed
 from .compiled import compile_strategy
-from .config import TrainConfig
 from .constraints import FairnessConstraint
 from .data import Batch
 from .model import FairModel
 from .registry import Registry
+
+if TYPE_CHECKING:  # for annotations only: the configuration module imports this one
+    from .config import TrainConfig
 
 __all__ = [
     "Strategy", "ERM", "Lagrangian", "Bilevel", "Stackelberg", "create_strategy", "register_strategy",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -16,14 +14,14 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import TrainConfig
-from .checkpoint import RunCheckpoints, divergence
-from .data import Split, TrainingSampler, UniformSampler, as_batch, check_targets, move_to, rows_of
+from .data import Split, as_batch, rows_of
 from .certify import equal_rate_counts, gap_counts, gap_interval, gap_upper_bound, rows_needed
 from .metrics import GAP_METRICS, REPORT_KEYS, binary_fairness_report, undefined_gaps
 from .model import FairModel
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device
 from .selection import CertifiedSelector, EpochSelector, certification_record
-from .strategies import create_strategy
+from .runs import SingleRun, StackRun, check_run_targets, predict
+from .stacked import StackedFairModel
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -141,18 +139,6 @@ class Trainer:
             return data.loader(self.config.batch_size, shuffle=shuffle, seed=self.config.seed)
         return data
 
-    def _num_groups(self, train: TrainingSampler) -> int | None:
-        """Check the training targets (when the sampler knows them) and count the groups.
-
-        Fairness training needs two groups or more; ERM accepts one.
-        """
-        targets = train.targets()
-        if targets is None:
-            return None
-        y, s = targets
-        check_targets(y, s, name="training data", min_groups=1 if self.config.strategy == "erm" else 2)
-        return int(s.max()) + 1
-
     def fit(
         self,
         model: FairModel,
@@ -160,10 +146,13 @@ class Trainer:
         val: Split | Loader | None = None,
         test: Split | Loader | None = None,
         *,
+        etas: Sequence[float] | None = None,
+        seeds: Sequence[int] | None = None,
+        adam_kwargs: dict | None = None,
         generated: Any = None,
         group_names: Sequence[str] | None = None,
-    ) -> TrainResult:
-        """Train ``model`` in place and evaluate the selected epoch.
+    ) -> TrainResult | list[TrainResult]:
+        """Train ``model`` in place and evaluate the selected epoch; a stack of models at once.
 
         ``train``, ``val`` and ``test`` are :class:`Split` objects (batched with
         ``config.batch_size``; training batches shuffled with ``config.seed``)
@@ -173,7 +162,21 @@ class Trainer:
         After training, the model holds the parameters of the epoch chosen by
         ``config.selection_metric`` on ``val`` (the last epoch without ``val``).
 
-        The training batches come from ``config.sampler``. With
+        A :class:`~fairbinn.core.stacked.StackedFairModel` of ``k`` models
+        (:func:`~fairbinn.core.stacked.stack_models`) is trained as ``k``
+        models that differ only in eta and seed, in one pass per minibatch:
+        model ``i`` with ``config.replace(eta=etas[i], seed=seeds[i])``
+        (default: ``config``'s for every model), shuffling the training rows
+        with its seed as a single run does, so its results equal a single
+        run's up to floating-point rounding (initialise model ``i`` after
+        ``seed_everything(seeds[i])``). The data must be :class:`Split`
+        objects; ``adam_kwargs`` (e.g. ``{"fused": True}``, faster on a large
+        stack and rounding differently) go to its Adam optimisers. It returns
+        one :class:`TrainResult` per model, in order; model ``i`` of the stack
+        then holds its selected epoch's parameters
+        (``model.model_state_dict(i)``).
+
+        The training batches of a single model come from ``config.sampler``. With
         ``"drfairness"`` (or a :class:`~fairbinn.core.drfairness.DrFairnessConfig`)
         they come from a :class:`~fairbinn.core.drfairness.DrFairnessSampler` over ``train``
         (a Split, a full graph, or a loader's dataset), ``val`` and
@@ -198,149 +201,122 @@ class Trainer:
         everywhere); only rank 0 writes checkpoints.
         """
         cfg = self.config
-        device = distributed.local_device(resolve_device(cfg.device))
-        parallel = distributed.is_distributed()
-        sampler = cfg.sampler.build(train, val, generated, batch_size=cfg.batch_size, seed=cfg.seed)
-        if cfg.separate_batches and not isinstance(sampler, UniformSampler):  # e.g. a DrFairnessSampler
-            raise ValueError(f"separate_batches cannot be combined with {type(sampler).__name__}: "
-                             "a second stream of batches would step its ratios twice")
-        if parallel:
-            sampler = distributed.ShardedLoader(sampler, distributed.rank(), distributed.world_size())
-        val_loader, test_loader = self._loader(val, False), self._loader(test, False)
-        num_groups = self._num_groups(sampler)
-        groups = _all_groups(group_names, num_groups)
-        seed_everything(cfg.seed)
-        model.to(device)
-        sampler.bind(model)
-        strategy = create_strategy(model, cfg, cfg.build_constraint(), num_groups)
-        selector = epoch_selector(cfg, val_loader, groups)
-        history: list[dict[str, float]] = []
-        checkpoints, first_epoch = RunCheckpoints(cfg), 1
-        if cfg.resume:
-            state = checkpoints.resume(model, strategy)
-            if state["loader"] is not None:
-                sampler.load_state_dict(state["loader"])
-            selector.load_state_dict(state["selector"])
-            history, first_epoch = state["history"], state["epoch"] + 1
-        if parallel:
-            strategy.data_parallel(**({"device_ids": [device.index]} if device.type == "cuda" else {}))
+        stacked = isinstance(model, StackedFairModel)
+        if stacked:
+            k = model.num_models
+            run = StackRun(model, cfg, train, val, test, [cfg.eta] * k if etas is None else etas,
+                           [cfg.seed] * k if seeds is None else seeds, adam_kwargs)
+            val_loader, test_loader = val, test
+            device = resolve_device(cfg.device)
+        else:
+            if etas is not None or seeds is not None or adam_kwargs is not None:
+                raise ValueError("etas, seeds and adam_kwargs are for a stack of models (stack_models); a single "
+                                 "model takes its eta and seed from the configuration")
+            device = distributed.local_device(resolve_device(cfg.device))
+            run = SingleRun(model, cfg, train, val, generated, self._loader)
+            val_loader, test_loader = self._loader(val, False), self._loader(test, False)
+        results = self._loop(run, val_loader, test_loader, device, group_names)
+        return results if stacked else results[0]
 
-        bar = tqdm(
-            range(first_epoch, cfg.epochs + 1),
-            desc=cfg.strategy if cfg.strategy == "erm" else f"{cfg.strategy} eta={cfg.eta:g}",
-            disable=not cfg.progress or not distributed.is_main_process(),
-            leave=False,
-        )
+    def _loop(self, run: SingleRun | StackRun, val: Any, test: Any, device: torch.device,
+              group_names: Sequence[str] | None) -> list[TrainResult]:
+        """The training loop over a run's members: train, evaluate, record, select and checkpoint each epoch."""
+        cfg, configs = self.config, run.configs
+        num_groups = check_run_targets(run, cfg.strategy)
+        groups = _all_groups(group_names, num_groups)
+        checkpoints = run.start(device, num_groups)
+        selectors = [epoch_selector(c, val, groups) for c in configs]
+        histories: list[list[dict[str, float]]] = [[] for _ in configs]
+        first_epoch = 1
+        if cfg.resume:
+            state = checkpoints.resume(run.model, run.strategy)
+            run.load_loader_state(state["loader"])
+            for selector, saved in zip(selectors, run.unpack(state["selector"])):
+                selector.load_state_dict(saved)
+            histories, first_epoch = run.unpack(state["history"]), state["epoch"] + 1
+        run.after_resume(device)
+        bar = tqdm(range(first_epoch, cfg.epochs + 1), desc=run.label,
+                   disable=not cfg.progress or not run.shows_progress, leave=False)
         undefined: dict[str, dict[str, str]] = {}
-        order_loader = self._loader(train, False) if cfg.certifies else None  # the training rows, in order
+        evaluated = (("val", val), ("test", test if cfg.record_test else None))
         for epoch in bar:
             with checkpoints.diverging(), distributed.exact_statistics():
-                losses = self._train_epoch(strategy, sampler, device, epoch)
-            record = {"epoch": epoch, **losses, **sampler.epoch_record()}
-            predicted = {}
-            for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
-                if loader is not None:
-                    predicted[prefix] = self.predict(model, loader)
-                    metrics, undefined[prefix] = self._report(predicted[prefix], groups)
+                losses = run.train_epoch(epoch)
+            predicted = {prefix: run.predict(loader) for prefix, loader in evaluated if loader is not None}
+            ordered = run.predict(run.order_rows) if run.order_rows is not None else None
+            for i, config in enumerate(configs):
+                record = {"epoch": epoch, **losses[i]}
+                for prefix, per_member in predicted.items():
+                    metrics, undefined[prefix] = self._report(per_member[i], groups)
                     record.update({f"{prefix}_{k}": v for k, v in metrics.items()})
                     if prefix == "test":
-                        record.update(interval_columns(test_intervals(predicted[prefix], groups, cfg.threshold)))
-            if order_loader is not None:
-                record.update(certification_record(cfg.budget_metric, cfg.budget_confidence, cfg.threshold,
-                                                   predicted.get("val"), self.predict(model, order_loader),
-                                                   _count(groups)))
-            history.append(record)
-            selector.update(epoch, record, lambda: copy.deepcopy(model.state_dict()))
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in _SHOWN})
-            checkpoints.save(epoch, model, strategy, loader=sampler.state_dict(), history=history,
-                             selector=selector.state_dict())
+                        record.update(interval_columns(test_intervals(per_member[i], groups, cfg.threshold)))
+                if ordered is not None:
+                    record.update(certification_record(cfg.budget_metric, cfg.budget_confidence, cfg.threshold,
+                                                       predicted["val"][i] if "val" in predicted else None,
+                                                       ordered[i], _count(groups)))
+                histories[i].append(record)
+                selectors[i].update(epoch, record, lambda i=i: run.state(i))
+            if len(configs) == 1:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in histories[0][-1].items() if k in _SHOWN})
+            checkpoints.save(epoch, run.model, run.strategy, loader=run.loader_state(), history=run.pack(histories),
+                             selector=run.pack([selector.state_dict() for selector in selectors]))
         bar.close()
         if checkpoints.finished:  # a finished run, resumed: no epoch ran to find the gaps the splits cannot measure
-            for prefix, loader in (("val", val_loader), ("test", test_loader if cfg.record_test else None)):
+            for prefix, loader in evaluated:
                 if loader is not None:
-                    undefined[prefix] = self._assess(model, loader, groups)[1]
+                    undefined[prefix] = self._report(run.predict(loader)[0], groups)[1]
 
-        selected_epoch = selector.selected_epoch
-        if selector.best_state is not None and selected_epoch != cfg.epochs:
-            model.load_state_dict(selector.best_state)
-        selected = history[selected_epoch - 1]
-        val_metrics = _metrics_of(selected, "val_") if val_loader is not None else None
-        constant, certificate = None, None
-        chosen_val = self.predict(model, val_loader) if selector.budget_met or cfg.certifies else None
-        if selector.budget_met:
-            constant = constant_class(chosen_val[1], cfg.threshold)
-        note = budget_note(selector, cfg, constant, val_metrics)
-        if cfg.certifies:
-            certificate, needed = certificate_of(selector, cfg, chosen_val, groups)
-            note = note and note + needed
-        if note:
-            warnings.warn(note, UserWarning, stacklevel=2)
-        test_metrics, intervals = None, None
-        if test_loader is not None:
-            chosen_test = self.predict(model, test_loader)
-            if cfg.record_test:
-                test_metrics = _metrics_of(selected, "test_")
-            else:
-                test_metrics, undefined["test"] = self._report(chosen_test, groups)
-            intervals = test_intervals(chosen_test, groups, cfg.threshold)
-        return TrainResult(
-            config=cfg.to_dict(),
-            history=history,
-            selected_epoch=selected_epoch,
-            val=val_metrics,
-            test=test_metrics,
-            budget_met=selector.budget_met,
-            undefined={split: reasons for split, reasons in undefined.items() if reasons},
-            constant_prediction=constant,
-            certificate=certificate,
-            test_intervals=intervals,
-            model=model,
-            selection=selector,
-        )
+        for i, selector in enumerate(selectors):
+            if selector.best_state is not None and selector.selected_epoch != cfg.epochs:
+                run.restore(i, selector.best_state)
+        vals = [_metrics_of(h[selector.selected_epoch - 1], "val_") if val is not None else None
+                for h, selector in zip(histories, selectors)]
+        constants: list[int | None] = [None] * len(configs)
+        certificates: list[dict | None] = [None] * len(configs)
+        chosen_val = run.predict(val) if any(s.budget_met for s in selectors) or cfg.certifies else None
+        notes = []
+        for i, (selector, config) in enumerate(zip(selectors, configs)):
+            if selector.budget_met:
+                constants[i] = constant_class(chosen_val[i][1], cfg.threshold)
+            note = budget_note(selector, config, constants[i], vals[i])
+            if cfg.certifies:
+                certificates[i], needed = certificate_of(selector, config, chosen_val[i], groups)
+                note = note and note + needed
+            notes.append(note)
+        _warn_notes(notes, selectors)
+        test_metrics: list[dict | None] = [None] * len(configs)
+        intervals: list[dict | None] = [None] * len(configs)
+        if test is not None:
+            chosen_test = run.predict(test)
+            for i, (history, selector) in enumerate(zip(histories, selectors)):
+                if cfg.record_test:
+                    test_metrics[i] = _metrics_of(history[selector.selected_epoch - 1], "test_")
+                else:
+                    test_metrics[i], undefined["test"] = self._report(chosen_test[i], groups)
+                intervals[i] = test_intervals(chosen_test[i], groups, cfg.threshold)
+        return [
+            TrainResult(
+                config=config.to_dict(),
+                history=histories[i],
+                selected_epoch=selectors[i].selected_epoch,
+                val=vals[i],
+                test=test_metrics[i],
+                extra=run.extra(),
+                budget_met=selectors[i].budget_met,
+                undefined={split: reasons for split, reasons in undefined.items() if reasons},
+                constant_prediction=constants[i],
+                certificate=certificates[i],
+                test_intervals=intervals[i],
+                model=run.result_model(i),
+                selection=selectors[i],
+            )
+            for i, config in enumerate(configs)
+        ]
 
-    def _train_epoch(self, strategy, loader: Loader, device: torch.device, epoch: int) -> dict[str, float]:
-        strategy.model.train()
-        start = time.perf_counter()
-        follower_batches = iter(loader) if strategy.uses_follower_batches else None
-        per_step: dict[str, list[torch.Tensor]] = {}
-        steps = 0
-        for item in loader:
-            batch = move_to(as_batch(item), device)
-            follower_batch = None
-            if follower_batches is not None:
-                follower_batch = move_to(as_batch(next(follower_batches)), device)
-            for name, value in strategy.step(batch, follower_batch).items():
-                per_step.setdefault(name, []).append(value)
-            steps += 1
-        strategy.end_epoch()
-        if steps == 0:
-            raise ValueError("the training loader yielded no batches")
-        losses = {f"train_{name}": float(sum(values)) / steps for name, values in per_step.items()}
-        elapsed = time.perf_counter() - start
-        bad = [name for name, value in losses.items() if not math.isfinite(value)]
-        if bad:  # the first step where any entry stopped being finite (a NaN update shows in the next step's loss)
-            steps_bad = {k: (~torch.stack(per_step[k[len("train_"):]]).isfinite()).reshape(steps, -1).any(1)
-                         for k in bad}
-            first = min(int(flags.nonzero()[0, 0]) for flags in steps_bad.values())
-            names = [k for k in bad if steps_bad[k][first]]
-            raise divergence(epoch, f", step {first + 1} of {steps}: non-finite {', '.join(names)} "
-                                    f"({', '.join(f'{k}={losses[k]}' for k in bad)})")
-        return {"train_time_s": elapsed, **losses}
-
-    @torch.inference_mode()
     def predict(self, model: FairModel, loader: Split | Loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Labels, predicted probabilities and groups of the (masked) examples, as numpy arrays."""
-        loader = self._loader(loader, shuffle=False)
-        device = next(model.parameters()).device
-        model.eval()
-        ys, scores, groups = [], [], []
-        for item in loader:
-            batch = move_to(as_batch(item), device)
-            logits, y, s = batch.selected(model(batch.inputs))
-            scores.append(torch.sigmoid(logits.float()).cpu())
-            ys.append(y.cpu())
-            groups.append(s.cpu())
-        return torch.cat(ys).numpy(), torch.cat(scores).numpy(), torch.cat(groups).numpy()
+        return predict(model, self._loader(loader, shuffle=False))
 
     def evaluate(self, model: FairModel, loader: Split | Loader,
                  group_names: Sequence[str] | None = None) -> dict[str, float]:
@@ -367,6 +343,23 @@ class Trainer:
 
 
 _SHOWN = ("train_bce", "train_fairness", "val_accuracy", "val_dp")
+
+
+def _warn_notes(notes: list[str | None], selectors: list) -> None:
+    """Warn of each model's budget note: a single model's as it is, a stack's gathered by kind."""
+    if len(notes) == 1:
+        if notes[0]:
+            warnings.warn(notes[0], UserWarning, stacklevel=4)
+        return
+    k = len(notes)
+    shortfalls = [note for note, selector in zip(notes, selectors) if note and not selector.budget_met]
+    if shortfalls:
+        warnings.warn(f"{len(shortfalls)} of {k} models met no epoch under the budget:\n" + "\n".join(shortfalls),
+                      UserWarning, stacklevel=4)
+    one_class = [note for note, selector in zip(notes, selectors) if note and selector.budget_met]
+    if one_class:
+        warnings.warn(f"{len(one_class)} of {k} models predict one class for every validation row:\n"
+                      + "\n".join(one_class), UserWarning, stacklevel=4)
 
 
 def _all_groups(group_names: Sequence[str] | None, num_groups: int | None) -> list[str] | int | None:

@@ -13,7 +13,8 @@ import fairbinn
 from fairbinn import Trainer, TrainConfig, build_mlp
 from fairbinn.core import certify
 from fairbinn.core.selection import CERTIFICATION_METHOD, CertifiedSelector, certification_record
-from fairbinn.core.stacked import StackedTrainer, stack_models
+from fairbinn.core.runs import SingleRun
+from fairbinn.core.stacked import stack_models
 from fairbinn.tabular.preprocess import TabularDataset
 from synthetic import make_biased_split
 
@@ -329,13 +330,13 @@ def test_a_stack_records_the_same_continuous_bounds_as_models_trained_alone():
     pairs = [(0.0, 0), (5.0, 1)]
 
     def model(seed):
-        fairbinn.seed_everything(seed)
+        fairbinn.core.seed_everything(seed)
         return build_mlp(6, (8, 8), num_fairness_layers=1)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # this few validation rows may certify nothing
-        stacked = StackedTrainer(config, [e for e, _ in pairs], [s for _, s in pairs]).fit(
-            stack_models([model(seed) for _, seed in pairs]), train, val, test)
+        stacked = Trainer(config).fit(stack_models([model(seed) for _, seed in pairs]), train, val, test,
+                                      etas=[e for e, _ in pairs], seeds=[s for _, s in pairs])
         for (eta, seed), result in zip(pairs, stacked):
             alone = Trainer(config, eta=eta, seed=seed).fit(model(seed), train, val, test)
             # soft_dp's bounds are continuous in the scores: compared with a tolerance (never the chosen epoch)
@@ -406,7 +407,7 @@ def test_too_few_validation_rows_are_said_before_training(monkeypatch):
     def never_trains(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(Trainer, "_train_epoch", never_trains)
+    monkeypatch.setattr(SingleRun, "train_epoch", never_trains)
     train, val = make_biased_split(200, 0), make_biased_split(30, 1, name="val")
     smallest = int(np.bincount(val.s.numpy().astype(int)).min())
     name = ["a", "b"][int(np.bincount(val.s.numpy().astype(int)).argmin())]

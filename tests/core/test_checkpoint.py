@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from fairbinn import Trainer, build_mlp, seed_everything
+from fairbinn import Trainer, build_mlp
+from fairbinn.core import seed_everything
 from fairbinn.core.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from synthetic import make_biased_split
 

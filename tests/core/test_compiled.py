@@ -7,9 +7,10 @@ import torch
 import torch._dynamo
 from torch._dynamo.utils import counters
 
-from fairbinn import Trainer, TrainConfig, seed_everything
+from fairbinn import Trainer, TrainConfig
+from fairbinn.core import seed_everything
 from fairbinn.core.config import compile_backends
-from fairbinn.core.stacked import StackedTrainer, stack_models
+from fairbinn.core.stacked import stack_models
 from fairbinn.tabular import build_mlp
 from tests.synthetic import make_biased_split
 
@@ -65,7 +66,7 @@ def test_compiled_stack_matches_the_eager_stack():
         seed_everything(0)
         stack = stack_models([build_mlp(6, (12, 12)) for _ in range(2)])
         config = TrainConfig(epochs=1, batch_size=64, progress=False, selection_metric=None, **settings)
-        StackedTrainer(config, etas=[1.0, 10.0], seeds=[0, 1]).fit(stack, TRAIN)
+        Trainer(config).fit(stack, TRAIN, etas=[1.0, 10.0], seeds=[0, 1])
         return stack
 
     eager, compiled = fit(), fit(compile="aot_eager")

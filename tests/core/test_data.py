@@ -108,15 +108,15 @@ def test_split_weights_are_validated(weights, message):
 def test_weighted_splits_are_refused_where_the_weights_would_be_unused():
     from fairbinn.core.config import TrainConfig
     from fairbinn.core.drfairness import DrFairnessConfig
-    from fairbinn.core.stacked import StackedTrainer, stack_models
+    from fairbinn.core.stacked import stack_models
     from fairbinn.core.trainer import Trainer
     from fairbinn.tabular.mlp import build_mlp
 
     weighted = Split.from_arrays(np.random.default_rng(0).normal(size=(8, 3)), [0, 1] * 4, [0, 0, 1, 1] * 2,
                                  name="train", w=np.ones(8))
     with pytest.raises(ValueError, match="^stacked training does not use sample weights; train a weighted Split "
-                                         "with Trainer.fit$"):
-        StackedTrainer(TrainConfig(epochs=1), [1.0], [0]).fit(stack_models([build_mlp(3, (4,))]), weighted)
+                                         "with one model$"):
+        Trainer(TrainConfig(epochs=1)).fit(stack_models([build_mlp(3, (4,))]), weighted, etas=[1.0], seeds=[0])
     with pytest.raises(ValueError, match="^training data: the Dr-Fairness sampler sets its own ratios and does not use "
                                          "sample weights"):
         Trainer(TrainConfig(epochs=1, sampler=DrFairnessConfig())).fit(build_mlp(3, (4,)), weighted, weighted)

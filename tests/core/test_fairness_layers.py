@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from fairbinn import create_fairness_layer, list_fairness_layers, register_fairness_layer
+from fairbinn.core import create_fairness_layer, list_fairness_layers, register_fairness_layer
 from fairbinn.core import fairness_layers as registry
 
 

@@ -19,7 +19,7 @@ from fairbinn.core.metrics import (
 from fairbinn.core.postprocess import (
     GroupThresholds,
     ThresholdedModel,
-    fit_thresholds,
+    thresholds_from_scores,
     threshold_report,
     threshold_result,
 )
@@ -54,7 +54,7 @@ def test_deterministic_thresholds_are_the_most_accurate_within_the_budget(metric
     y, scores, g = _rows(60, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a tight budget may leave a group all-negative
-        fitted = fit_thresholds(y, scores, g, budget=budget, metric=metric, confidence=0)
+        fitted = thresholds_from_scores(y, scores, g, budget=budget, metric=metric, confidence=0)
     decisions = fitted.predict(scores, g)
     assert GAPS[metric](y, decisions, sensitive_features=g) <= budget + 1e-12  # met where chosen
     assert fitted.val_accuracy == pytest.approx(_brute_force(y, scores, g, metric, budget), abs=1e-12)
@@ -67,15 +67,15 @@ def test_a_hand_computed_case():
     y = np.array([1, 1, 0, 0, 1, 0, 0, 0])
     g = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     # unconstrained: group 0 at 0.8 (rate 1/2, all right), group 1 at 0.7 (rate 1/4, all right): DP 0.25
-    free = fit_thresholds(y, scores, g, budget=1.0, confidence=0)
+    free = thresholds_from_scores(y, scores, g, budget=1.0, confidence=0)
     assert free.high == (0.8, 0.7) and free.val_accuracy == 1.0
     # DP 0: equal rates; rate 1/2 in both costs one error in group 1 (0.6 predicted 1), rate 1/4 one in group 0
-    equal = fit_thresholds(y, scores, g, budget=1e-9, confidence=0)
+    equal = thresholds_from_scores(y, scores, g, budget=1e-9, confidence=0)
     assert equal.val_accuracy == pytest.approx(7 / 8)
     decisions = equal.predict(scores, g)
     assert decisions[:4].mean() == decisions[4:].mean()
     # randomised: group 1 mixes 0.7 and 0.6 at p = 1/2 ... the expected accuracy can only be higher
-    mixed = fit_thresholds(y, scores, g, budget=0.125, metric="dp", confidence=0, randomized=True)
+    mixed = thresholds_from_scores(y, scores, g, budget=0.125, metric="dp", confidence=0, randomized=True)
     probability = mixed.probabilities(scores, g)
     rates = [probability[g == k].mean() for k in (0, 1)]
     assert abs(rates[0] - rates[1]) <= 0.125 + 1e-9
@@ -88,8 +88,8 @@ def test_randomised_thresholds_are_at_least_as_accurate_in_expectation():
     for budget in (0.0, 0.02, 0.1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # equal rates without randomising: predict 0 for all
-            fixed = fit_thresholds(y, scores, g, budget=max(budget, 1e-9), confidence=0)
-        mixed = fit_thresholds(y, scores, g, budget=max(budget, 1e-9), confidence=0, randomized=True)
+            fixed = thresholds_from_scores(y, scores, g, budget=max(budget, 1e-9), confidence=0)
+        mixed = thresholds_from_scores(y, scores, g, budget=max(budget, 1e-9), confidence=0, randomized=True)
         probability = mixed.probabilities(scores, g)
         expected = np.mean(probability * y + (1 - probability) * (1 - y))
         assert expected >= np.mean(fixed.predict(scores, g) == y) - 1e-12
@@ -101,7 +101,7 @@ def test_randomised_thresholds_are_at_least_as_accurate_in_expectation():
 
 def test_certified_thresholds_report_the_bound_of_their_certification_rows():
     fit_rows, cert_rows = _rows(3000, seed=0), _rows(3000, seed=1)
-    fitted = fit_thresholds(*fit_rows, budget=0.08, certify=cert_rows)
+    fitted = thresholds_from_scores(*fit_rows, budget=0.08, certify=cert_rows)
     certificate = fitted.certificate
     assert certificate["certified"] is True and certificate["confidence"] == 0.95
     assert certificate["metric"] == "dp" and certificate["budget"] == 0.08
@@ -111,14 +111,14 @@ def test_certified_thresholds_report_the_bound_of_their_certification_rows():
     # the accuracy among certified rungs is read on the certification rows here
     assert fitted.val_accuracy == pytest.approx(np.mean(decisions == cert_rows[0]))
     # split by default: a share of each (group, label) cell certifies
-    split = fit_thresholds(*_rows(8000, seed=2), budget=0.08, fraction=0.5)
+    split = thresholds_from_scores(*_rows(8000, seed=2), budget=0.08, fraction=0.5)
     assert split.certificate["certified"] is True and not any(np.isinf(split.high))
 
 
 def test_nothing_certifiable_warns_and_keeps_the_smallest_bound():
     fit_rows, cert_rows = _rows(400, seed=0), _rows(60, seed=1)
     with pytest.warns(UserWarning, match="none certified to meet the eopp budget 0.05 at 95% confidence"):
-        fitted = fit_thresholds(*fit_rows, budget=0.05, metric="eopp", randomized=True, certify=cert_rows)
+        fitted = thresholds_from_scores(*fit_rows, budget=0.05, metric="eopp", randomized=True, certify=cert_rows)
     assert fitted.certificate["certified"] is False and fitted.certificate["upper_bound"] > 0.05
 
 
@@ -145,7 +145,7 @@ def test_certification_is_valid_by_simulation():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(draws):
-            fitted = fit_thresholds(*fit_rows, budget=budget, certify=_draw(rng, 300, values, probs))
+            fitted = thresholds_from_scores(*fit_rows, budget=budget, certify=_draw(rng, 300, values, probs))
             if not fitted.certificate["certified"]:
                 continue
             certified += 1
@@ -159,20 +159,20 @@ def test_certification_is_valid_by_simulation():
 def test_thresholds_cannot_control_soft_gaps(metric):
     y, scores, g = _rows(50, seed=0)
     with pytest.raises(ValueError, match=f"thresholds cannot control {metric}: it is a gap of mean scores"):
-        fit_thresholds(y, scores, g, budget=0.1, metric=metric)
+        thresholds_from_scores(y, scores, g, budget=0.1, metric=metric)
 
 
 def test_bad_arguments_are_named():
     y, scores, g = _rows(50, seed=0)
     with pytest.raises(ValueError, match="budget bounds a gap of rates, so it must be in"):
-        fit_thresholds(y, scores, g, budget=0)
+        thresholds_from_scores(y, scores, g, budget=0)
     with pytest.raises(ValueError, match="randomised thresholds support dp and eopp"):
-        fit_thresholds(y, scores, g, budget=0.1, metric="eo", randomized=True)
+        thresholds_from_scores(y, scores, g, budget=0.1, metric="eo", randomized=True)
     with pytest.raises(ValueError, match="confidence must be in"):
-        fit_thresholds(y, scores, g, budget=0.1, confidence=1.0)
+        thresholds_from_scores(y, scores, g, budget=0.1, confidence=1.0)
     cert = (y, scores, np.where(g == 1, 2, g))
     with pytest.raises(ValueError, match="group '2' has certification rows but no fit rows"):
-        fit_thresholds(y, scores, g, budget=0.1, certify=cert)
+        thresholds_from_scores(y, scores, g, budget=0.1, certify=cert)
 
 
 def test_a_group_without_a_threshold_is_an_error_at_prediction():
@@ -193,7 +193,7 @@ def test_a_group_without_a_threshold_is_an_error_at_prediction():
 
 def test_report_uses_the_decisions_for_rate_gaps_and_the_scores_for_the_rest():
     y, scores, g = _rows(300, seed=2)
-    fitted = fit_thresholds(y, scores, g, budget=0.05, confidence=0)
+    fitted = thresholds_from_scores(y, scores, g, budget=0.05, confidence=0)
     report, intervals = threshold_report(fitted, (y, scores, g), 2)
     decisions = fitted.predict(scores, g)
     assert report["dp"] == pytest.approx(demographic_parity_difference(y, decisions, sensitive_features=g))

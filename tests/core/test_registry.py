@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import fairbinn
-from fairbinn import Batch, FairModel, TrainConfig, Trainer, register_constraint, register_strategy
+from fairbinn import FairModel, TrainConfig, Trainer
+from fairbinn.core import Batch, register_constraint, register_strategy
 from fairbinn.cli import main
 from fairbinn.core import constraints, strategies
 from fairbinn.core.constraints import DemographicParity
@@ -106,27 +107,28 @@ def test_type_keys_are_used_as_they_are():
 def test_every_built_in_registry_follows_the_rule():
     from fairbinn.core import fairness_layers, stacked
 
-    assert fairbinn.create_constraint("Eo").__class__ is fairbinn.EqualizedOdds
-    assert isinstance(fairbinn.create_fairness_layer("LINEAR", 4), fairbinn.LinearStack)  # case-insensitive now
+    assert fairbinn.core.create_constraint("Eo").__class__ is fairbinn.core.EqualizedOdds
+    # case-insensitive now
+    assert isinstance(fairbinn.core.create_fairness_layer("LINEAR", 4), fairbinn.core.LinearStack)
     for message, call in [
-        ("unknown fairness layer 'x'; choose one of ", lambda: fairbinn.create_fairness_layer("x", 4)),
+        ("unknown fairness layer 'x'; choose one of ", lambda: fairbinn.core.create_fairness_layer("x", 4)),
         ("unknown fairness constraint 'x'; choose one of demographic_parity, dp, ",
-         lambda: fairbinn.create_constraint("x")),
+         lambda: fairbinn.core.create_constraint("x")),
         ("unknown strategy 'x'; choose one of bilevel, erm, lagrangian", lambda: strategies.resolve_strategy("x")),
     ]:
         with pytest.raises(ValueError, match=message):
             call()
     with pytest.raises(ValueError, match="fairness layer 'Linear' is already registered; pass overwrite=True"):
-        fairbinn.register_fairness_layer("Linear")(fairbinn.LinearStack)
+        fairbinn.core.register_fairness_layer("Linear")(fairbinn.core.LinearStack)
     with pytest.raises(ValueError, match="stacker 'Linear' is already registered"):
-        fairbinn.register_stacker(nn.Linear)(lambda modules: modules[0])
+        fairbinn.core.register_stacker(nn.Linear)(lambda modules: modules[0])
     assert isinstance(fairness_layers._FAIRNESS_LAYERS, Registry) and isinstance(stacked._STACKERS, Registry)
 
 
 # -- a custom constraint by name ---------------------------------------------------------------------------
 
 
-class MeanScore(fairbinn.FairnessConstraint):
+class MeanScore(fairbinn.core.FairnessConstraint):
     """Not a fairness gap: the mean predicted probability, so the loss is easy to compute by hand."""
 
     def gap(self, probs, y, groups, num_groups):
@@ -140,12 +142,12 @@ def test_register_constraint_rejects_what_is_not_a_constraint_class():
         register_constraint(MeanScore)  # @register_constraint without its name
     with pytest.raises(ValueError, match="fairness constraint 'DP' is already registered"):
         register_constraint("DP")(MeanScore)
-    assert "mine" not in fairbinn.list_constraints()
+    assert "mine" not in fairbinn.core.list_constraints()
 
 
 def test_custom_constraint_by_name_trains_with_the_loss_computed_by_hand():
     assert register_constraint("Mean_Score")(MeanScore) is MeanScore
-    assert "mean_score" in fairbinn.list_constraints()
+    assert "mean_score" in fairbinn.core.list_constraints()
     config = TrainConfig(strategy="lagrangian", constraint="MEAN_SCORE", constraint_norm="absolute", eta=2.0,
                          epochs=1, batch_size=100, lr=1e-2, progress=False)
     assert isinstance(config.build_constraint(), MeanScore) and config.build_constraint().norm == "absolute"
@@ -193,11 +195,11 @@ def test_register_strategy_rejects_what_is_not_a_strategy_class():
         register_strategy("mine")(DemographicParity)
     with pytest.raises(ValueError, match="strategy 'ERM' is already registered; pass overwrite=True"):
         register_strategy("ERM")(CountingERM)
-    assert "mine" not in fairbinn.list_strategies()
+    assert "mine" not in fairbinn.core.list_strategies()
 
 
 def test_custom_strategy_by_name_in_train_config(counting):
-    assert fairbinn.list_strategies() == ["bilevel", "erm", "lagrangian", "mine", "stackelberg"]
+    assert fairbinn.core.list_strategies() == ["bilevel", "erm", "lagrangian", "mine", "stackelberg"]
     config = TrainConfig(strategy="Mine", epochs=2, batch_size=40, lr=1e-2, progress=False)
     assert config.strategy == "mine"  # the registered name
     train = make_biased_split(100, 0)
@@ -262,8 +264,8 @@ def test_unknown_mode_and_constraint_on_the_command_line_name_the_choices(counti
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--mode", "minimax"])
     assert exit_info.value.code == 2
-    assert ("unknown mode 'minimax'; choose one of bilevel, erm, lagrangian, mine, stackelberg (aliases: reg = lagrangian, "
-            "linear = bilevel)") in capsys.readouterr().err
+    assert ("unknown mode 'minimax'; choose one of bilevel, erm, lagrangian, mine, stackelberg, best (aliases: reg = "
+            "lagrangian, linear = bilevel)") in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--constraint", "parity"])
     assert exit_info.value.code == 2

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 import fairbinn
-from fairbinn import StackedTrainer, TrainConfig, Trainer, build_mlp, seed_everything, stack_models
+from fairbinn import TrainConfig, Trainer, build_mlp
+from fairbinn.core import seed_everything, stack_models
+from fairbinn.core.runs import SingleRun, StackRun
 from fairbinn.core.checkpoint import (CHECKPOINT_NAME, load_checkpoint, plain_state, restore_rng_states,
                                       rng_states, save_checkpoint)
 from fairbinn.core.saving import load_model, records_build, registered_builders, save_model
@@ -111,7 +113,7 @@ def test_a_directory_holding_a_run_needs_resume_or_overwrite(tmp_path, monkeypat
     _, first = _train(2, checkpoint_dir=str(tmp_path))
     before = (tmp_path / CHECKPOINT_NAME).read_bytes()
     epochs = []
-    monkeypatch.setattr(Trainer, "_train_epoch", lambda self, *a: epochs.append(a[-1]))
+    monkeypatch.setattr(SingleRun, "train_epoch", lambda self, epoch: epochs.append(epoch))
     with pytest.raises(ValueError, match=f"{tmp_path / CHECKPOINT_NAME} already holds a run: pass resume=True "
                                          r"\(CLI --resume\) to continue it, or overwrite=True \(CLI --overwrite\)"):
         _train(2, checkpoint_dir=str(tmp_path))
@@ -125,7 +127,7 @@ def test_a_directory_holding_a_run_needs_resume_or_overwrite(tmp_path, monkeypat
 
 def test_a_checkpoint_dir_naming_a_file_is_refused_before_training(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("mine")
-    monkeypatch.setattr(Trainer, "_train_epoch", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(SingleRun, "train_epoch", lambda *a: pytest.fail("trained"))
     for directory in (tmp_path / "file", tmp_path / "file" / "run"):
         with pytest.raises(ValueError, match=f"checkpoint_dir '{directory}': {tmp_path / 'file'} is a file, "
                                              "not a directory"):
@@ -135,7 +137,7 @@ def test_a_checkpoint_dir_naming_a_file_is_refused_before_training(tmp_path, mon
 
 def test_resuming_a_finished_run_returns_its_result_without_training(tmp_path, monkeypatch, caplog):
     model, result = _train(3, checkpoint_dir=str(tmp_path))
-    monkeypatch.setattr(Trainer, "_train_epoch", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(SingleRun, "train_epoch", lambda *a: pytest.fail("trained"))
     with caplog.at_level(logging.WARNING, logger="fairbinn"):
         resumed_model, resumed = _train(3, checkpoint_dir=str(tmp_path), resume=True)
     assert [r.getMessage() for r in caplog.records] == [
@@ -157,10 +159,10 @@ def test_resuming_a_finished_stack_returns_its_results(tmp_path, monkeypatch):
             seed_everything(seed)
             models.append(build_mlp(6, (8,)))
         stack = stack_models(models)
-        return stack, StackedTrainer(config.replace(**extra), [1.0, 10.0], [0, 1]).fit(stack, TRAIN, VAL, TEST)
+        return stack, Trainer(config.replace(**extra)).fit(stack, TRAIN, VAL, TEST, etas=[1.0, 10.0], seeds=[0, 1])
 
     stack, results = run()
-    monkeypatch.setattr(StackedTrainer, "_train_epoch", lambda *a: pytest.fail("trained"))
+    monkeypatch.setattr(StackRun, "train_epoch", lambda *a: pytest.fail("trained"))
     again, resumed = run(resume=True)
     assert [{**r.to_dict(), "config": r.config["eta"]} for r in resumed] == [
         {**r.to_dict(), "config": r.config["eta"]} for r in results]

@@ -6,7 +6,7 @@ from fairbinn.core.config import TrainConfig
 from fairbinn.core.metrics import binary_fairness_report
 from fairbinn.core.model import FairModel
 from fairbinn.core.runtime import seed_everything
-from fairbinn.core.stacked import NotStackableError, StackedTrainer, stack_models
+from fairbinn.core.stacked import NotStackableError, stack_models
 from fairbinn.core.trainer import Trainer
 from fairbinn.tabular.mlp import build_mlp
 from comparing import assert_histories_close, assert_logits_close, assert_smooth_close
@@ -40,7 +40,7 @@ def test_stacked_models_equal_separate_runs(strategy, extra):
                             "lr_decay": 0.9, "progress": False, "selection_metric": None, **extra})
     pairs = [(0.0, 0), (5.0, 0), (50.0, 1)]
     stack = stack_models([_model(seed, fairness_layer="residual") for _, seed in pairs])
-    stacked = StackedTrainer(config, [e for e, _ in pairs], [s for _, s in pairs]).fit(stack, TRAIN, VAL, TEST)
+    stacked = Trainer(config).fit(stack, TRAIN, VAL, TEST, etas=[e for e, _ in pairs], seeds=[s for _, s in pairs])
     with torch.no_grad():
         stacked_logits = {split.name: stack(split.x.expand(len(pairs), -1, -1)) for split in (VAL, TEST)}
     for index, (eta, seed) in enumerate(pairs):
@@ -67,9 +67,14 @@ def test_what_cannot_be_stacked_is_refused_by_name():
     with pytest.raises(NotStackableError, match="shape"):
         stack_models([build_mlp(6, (8,)), build_mlp(6, (9,))])
     with pytest.raises(NotStackableError, match="separate_batches"):
-        StackedTrainer(TrainConfig(separate_batches=True), [1.0], [0])
+        Trainer(TrainConfig(separate_batches=True)).fit(stack_models([build_mlp(6, (8,))]), TRAIN, etas=[1.0],
+                                                        seeds=[0])
     with pytest.raises(ValueError, match="equal length"):
-        StackedTrainer(TrainConfig(), [1.0, 2.0], [0])
+        Trainer(TrainConfig()).fit(stack_models([build_mlp(6, (8,))] * 2), TRAIN, etas=[1.0, 2.0], seeds=[0])
+    with pytest.raises(ValueError, match="the stack holds 2 models but 1"):
+        Trainer(TrainConfig()).fit(stack_models([build_mlp(6, (8,))] * 2), TRAIN, etas=[1.0], seeds=[0])
+    with pytest.raises(ValueError, match="etas, seeds and adam_kwargs are for a stack of models"):
+        Trainer(TrainConfig()).fit(build_mlp(6, (8,)), TRAIN, etas=[1.0])
 
 
 def test_stacked_constraint_rows_equal_one_row_each():
@@ -92,7 +97,7 @@ def test_a_resumed_stack_ends_exactly_like_an_uninterrupted_one(tmp_path):
 
     def run(epochs, etas=etas, **extra):
         stack = stack_models([_model(seed) for seed in seeds])
-        results = StackedTrainer(config.replace(epochs=epochs, **extra), etas, seeds).fit(stack, TRAIN, VAL, TEST)
+        results = Trainer(config.replace(epochs=epochs, **extra)).fit(stack, TRAIN, VAL, TEST, etas=etas, seeds=seeds)
         return stack, results
 
     whole, whole_results = run(5)

@@ -7,7 +7,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from fairbinn import Batch, DemographicParity, EqualizedOdds, EqualOpportunity, FairModel, Trainer, TrainConfig
+from fairbinn import FairModel, Trainer, TrainConfig
+from fairbinn.core import Batch, DemographicParity, EqualizedOdds, EqualOpportunity
 from fairbinn.core.constraints import RateSurrogate
 from fairbinn.core.strategies import Stackelberg, _STRATEGIES, create_strategy, is_stackelberg, register_strategy
 from synthetic import make_biased_split

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fairbinn import Batch, DemographicParity, FairModel, TrainConfig
+from fairbinn import FairModel, TrainConfig
+from fairbinn.core import Batch, DemographicParity
 from fairbinn.core.strategies import create_strategy
 
 ETA = 3.0

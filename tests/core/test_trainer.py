@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fairbinn import Batch, Split, Trainer, TrainConfig, build_mlp
+from fairbinn import Trainer, TrainConfig, build_mlp
+from fairbinn.core import Batch, Split
 from fairbinn.core.metrics import binary_fairness_report
 
 from synthetic import make_biased_split

@@ -11,11 +11,13 @@ import torch
 
 import fairbinn
 import fairbinn.sweeps
-from fairbinn import Split, Trainer, build_mlp
+from fairbinn import Trainer, build_mlp
+from fairbinn.core import Split
 from fairbinn.core import metrics as fm
 from fairbinn.core.saving import json_ready
 from fairbinn.core.selection import EpochSelector
-from fairbinn.core.stacked import StackedTrainer, stack_models
+from fairbinn.core.runs import SingleRun, StackRun
+from fairbinn.core.stacked import stack_models
 from fairbinn.core.trainer import TrainConfig
 from fairbinn.tabular.preprocess import TabularDataset
 from synthetic import make_biased_split
@@ -156,8 +158,8 @@ def _never_trains(*args, **kwargs):
 
 
 def test_a_budget_on_an_undefined_gap_is_an_error_before_training(monkeypatch):
-    monkeypatch.setattr(Trainer, "_train_epoch", _never_trains)
-    monkeypatch.setattr(StackedTrainer, "_train_epoch", _never_trains)
+    monkeypatch.setattr(SingleRun, "train_epoch", _never_trains)
+    monkeypatch.setattr(StackRun, "train_epoch", _never_trains)
     train = make_biased_split(200, 0)
     val = _without_positives_in(make_biased_split(80, 1, name="val"), 1)
     message = r"cannot measure the budget metric 'eopp'.*group 'Male' has no positive labels"
@@ -166,8 +168,8 @@ def test_a_budget_on_an_undefined_gap_is_an_error_before_training(monkeypatch):
             _model(), train, val, group_names=NAMES)
     config = TrainConfig(strategy="lagrangian", fairness_budget=0.1, budget_metric="eo", **FAST)
     with pytest.raises(ValueError, match=r"budget metric 'eo'.*group 'Male' has no positive labels"):
-        StackedTrainer(config, [1.0, 2.0], [0, 1]).fit(stack_models([_model(0), _model(1)]), train, val,
-                                                        group_names=NAMES)
+        Trainer(config).fit(stack_models([_model(0), _model(1)]), train, val, etas=[1.0, 2.0], seeds=[0, 1],
+                            group_names=NAMES)
     # DP is still measurable there: no error up to training
     with pytest.raises(AssertionError, match="training started"):
         Trainer(strategy="lagrangian", fairness_budget=0.1, **FAST).fit(_model(), train, val, group_names=NAMES)
@@ -214,7 +216,7 @@ def test_a_budget_met_by_predicting_one_class_is_flagged():
     stack = stack_models([_constant(_model(0)), _model(1)])
     with pytest.warns(UserWarning, match=r"1 of 2 models predict one class for every validation row:\n"
                                          r"lagrangian eta=1 seed=0: the chosen checkpoint meets the dp budget"):
-        results = StackedTrainer(config, [1.0, 2.0], [0, 1]).fit(stack, train, val)
+        results = Trainer(config).fit(stack, train, val, etas=[1.0, 2.0], seeds=[0, 1])
     assert results[0].constant_prediction == 0 and results[1].constant_prediction is None
 
 

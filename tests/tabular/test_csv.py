@@ -90,7 +90,7 @@ def test_cli_csv_flag_errors(args, message, capsys):
 def test_tabular_encoder_rule_by_hand():
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 6.0], "flag": [0, 1, 1, 0], "c": ["b", "a", "b", "b"],
                           "on": [True, False, True, True]})
-    encoder = fairbinn.TabularEncoder(handle_unknown="ignore").fit(train)
+    encoder = fairbinn.tabular.TabularEncoder(handle_unknown="ignore").fit(train)
     assert encoder.feature_names_ == ["x", "flag", "c_a", "c_b", "on_False", "on_True"]
     z = (np.array([1.0, 2.0, 3.0, 6.0]) - 3.0) / np.sqrt(3.5)  # mean 3, variance (4 + 1 + 0 + 9) / 4
     expected = np.column_stack([z, [0, 1, 1, 0], [0, 1, 0, 0], [1, 0, 1, 1], [0, 1, 0, 0], [1, 0, 1, 1]])
@@ -98,10 +98,10 @@ def test_tabular_encoder_rule_by_hand():
     new = pd.DataFrame({"x": [3.0], "flag": [2], "c": ["zz"], "on": [False]})  # unseen category: all zeros
     np.testing.assert_allclose(encoder.transform(new), [[0, 2, 0, 0, 1, 0]])
     with pytest.raises(ValueError, match=r"^column 'c' has category 'zz', unseen in fit$"):
-        fairbinn.TabularEncoder(handle_unknown="error").fit(train).transform(new)
+        fairbinn.tabular.TabularEncoder(handle_unknown="error").fit(train).transform(new)
     with pytest.raises(ValueError, match="column 'x' has missing"):
         encoder.transform(new.assign(x=np.nan))
-    codes, names, values = fairbinn.TabularEncoder.groups(train[["c", "flag"]])
+    codes, names, values = fairbinn.tabular.TabularEncoder.groups(train[["c", "flag"]])
     assert names == ["a & 1", "b & 0", "b & 1"] and values == [("a", 1), ("b", 0), ("b", 1)]
     assert list(codes) == [1, 0, 2, 1]
 
@@ -120,7 +120,7 @@ def test_from_dataframe_and_the_estimator_encode_alike():
     assert model.encoder_.feature_names_ == data.feature_names
     assert torch.equal(torch.from_numpy(model.encoder_.transform(X)), data.train.x)
     assert [" & ".join(g) for g in model.groups_] == data.group_names
-    assert torch.equal(torch.from_numpy(fairbinn.TabularEncoder.groups(X[["sex", "race"]])[0]), data.train.s)
+    assert torch.equal(torch.from_numpy(fairbinn.tabular.TabularEncoder.groups(X[["sex", "race"]])[0]), data.train.s)
     # categories and statistics come from the training rows only
     changed = frame.copy()
     changed.loc[test_rows[:5], "c"] = "only-in-test"
