@@ -35,7 +35,7 @@ import pandas as pd
 
 from .core.checkpoint import CHECKPOINT_NAME
 from .core.config import TrainConfig
-from .core.postprocess import THRESHOLD_METRICS, ThresholdedModel, threshold_candidates, threshold_report
+from .core.postprocess import THRESHOLD_METRICS, deciding_with, threshold_candidates
 from .core.runtime import seed_everything
 from .core.selection import ORDER_KEY, TRAIN_GAP_KEY, CertifiedSelector, EpochSelector
 from .core.stacked import NotStackableError, stack_models
@@ -657,15 +657,13 @@ def _thresholded_result(dataset: Any, chooser: CertifiedSelector, owner: dict[st
     model = owner["model"]
     _, val_loader, test_loader = get_benchmark(dataset).loaders(dataset, config)
     trainer = Trainer(config.replace(progress=False))
-    val_metrics, _ = threshold_report(fitted, trainer.predict(model, val_loader), groups)
-    test_metrics, intervals = (threshold_report(fitted, trainer.predict(model, test_loader), groups)
-                               if test_loader is not None else (None, None))
     if not chooser.budget_met:
         warnings.warn(f"{owner['strategy']}: {chooser.shortfall()}", UserWarning, stacklevel=4)
-    return TrainResult(config=owner["config"], history=owner["history"], selected_epoch=len(owner["history"]),
-                       val=val_metrics, test=test_metrics, budget_met=chooser.budget_met,
-                       certificate=fitted.certificate, test_intervals=intervals,
-                       model=ThresholdedModel(model, fitted), extra={"thresholds": fitted.to_dict()})
+    base = TrainResult(config=owner["config"], history=owner["history"], selected_epoch=len(owner["history"]),
+                       budget_met=chooser.budget_met, model=model)
+    return deciding_with(base, fitted, trainer.predict(model, val_loader),
+                         trainer.predict(model, test_loader) if test_loader is not None else None, groups,
+                         config.seed)
 
 
 BEST_CANDIDATES = ("erm", "lagrangian", "bilevel")
@@ -684,13 +682,13 @@ def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, s
                          f"selection_metric={base.selection_metric!r}")
     groups = _check_certifiable(dataset, "best", base)
     benchmark = get_benchmark(dataset)
-    chooser = CertifiedSelector("accuracy", budget=base.fairness_budget, budget_metric=base.budget_metric,
-                                confidence=base.budget_confidence)
     tables, own = [], {}
 
     def selector() -> CertifiedSelector:
         return CertifiedSelector("accuracy", budget=base.fairness_budget, budget_metric=base.budget_metric,
                                  confidence=base.budget_confidence)
+
+    chooser = selector()
 
     for index, strategy in enumerate(BEST_CANDIDATES):
         config = base.for_strategy(strategy)
@@ -717,8 +715,8 @@ def _choose_best(dataset: Any, base: TrainConfig, etas: Sequence[float] | str, s
         own[rungs.owner["strategy"]] = selector()
         own[rungs.owner["strategy"]].merge(rungs)  # its entries now name their owner
         chooser.merge(rungs)
-        tables.append(pd.DataFrame(rows).drop(columns="thresholds").assign(candidate=f"{strategy} + thresholds", strategy=strategy,
-                                                eta=result.config["eta"], seed=base.seed))
+        tables.append(pd.DataFrame(rows).drop(columns="thresholds").assign(
+            candidate=f"{strategy} + thresholds", strategy=strategy, eta=result.config["eta"], seed=base.seed))
     result = _certified_result(dataset, chooser, base, model_kwargs, groups)
     with warnings.catch_warnings():  # each candidate's own shortfall: its certificate says it
         warnings.simplefilter("ignore", UserWarning)

@@ -55,13 +55,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .certify import gap_counts, gap_interval, split_for_certification
-from .metrics import GAP_METRICS, _binary, _same_length, _scores, binary_fairness_report
+from .certify import gap_counts, split_for_certification
+from .metrics import _binary, _same_length, _scores, binary_fairness_report
 from .selection import TRAIN_GAP_KEY, CertifiedSelector, certification_record
 
 __all__ = ["THRESHOLD_METRICS", "GroupThresholds", "ThresholdedModel", "thresholds_from_scores", "threshold_candidates",
            "thresholds",
-           "threshold_report", "threshold_result"]
+           "threshold_report", "threshold_result", "deciding_with"]
 
 THRESHOLD_METRICS = ("dp", "eopp", "eo")
 """Gaps that per-group thresholds control (gaps of decisions, not of scores)."""
@@ -546,17 +546,12 @@ def threshold_report(thresholds: GroupThresholds, predicted: tuple[np.ndarray, n
     Accuracy, F1 and the decision gaps (``dp``, ``eo``, ``eopp``) use the
     thresholded decisions; AUC, AP and the soft gaps the unchanged scores.
     """
+    from .trainer import test_intervals  # the trainer's module imports more than this one needs
+
     y, scores, s = predicted
     decisions = thresholds.predict(scores, s, random_state=random_state)
     report = binary_fairness_report(y, scores, sensitive_features=s, groups=groups, y_pred=decisions)
-    every = range(max(len(groups) if isinstance(groups, list) else int(groups or 0), int(np.max(s)) + 1))
-    intervals = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an undefined gap: NaN
-        for metric in GAP_METRICS:
-            values = np.clip(scores, 0, 1) if metric.startswith("soft_") else decisions
-            intervals[metric] = list(gap_interval(metric, y, values, sensitive_features=s, all_groups=every))
-    return report, intervals
+    return report, test_intervals(predicted, groups, decisions=decisions)
 
 
 def thresholds(model: nn.Module, val: Any, *, budget: float, metric: str = "dp", confidence: float = 0.95,
@@ -613,12 +608,23 @@ def threshold_result(result: Any, fit: Any, val: Any, test: Any = None, *, budge
                                 confidence=confidence, randomized=randomized, certify=held_out, seed=seed,
                                 group_names=names)
     groups = names if names is not None else len(fitted.groups)
-    val_report, _ = threshold_report(fitted, held_out, groups, random_state=seed)
-    test_report, intervals = (threshold_report(fitted, predictor.predict(result.model, test), groups,
-                                               random_state=seed) if test is not None else (None, None))
+    tested = predictor.predict(result.model, test) if test is not None else None
+    post = deciding_with(result, fitted, held_out, tested, groups, seed)
     certified = None if fitted.certificate is None else bool(fitted.certificate["certified"])
+    return replace(post, budget_met=certified if certified is not None else bool(post.val[metric] <= budget),
+                   extra={**post.extra, "base": {"val": result.val, "test": result.test}})
+
+
+def deciding_with(result: Any, fitted: GroupThresholds, val: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  test: tuple[np.ndarray, np.ndarray, np.ndarray] | None, groups: list[str] | int | None = None,
+                  seed: int = 0) -> Any:
+    """A copy of ``result`` whose model decides with ``fitted``: its ``model`` the :class:`ThresholdedModel`, its
+    ``val`` / ``test`` metrics and ``test_intervals`` those of the decisions on the predictions ``val`` and
+    ``test`` (``(y, scores, s)`` of the model; see :func:`threshold_report`), its ``certificate`` the
+    thresholds', and ``extra["thresholds"]`` them as plain data."""
+    val_report, _ = threshold_report(fitted, val, groups, random_state=seed)
+    test_report, intervals = (threshold_report(fitted, test, groups, random_state=seed) if test is not None
+                              else (None, None))
     return replace(result, model=ThresholdedModel(result.model, fitted), val=val_report, test=test_report,
                    test_intervals=intervals, certificate=fitted.certificate,
-                   budget_met=certified if certified is not None else bool(val_report[metric] <= budget),
-                   extra={**result.extra, "thresholds": fitted.to_dict(),
-                          "base": {"val": result.val, "test": result.test}})
+                   extra={**result.extra, "thresholds": fitted.to_dict()})

@@ -471,12 +471,14 @@ def interval_columns(intervals: dict[str, list[float]] | None, prefix: str = "te
 
 
 def test_intervals(predicted: tuple[np.ndarray, np.ndarray, np.ndarray], groups: list[str] | int | None,
-                   threshold: float, confidence: float = 0.95) -> dict[str, list[float]]:
+                   threshold: float = 0.5, confidence: float = 0.95, decisions: np.ndarray | None = None
+                   ) -> dict[str, list[float]]:
     """Exact ``confidence`` intervals ``{metric: [lo, hi]}`` on every gap of predictions ``(y, scores, s)``
-    (NaN where the gap is undefined)."""
+    (NaN where the gap is undefined). The rate gaps are those of ``scores >= threshold``, or of 0/1
+    ``decisions`` ``(n,)`` when given (e.g. per-group thresholds); the soft gaps those of ``scores``."""
     y, scores, s = predicted
     every = range(max(_count(groups) or 0, int(s.max()) + 1))
-    hard = (scores >= threshold).astype(np.int64)
+    hard = (scores >= threshold).astype(np.int64) if decisions is None else decisions
     intervals = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an undefined gap: NaN, its reason is in `undefined`
