@@ -15,7 +15,6 @@ label-conditional gaps) and roughly the rows per group that would certify
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import fairbinn
 from fairbinn.benchmark import get_benchmark
 from fairbinn.core.certify import equal_rate_counts, gap_upper_bound, rows_needed
 from fairbinn.core.trainer import _targets_of
-from reporting import provenance, provenance_lines
+from reporting import provenance, write_json, write_markdown
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {"adult": {}, "health": {}, "nba": {"test_as_val": False}, "bail": {},
@@ -73,10 +72,9 @@ def main() -> None:
             print(row, flush=True)
     record = provenance(Path(__file__).name, {"confidence": args.confidence, "budgets": args.budgets,
                                               "datasets": {d: DATASETS[d] for d in args.datasets}})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**record, "rows": rows}, indent=2, default=str))
+    write_json(args.out.with_suffix(".json"), {"rows": rows}, record)
     heads = list(rows[0])
-    lines = ["# What the validation splits can certify", "", *provenance_lines(record), "",
+    lines = ["# What the validation splits can certify", "",
              f"`floor`: the {args.confidence:.0%} upper bound the validation rows give a model with the same rate in "
              "every group (and label), the share of positive labels: no budget below it can be certified for a "
              "model that predicts both classes. `its rows`: validation rows of the smallest group (of the smallest "
@@ -87,7 +85,7 @@ def main() -> None:
         lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) and k == "floor" else
                                        (f"{v:,.0f}" if isinstance(v, float) and np.isfinite(v) else str(v))
                                        for k, v in row.items()) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out.with_suffix(".md"), lines, record)
     print(f"wrote {args.out.with_suffix('.md')}")
 
 

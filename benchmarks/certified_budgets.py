@@ -27,7 +27,6 @@ reads the finished models back.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import pandas as pd
 
 import fairbinn
 from fairbinn.core.pareto import accuracy_at_budgets
-from reporting import mean_std, provenance, provenance_lines
+from reporting import mean_std, provenance, provenance_lines, sweep_config, write_csv, write_json
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {
@@ -90,7 +89,7 @@ def summary(chosen: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     args = parse_args()
     started = time.perf_counter()
-    chosen, seconds = [], {}
+    chosen, seconds, configs = [], {}, {}
     for dataset in args.datasets:
         data = fairbinn.load_benchmark(dataset, args.data_dir)
         metric, budgets = DATASETS[dataset]["metric"], DATASETS[dataset]["budgets"]
@@ -101,6 +100,9 @@ def main() -> None:
                                    confidence=args.confidence, progress=False,
                                    **({"epochs": args.epochs} if args.epochs else {}))
             chosen.append(choices(table, dataset, strategy))
+            configs[f"{dataset}: {strategy}"] = sweep_config(
+                data, strategy, fairness_budget=min(budgets), budget_metric=metric, confidence=args.confidence,
+                **({"epochs": args.epochs} if args.epochs else {}))
             seconds[f"{dataset} {strategy}"] = round(time.perf_counter() - tick)
             print(f"{dataset} {strategy}: {len(table)} checkpoints, {seconds[f'{dataset} {strategy}']} s", flush=True)
     chosen = pd.concat(chosen, ignore_index=True)
@@ -111,20 +113,19 @@ def main() -> None:
         "epochs": args.epochs or "the paper's", "eta": "searched (etas='auto', on the training-rows gap)",
         "budgets": {d: DATASETS[d]["budgets"] for d in args.datasets},
         "config": "each dataset's paper settings (fairbinn.benchmark.get_benchmark(data).paper_config) "
-                  "with the library's defaults otherwise; fused Adam in stacks"})
+                  "with the library's defaults otherwise; fused Adam in stacks"}, configs=configs)
     record["seconds"] = round(time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     gaps = sorted({DATASETS[d]["metric"] for d in args.datasets})
     keep = ["dataset", "strategy", "rule", "budget", "seed", "found", "eta", "epoch", "val_accuracy", "val_bound",
             "test_accuracy", *(f"test_{g}{end}" for g in gaps for end in ("", "_lo", "_hi"))]
-    chosen[[c for c in keep if c in chosen.columns]].to_csv(args.out.with_suffix(".csv"), index=False)
-    args.out.with_suffix(".json").write_text(json.dumps({**record, "summary": table.to_dict("records")}, indent=2,
-                                                        default=str))
-    lines = ["# Certified budgets against point-estimate selection", "", *provenance_lines(record),
+    write_csv(chosen[[c for c in keep if c in chosen.columns]], args.out.with_suffix(".csv"), record)
+    write_json(args.out.with_suffix(".json"), {"summary": table.to_dict("records")}, record)
+    lines = ["# Certified budgets against point-estimate selection", "",
              f"- wall time: {record['seconds']} s ("
              + ", ".join(f"{k} {v} s" for k, v in seconds.items())
              + f"; a sweep that takes about 0 s read its finished models from the run cache {args.checkpoint_dir.name}/, "
-               "which the same command and settings filled)", "",
+               "which the same command and settings filled)", *provenance_lines(record), "",
              "Per budget: test accuracy and test gap (mean ± std over the seeds where the rule chose a checkpoint), "
              "the mean 95% interval on the population gap from the test rows (exact: Clopper-Pearson per group, "
              "Hoeffding for soft gaps, union bound), the seeds whose test gap exceeds the budget, the worst test "

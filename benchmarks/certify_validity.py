@@ -28,28 +28,25 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/certify_validity.py                # 1000 draws per setting
     python benchmarks/certify_validity.py --draws 50 --out /tmp/quick     # a quick look
 
-Writes ``<out>.md`` and ``<out>.csv`` (default ``benchmarks/results/certify_validity``).
+Writes ``<out>.md`` (headed by the command, commit, machine and date) and ``<out>.csv`` with its
+provenance in ``<out>.provenance.json`` (default ``benchmarks/results/certify_validity``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import math
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fairbinn.core import certify as ct
 from fairbinn.core import metrics as fm
 from fairbinn.core.selection import CertifiedSelector, certification_record
+from reporting import provenance, write_csv, write_markdown
 
 HERE = Path(__file__).parent
 GAP_FUNCTIONS = {"dp": fm.demographic_parity_difference, "eo": fm.equalized_odds_difference,
@@ -185,19 +182,6 @@ def run_setting(rng, setting, confidence, budget, draws):
             "naive_unfair_rate": naive_unfair / draws}
 
 
-def git_commit() -> str:
-    """``git rev-parse HEAD``, noting uncommitted changes to the library or this script."""
-    def git(*command: str) -> str:
-        return subprocess.run(["git", *command], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--", "../fairbinn", Path(__file__).name)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (" (with uncommitted changes to fairbinn/ or this script)" if changed else "")
-
-
 def main() -> None:
     args = parse_args()
     rng = np.random.default_rng(args.seed)
@@ -212,28 +196,17 @@ def main() -> None:
             print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                   flush=True)
     seconds = time.perf_counter() - started
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.with_suffix(".csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
-    command = "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "(unset)") + " python " + " ".join(
-        shlex.quote(a) for a in sys.argv)
-    lines = [
-        "# Certified fairness budgets: simulated validity",
-        "",
-        f"- command: `{command}`",
-        f"- settings: {args.draws} draws per setting, budget {args.budget}, confidences "
-        f"{', '.join(map(str, args.confidences))}, seed {args.seed}; candidates with population gaps budget + 0.01, "
-        "budget + 0.04 (unfair), budget - 0.02, budget / 2, 0, 0.01 (fair); orders `adversarial` and `selection`: "
+    record = provenance(Path(__file__).name, {
+        "draws per setting": args.draws, "budget": args.budget,
+        "confidences": ", ".join(map(str, args.confidences)), "seed": args.seed,
+        "candidates": "population gaps budget + 0.01, budget + 0.04 (unfair), budget - 0.02, budget / 2, 0, 0.01 (fair); orders `adversarial` and `selection`: "
         "the validation draw split in halves (selection / certification) stratified by group and label; order "
         "`training`: the library's rule (CertifiedSelector ordered by the bound predicted from an independent "
         "training draw of the same size, the whole validation draw certifying)",
-        f"- git commit: {git_commit()}",
-        f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}; CPU only",
-        f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; {seconds:.0f} s in all",
+        "numpy": np.__version__, "seconds in all": round(seconds)})
+    write_csv(pd.DataFrame(records), args.out.with_suffix(".csv"), record)
+    lines = [
+        "# Certified fairness budgets: simulated validity",
         "",
         "`error rate`: share of draws in which some certified candidate has a population gap above the budget "
         "(the family-wise error); `limit`: 1 - C plus three binomial standard errors. `chosen certified`: share "
@@ -251,7 +224,7 @@ def main() -> None:
                      f"{'yes' if r['valid'] else 'NO'} | {r['certified_rate']:.3f} | "
                      f"{r['mean_true_gap_of_chosen']:.3f} | {r['mean_bound_of_chosen']:.3f} | "
                      f"{r['naive_unfair_rate']:.3f} | {r['seconds']} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_markdown(args.out.with_suffix(".md"), lines, record)
     print(f"wrote {args.out.with_suffix('.md')} and .csv; {seconds:.0f} s")
     if not all(r["valid"] for r in records):
         sys.exit("some setting certified unfair candidates more often than the limit")

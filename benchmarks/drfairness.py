@@ -1,5 +1,9 @@
 """Dr-Fairness (adaptive data-ratio sampling) beside ERM and FairBiNN on Adult, Health and CelebA.
 
+Every run uses ``fairbinn.TrainConfig()``'s defaults (FairBiNN's follower on
+SGD, its leader on BCE + eta * fairness) but for the strategy, the sampler and
+the epochs named in its row (CelebA: ``fairbinn.vision.paper_config``).
+
 Tabular (groups = the sensitive attribute, real data only): ERM, FairBiNN
 (bilevel, eta 100), ERM on Dr-Fairness batches, and FairBiNN on Dr-Fairness
 batches, the latter two with the default ratio_k 20, with ratio_k 1, and with
@@ -31,16 +35,16 @@ Usage::
     python benchmarks/drfairness.py --datasets adult health --budget 0.05 --budget-metric eo
     python benchmarks/drfairness.py --datasets adult --seeds 1 --epochs 5   # a quick look
 
-Writes ``<out>/drfairness_runs.jsonl`` (finished runs are skipped when started
-again), ``<out>/drfairness.md`` and ``<out>/drfairness.json`` (with a budget:
-``drfairness_budget<B>_<M>``).
+Writes ``<out>/drfairness_runs.jsonl`` (one line per run, keyed by
+``reporting.run_key`` of its TrainConfig and data: runs with the same settings
+are reused when started again), ``<out>/drfairness.md`` and
+``<out>/drfairness.json`` (with a budget: ``drfairness_budget<B>_<M>``), each
+headed by the command, commit, machine and every row's TrainConfig.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -50,7 +54,8 @@ import torch
 from fairbinn.core import DrFairnessConfig, Split, Trainer, TrainConfig, seed_everything
 from fairbinn.tabular import load_tabular, run_tabular
 from fairbinn.vision import create_vision_model, load_celeba, paper_config
-from reporting import COMMITTED_FOLLOWER, RunLog, mean_std_tables
+from reporting import (RunLog, data_summary, keyed_run_log, mean_std_tables, provenance, run_key, write_json,
+                       write_markdown)
 
 TABULAR = [
     # label, strategy, sampler, ratio_k, ratio_hessian
@@ -133,10 +138,11 @@ def _wanted(label: str, args) -> bool:
     return not args.only or any(part in label for part in args.only)
 
 
-def _record(dataset: str, label: str, seed: int, epochs: int, result, start: float) -> dict:
+def _record(key: str, dataset: str, label: str, seed: int, epochs: int, result, start: float) -> dict:
     history = result.history
     ratios = {k: v for k, v in history[-1].items() if k.startswith(("ratio_", "real_fraction_"))}
     return {
+        "run_key": key, "config": result.config,
         "dataset": dataset, "label": label, "seed": seed, "epochs": epochs,
         "selected_epoch": result.selected_epoch, "wall_time_s": time.perf_counter() - start,
         "budget": result.config["fairness_budget"],
@@ -148,27 +154,41 @@ def _record(dataset: str, label: str, seed: int, epochs: int, result, start: flo
     }
 
 
-def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict) -> None:
-    data = None
+def run_tabular_dataset(dataset: str, seed: int, args, log: RunLog, done: dict, wanted: list, configs: dict) -> None:
+    data = load_tabular(dataset, args.data_dir, seed=seed)
+    summary = data_summary(data, seed=seed)
     for label, strategy, sampler, k, hessian in TABULAR:
-        if (dataset, label, seed) in done or not _wanted(label, args):
+        if not _wanted(label, args):
             continue
-        data = data or load_tabular(dataset, args.data_dir, seed=seed)
         chosen = "uniform" if sampler == "uniform" else DrFairnessConfig(k=k, hessian=hessian)
-        config = TrainConfig(epochs=args.epochs, strategy=strategy, eta=100.0, sampler=chosen,
-                             seed=seed, progress=False, leader_penalty=False, follower_optimizer=COMMITTED_FOLLOWER,
+        config = TrainConfig(epochs=args.epochs, strategy=strategy, sampler=chosen, seed=seed, progress=False,
                              fairness_budget=args.budget, budget_metric=args.budget_metric,
                              confidence=None if args.budget is None else 0)  # the point-estimate rule for all rows
+        configs.setdefault(f"{dataset}: {label}", config)
+        key = run_key(config, summary, generated="noise rows" if "+noise" in sampler else None)
+        wanted.append(key)
+        if key in done:
+            continue
         start = time.perf_counter()
         result = run_tabular(data, config, generated=noise_rows(data.train, seed) if "+noise" in sampler else None)
-        log.append(_record(dataset, label, seed, args.epochs, result, start))
+        log.append(_record(key, dataset, label, seed, args.epochs, result, start))
         _print(dataset, seed, label, result)
 
 
-def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
+def run_celeba(seed: int, args, log: RunLog, done: dict, wanted: list, configs: dict) -> None:
     data = None
+    summary = {"name": "celeba", "target": args.celeba_target, "max_images": args.celeba_images}
     for label, strategy, sampler, k, hessian in VISION:
-        if ("celeba", label, seed) in done or not _wanted(label, args):
+        if not _wanted(label, args):
+            continue
+        config = paper_config(args.celeba_target).replace(
+            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False,
+            sampler="uniform" if sampler == "uniform" else DrFairnessConfig(lr=VISION_RATIO_LR, k=k, hessian=hessian),
+        )
+        configs.setdefault(f"celeba: {label}", config)
+        key = run_key(config, summary, images="real half" + (" + noise half" if "+noise" in sampler else ""))
+        wanted.append(key)
+        if key in done:
             continue
         if data is None:
             data = load_celeba(args.celeba_target, data_dir=args.data_dir, max_images=args.celeba_images)
@@ -177,14 +197,9 @@ def run_celeba(seed: int, args, log: RunLog, done: dict) -> None:
             real_rows, held_out = order[:half], order[half:]
             real = Rows(data.train, real_rows)
             noise = Rows(data.train, held_out, noise_seed=seed)
-        config = paper_config(data.target).replace(
-            epochs=args.celeba_epochs, strategy=strategy, seed=seed, progress=False, leader_penalty=False,
-            follower_optimizer=COMMITTED_FOLLOWER,
-            sampler="uniform" if sampler == "uniform" else DrFairnessConfig(lr=VISION_RATIO_LR, k=k, hessian=hessian),
-        )
         start = time.perf_counter()
         result = _vision_run(data, real, config, noise if sampler == "drfairness+noise" else None)
-        log.append(_record("celeba", label, seed, args.celeba_epochs, result, start))
+        log.append(_record(key, "celeba", label, seed, args.celeba_epochs, result, start))
         _print("celeba", seed, label, result)
 
 
@@ -212,21 +227,20 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.budget is not None and "celeba" in args.datasets:
         raise SystemExit("--budget is for the tabular rows; leave celeba out of --datasets")
-    budget = (args.budget, None if args.budget is None else args.budget_metric)
-    log = RunLog(args.out / "drfairness_runs.jsonl", key=lambda r: (r["dataset"], r["label"], r["seed"]),
-                 keep=lambda r: r["epochs"] == (args.celeba_epochs if r["dataset"] == "celeba" else args.epochs)
-                 and (r.get("budget"), r.get("budget_metric")) == budget)
+    log = keyed_run_log(args.out / "drfairness_runs.jsonl")
     done = log.records()
+    wanted, configs = [], {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for dataset in args.datasets:
             if dataset == "celeba":
-                run_celeba(seed, args, log, done)
+                run_celeba(seed, args, log, done, wanted, configs)
             else:
-                run_tabular_dataset(dataset, seed, args, log, done)
-    write_tables(list(log.records().values()), args)
+                run_tabular_dataset(dataset, seed, args, log, done, wanted, configs)
+    records = log.records()
+    write_tables([records[key] for key in wanted if key in records], args, configs)
 
 
-def write_tables(records: list[dict], args: argparse.Namespace) -> None:
+def write_tables(records: list[dict], args: argparse.Namespace, configs: dict[str, TrainConfig]) -> None:
     rows = [{"dataset": r["dataset"], "label": r["label"], "seed": r["seed"], **r["test"]} for r in records]
     chosen = "epoch chosen on validation accuracy."
     if args.budget is not None:
@@ -240,8 +254,7 @@ def write_tables(records: list[dict], args: argparse.Namespace) -> None:
                         f"scratch): {args.celeba_epochs} epochs")
     lines = [
         f"Test metrics, mean ± std over seeds (n in the last column). {'; '.join(settings)}; {chosen}",
-        f"torch {torch.__version__}, CPU, {platform.machine()}, {args.threads} thread(s). "
-        "Regenerate with `python benchmarks/drfairness.py`.",
+        f"CPU, {args.threads} thread(s); the TrainConfig of each row (its first seed's; the seed varies) above.",
         "",
     ]
     tables, summary = mean_std_tables(pd.DataFrame(rows), section="dataset", row="label", metrics=METRICS,
@@ -260,8 +273,13 @@ def write_tables(records: list[dict], args: argparse.Namespace) -> None:
                 ratio_lines.append(f"  real fraction (label {label[1:]}) by epoch: 0.500 → {trace}")
     lines += ratio_lines
     stem = "drfairness" if args.budget is None else f"drfairness_budget{args.budget:g}_{args.budget_metric}"
-    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    (args.out / f"{stem}.json").write_text(json.dumps({"summary": summary, "runs": records}, indent=2))
+    record = provenance(Path(__file__).name, {
+        "datasets": " ".join(args.datasets), "seeds": f"{args.first_seed}-{args.first_seed + args.seeds - 1}",
+        "epochs": args.epochs, "celeba epochs": args.celeba_epochs, "celeba images": args.celeba_images,
+        "budget": args.budget, "budget metric": args.budget_metric, "only": args.only, "threads": args.threads},
+        configs=configs)
+    write_markdown(args.out / f"{stem}.md", lines, record)
+    write_json(args.out / f"{stem}.json", {"summary": summary, "runs": records}, record)
     print("\n".join(lines))
 
 

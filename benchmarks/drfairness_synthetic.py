@@ -13,19 +13,19 @@ Usage::
 
     python benchmarks/drfairness_synthetic.py            # k = 1 and 20, both Hessians, seeds 0 1 2
 
-Writes ``<out>/drfairness_synthetic.md``.
+Writes ``<out>/drfairness_synthetic.md``, headed by the command, commit, machine and every
+row's TrainConfig.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from fairbinn.core import FairModel, Split, Trainer
+from fairbinn.core import FairModel, Split, TrainConfig, Trainer
 from fairbinn.core.drfairness import HESSIANS, DrFairnessConfig
 
 
@@ -39,6 +39,8 @@ def harder_minority(n: int, seed: int) -> Split:
 
 
 def main() -> None:
+    from reporting import provenance, write_markdown  # here: tests import this module without benchmarks/ on sys.path
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ks", type=float, nargs="+", default=[1.0, 20.0])
     parser.add_argument("--hessians", nargs="+", default=["identity", "last_layer"], choices=list(HESSIANS))
@@ -49,26 +51,29 @@ def main() -> None:
     train, val, test = harder_minority(3000, 1), harder_minority(1000, 2), harder_minority(20000, 3)
     lines = ["| sampler | seed | accuracy | EO | ratio of group 1, label 0 | ratio of group 1, label 1 |",
              "|---|---|---|---|---|---|"]
+    configs = {}
     runs = [("uniform", None, "identity")] + [("drfairness", k, h) for h in args.hessians for k in args.ks]
     for sampler, k, hessian in runs:
         for seed in args.seeds:
             torch.manual_seed(seed)
             model = FairModel(nn.Sequential(nn.Linear(5, 16), nn.ReLU()), nn.Linear(16, 1))
-            config = dict(strategy="erm", epochs=8, lr=1e-2, seed=seed, selection_metric=None, progress=False,
-                          sampler=sampler if k is None else DrFairnessConfig(lr=3e-2, k=k, hessian=hessian))
-            result = Trainer(**config).fit(model, train, val, test)
+            config = TrainConfig(strategy="erm", epochs=8, lr=1e-2, seed=seed, selection_metric=None, progress=False,
+                                 sampler=sampler if k is None else DrFairnessConfig(lr=3e-2, k=k, hessian=hessian))
+            result = Trainer(config).fit(model, train, val, test)
             last = result.history[-1]
             ratios = [f"{last[f'ratio_y{y}_g1']:.3f}" if sampler != "uniform" else "-" for y in (0, 1)]
             name = "uniform" if k is None else f"drfairness, k={k:g}, {hessian} Hessian"
+            configs.setdefault(name, config)
             lines.append(f"| {name} | {seed} | {result.test['accuracy']:.3f} | {result.test['eo']:.3f} | "
                          + " | ".join(ratios) + " |")
             print(lines[-1], flush=True)
     share = [float((train.s[train.y == y] == 1).float().mean()) for y in (0, 1)]
     header = [f"Synthetic rare-group problem (see the docstring); group 1's share of the training rows: "
-              f"label 0 {share[0]:.3f}, label 1 {share[1]:.3f}. torch {torch.__version__}, CPU, "
-              f"{platform.machine()}, 1 thread. Regenerate with `python benchmarks/drfairness_synthetic.py`.", ""]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "drfairness_synthetic.md").write_text("\n".join(header + lines) + "\n")
+              f"label 0 {share[0]:.3f}, label 1 {share[1]:.3f}. CPU, 1 thread; the TrainConfig of each row (seed "
+              f"{args.seeds[0]}'s) above.", ""]
+    record = provenance(Path(__file__).name, {"ks": args.ks, "hessians": args.hessians, "seeds": args.seeds},
+                        configs=configs)
+    write_markdown(args.out / "drfairness_synthetic.md", header + lines, record)
 
 
 if __name__ == "__main__":

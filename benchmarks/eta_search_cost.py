@@ -1,4 +1,4 @@
-"""What the automatic eta search costs next to one 50-epoch run, on Adult at the paper's configuration.
+"""What the automatic eta search costs next to one 50-epoch run, on Adult with ``TrainConfig()``'s defaults.
 
 One process, interleaved: each round times, per strategy, one model trained
 alone (``run_tabular``, 50 epochs, seed 0), then the search that
@@ -6,21 +6,22 @@ alone (``run_tabular``, 50 epochs, seed 0), then the search that
 for 10 epochs and 8 refined etas for 50, each pass one stack, fused Adam, no
 test evaluation), then the same search as ``sweep(etas="auto")`` runs it for
 a report (Adam as a model alone has it, the test split evaluated after every
-epoch). The ratios are medians over the rounds.
+epoch). Every run uses ``fairbinn.TrainConfig()``'s defaults (the bilevel
+follower on SGD, the leader penalty on) but for the strategy and
+``--epochs``. The ratios are medians over the rounds.
 
 Usage::
 
     python benchmarks/eta_search_cost.py --data-dir ../shared/data
     python benchmarks/eta_search_cost.py --rounds 1 --strategies bilevel   # a quick look
 
-Writes ``<out>/eta_search_cost.md`` and ``.json``.
+Writes ``<out>/eta_search_cost.md`` and ``.json`` (each headed by the command, commit, machine and
+the TrainConfig of each strategy).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 import warnings
@@ -30,7 +31,7 @@ import torch
 
 import fairbinn
 from fairbinn.tabular import load_tabular
-from reporting import COMMITTED_FOLLOWER
+from reporting import provenance, write_json, write_markdown
 
 HERE = Path(__file__).parent
 
@@ -56,7 +57,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     data = load_tabular("adult", args.data_dir)
-    config = fairbinn.TrainConfig(epochs=args.epochs, follower_optimizer=COMMITTED_FOLLOWER, progress=False)
+    config = fairbinn.TrainConfig(epochs=args.epochs, progress=False)
     tasks = {
         "one model": lambda s: fairbinn.run_tabular(data, config.replace(strategy=s)),
         "train --budget search": lambda s: fairbinn.choose_under_budget(data, s, 0.05, config=config),
@@ -79,20 +80,19 @@ def main() -> None:
     lines = [
         "# Cost of the automatic eta search",
         "",
-        f"`python benchmarks/eta_search_cost.py` on Adult at the paper's configuration ({args.epochs} epochs, "
-        f"batch 100), CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}; "
-        f"one process, {args.rounds} interleaved rounds, medians. The search trains 16 etas (8 coarse for a "
+        f"Adult, `fairbinn.TrainConfig()` but for the strategy and {args.epochs} epochs (batch 100), CPU, "
+        f"{torch.get_num_threads()} threads; one process, {args.rounds} interleaved rounds, medians. The search trains 16 etas (8 coarse for a "
         "fifth of the epochs, 8 refined for all of them), each pass one stack.",
         "",
         "| strategy | what | seconds | × one model |",
         "|---|---|---|---|",
         *[f"| {r['strategy']} | {r['task']} | {r['seconds']:.1f} | {r['over_one_model']:.2f} |" for r in rows],
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eta_search_cost.md").write_text("\n".join(lines) + "\n")
-    (args.out / "eta_search_cost.json").write_text(json.dumps(
-        {"rows": rows, "threads": torch.get_num_threads(), "torch": torch.__version__,
-         "machine": platform.machine(), "rounds": args.rounds}, indent=2))
+    record = provenance(Path(__file__).name, {"strategies": " ".join(args.strategies), "rounds": args.rounds,
+                                              "epochs": args.epochs, "threads": args.threads},
+                        configs={s: config.replace(strategy=s) for s in args.strategies})
+    write_markdown(args.out / "eta_search_cost.md", lines, record)
+    write_json(args.out / "eta_search_cost.json", {"rows": rows, "rounds": args.rounds}, record)
     print("\n".join(lines))
 
 

@@ -3,12 +3,13 @@
 
 The paper's graph settings: 2 GNN layers (hidden 64, dropout 0.5), 1 linear
 fairness layer, 1 linear output layer; 1000 full-batch epochs, Adam with lr
-1e-2 (network) and 1e-5 (fairness layer), eta 1000. The node split is
-FairGNN's, with split seed 20 fixed and the training seed varying.
+1e-2 for the network, fairness layer lr 1e-5, eta 1000; everything else is
+``fairbinn.TrainConfig()``'s default (FairBiNN's follower on SGD). The node
+split is FairGNN's, with split seed 20 fixed and the training seed varying.
 
-Rows: ERM, the Lagrangian, FairBiNN's default game (the authors' released
-code's: the leader also minimises eta * fairness) and the paper's Algorithm 1
-as written (the leader on BCE alone), eta 1000.
+Rows: ERM, the Lagrangian, FairBiNN (the default game: the leader also
+minimises eta * fairness) and the paper's Algorithm 1 as written (the leader
+on BCE alone, ``leader_penalty=False``), eta 1000.
 
 NBA's published protocol lets the test nodes double as validation nodes, so
 an epoch "chosen on validation" there is chosen on test. The default here is
@@ -49,14 +50,14 @@ Usage::
     python benchmarks/graph.py --datasets bail --backbones gcn gat sage --budgets 0.03 --report bail
     python benchmarks/graph.py --datasets nba --split-seeds 1 2 3 4 5 --seeds 3 --budgets 0.05 --report nba_splits
 
-Writes ``<out>/graph_runs.jsonl`` (resumable), ``<out>/graph.md`` and ``<out>/graph.json``.
+Writes ``<out>/graph_runs.jsonl`` (one line per run, keyed by ``reporting.run_key`` of its TrainConfig,
+graph, split and backbone: runs with the same settings are reused), ``<out>/graph.md`` and
+``<out>/graph.json``, each headed by the command, commit, machine and every row's TrainConfig.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import warnings
@@ -72,7 +73,8 @@ from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, pape
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
-from reporting import COMMITTED_FOLLOWER, RunLog, interleaved_step_seconds, mean_std_tables
+from reporting import (RunLog, data_summary, interleaved_step_seconds, keyed_run_log, mean_std_tables, provenance,
+                       run_key, write_json, write_markdown)
 from torch_geometric.nn import GraphSAGE
 
 register_gnn_body("sage", GraphSAGE, overwrite=True)  # any PyG model: here GraphSAGE (mean aggregation)
@@ -81,8 +83,8 @@ CONFIGURATIONS = [
     # label, strategy, eta, leader_penalty
     ("ERM", "erm", 0.0, True),
     ("Lagrangian, eta 1000", "lagrangian", 1000.0, True),
-    ("FairBiNN default game, eta 1000", "bilevel", 1000.0, True),
-    ("FairBiNN bilevel, eta 1000", "bilevel", 1000.0, False),  # the paper's game; the label of the first tables
+    ("FairBiNN, eta 1000", "bilevel", 1000.0, True),
+    ("FairBiNN, Algorithm 1 (leader on BCE alone), eta 1000", "bilevel", 1000.0, False),
 ]
 CONFIG_KEYS = ["erm", "lagrangian", "default", "paper"]
 """``--configs`` names of the CONFIGURATIONS, in order."""
@@ -211,16 +213,16 @@ def main() -> None:
         + ("" if args.budget is None else f"-budget{args.budget:g}")
     if args.budgets is not None:
         protocol = "selections" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}")
-    log = RunLog(args.out / "graph_runs.jsonl", key=run_key,
-                 keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
-                 and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
+    log = keyed_run_log(args.out / "graph_runs.jsonl",
+                        keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
+                        and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
     done = log.records()
     cost_log = RunLog(args.out / "graph_costs.jsonl",
                       key=lambda c: (c["dataset"], c["backbone"], c["device"]),
                       keep=lambda c: True)
     base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
-                       follower_optimizer=COMMITTED_FOLLOWER, progress=False)
-    costs, todo, graphs = [], [], {}
+                       progress=False)
+    costs, todo, graphs, wanted, configs = [], [], {}, [], {}
     for name in args.datasets:
         if not available(name, args.data_dir):
             continue
@@ -231,6 +233,7 @@ def main() -> None:
         for split_seed in args.split_seeds:
             data = graphs[name, split_seed] = load_graph(name, args.data_dir, split_seed=split_seed,
                                                          **({} if published else {"test_as_val": False}))
+            summary = data_summary(data, split_seed=split_seed)
             select = None if data.val_is_test else "accuracy"
             if (args.budget is not None or args.budgets is not None) and select is None:
                 raise SystemExit("--budget and --budgets choose on validation: use --nba-split disjoint")
@@ -251,23 +254,37 @@ def main() -> None:
                           flush=True)
                 for seed in range(args.seeds):
                     for label, strategy, eta, penalty in configurations(args):
-                        if (name, backbone, label, split_seed, seed) in done:
-                            continue
                         config = dataset_base.replace(strategy=strategy, eta=eta, seed=seed, selection_metric=select,
                                                       leader_penalty=penalty, fairness_budget=args.budget,
                                                       record_test=args.budgets is not None)
                         if args.surrogate != "score" and strategy != "erm":
                             config = config.replace(surrogate=args.surrogate)
-                        todo.append((name, split_seed, backbone, label, config))
+                        configs.setdefault(f"{name}, {backbone}: {label}", config)
+                        key = run_key(config, summary, backbone=backbone, sparse_adjacency=args.sparse_adjacency,
+                                      fairness_nodes="train" if strategy == "erm" else args.fairness_nodes)
+                        wanted.append(key)
+                        if key in done:
+                            continue
+                        todo.append((name, split_seed, backbone, label, config, key))
     if args.no_train:
         print(f"--no-train: {len(todo)} run(s) not in the log are left out")
         todo = []
-    for name, split_seed, backbone, label, config in todo[shard::shards]:  # the runs not done yet, shared out
-        log.append(train_one(name, graphs[name, split_seed], config, backbone, label, args, protocol, split_seed))
+    for name, split_seed, backbone, label, config, key in todo[shard::shards]:  # the runs not done yet, shared out
+        log.append(train_one(name, graphs[name, split_seed], config, backbone, label, args, protocol, split_seed)
+                   | {"run_key": key, "config": config.to_dict()})
     if args.budgets is not None:  # the latest step cost of each graph, backbone and device, from any invocation
         costs = [c for c in cost_log.records().values() if c["dataset"] in args.datasets
                  and c["backbone"] in args.backbones]
-    write_tables(list(log.records().values()), costs, args, protocol)
+    records = log.records()
+    if args.budgets is None:  # exactly the runs of these settings
+        chosen = [records[key] for key in wanted if key in records]
+    else:  # also the variants' rows trained by other invocations into the same log (one per run: these settings'
+        chosen = {}  # when there, else the latest)
+        for key, record in records.items():
+            if chosen.get(record_identity(record), {}).get("run_key") not in wanted:
+                chosen[record_identity(record)] = record
+        chosen = list(chosen.values())
+    write_tables(chosen, costs, args, protocol, configs)
 
 
 def configurations(args: argparse.Namespace) -> list[tuple[str, str, float, bool]]:
@@ -290,7 +307,8 @@ def row_order() -> list[str]:
     return labels + [label + suffix for suffix in VARIANTS for label in labels[1:]]
 
 
-def run_key(record: dict) -> tuple:
+def record_identity(record: dict) -> tuple:
+    """The run a record reports, whatever its settings: dataset, backbone, row label, split seed, training seed."""
     return (record["dataset"], record["backbone"], record["label"], record.get("split_seed", 20), record["seed"])
 
 
@@ -317,9 +335,16 @@ def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, a
     return record
 
 
-def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, protocol: str) -> None:
+def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, protocol: str,
+                 configs: dict[str, TrainConfig]) -> None:
+    record = provenance(Path(__file__).name, {
+        "datasets": " ".join(args.datasets), "backbones": " ".join(args.backbones), "seeds": args.seeds,
+        "split seeds": " ".join(map(str, args.split_seeds)), "epochs": args.epochs, "lr": args.lr,
+        "nba split": args.nba_split, "budget": args.budget, "budgets": args.budgets, "configs": " ".join(args.configs),
+        "surrogate": args.surrogate, "fairness nodes": args.fairness_nodes, "sparse adjacency": args.sparse_adjacency,
+        "cost steps": args.cost_steps, "device": args.device, "threads": args.threads}, configs=configs)
     if args.budgets is not None:
-        write_selection_tables(records, costs, args)
+        write_selection_tables(records, costs, args, record)
         return
     rows = [{"section": f"{r['dataset']}, {r['backbone'].upper()}", "label": r["label"], "epoch_ms": r["epoch_ms"],
              **{k: 100 * r["test"][k] for k in METRICS}} for r in records]
@@ -341,8 +366,7 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
         "DP: demographic parity difference; EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the true-positive-rate gap that FairGNN and FairBiNN call 'EO'); soft DP: gap of "
         "mean predicted probability.",
-        f"torch {torch.__version__}, device {args.device}, {platform.machine()}, {args.threads} thread(s). "
-        "Regenerate with `python benchmarks/graph.py`.",
+        f"Device {args.device}, {args.threads} thread(s); the TrainConfig of each row (its first seed's) above.",
         "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=METRICS,
@@ -363,12 +387,12 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
                   f"{c['bilevel_over_erm']:.3f} |" for c in costs]
     lines.append("")
     suffix = protocol.removeprefix("nba-disjoint").replace("nba-", "_").replace("-", "_")
-    (args.out / f"graph{suffix}.md").write_text("\n".join(lines))
-    (args.out / f"graph{suffix}.json").write_text(json.dumps({"runs": summary, "step_cost": costs}, indent=2))
+    write_markdown(args.out / f"graph{suffix}.md", lines, record)
+    write_json(args.out / f"graph{suffix}.json", {"runs": summary, "step_cost": costs}, record)
     print("\n".join(lines))
 
 
-def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace) -> None:
+def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, record: dict) -> None:
     """``graph_<report>.md`` / ``.json``: one table per selection, rows = backbone x configuration."""
     labels = {label for key, (label, *_) in zip(CONFIG_KEYS, CONFIGURATIONS) if key in args.configs}
     labels |= {label + suffix for suffix in VARIANTS for label in labels}  # the same rows in every variant
@@ -401,12 +425,10 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         "DP: demographic parity difference (SP gap); EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the TPR gap that FairGNN, NIFTY and PyGDebias call 'EO'); soft DP: gap of mean predicted "
         "probability; F1 of the positive class.",
-        f"Devices (and the adjacency the body was given): {', '.join(devices)}. "
-        "Regenerate with `python benchmarks/graph.py "
-        + " ".join(a for a in sys.argv[1:] if a != "--no-train") + "` (and `--configs lagrangian default "
-        "--surrogate rate` for the rate-surrogate rows, `--configs lagrangian default --fairness-nodes all` for the "
-        "rows with the DP loss on every node; `--sparse-adjacency` runs on the sparse CSR adjacency; the step costs "
-        "come from `graph_costs.jsonl`, measured with `--cost-steps N`).", "",
+        f"Devices (and the adjacency the body was given): {', '.join(devices)}. Rows ending in ', rate surrogate' "
+        "or ', DP on all nodes' are runs of the same log trained with `--configs lagrangian default --surrogate "
+        "rate` / `--fairness-nodes all` (the command above writes the tables; the TrainConfigs above are its "
+        "own rows'); the step costs come from `graph_costs.jsonl`, measured with `--cost-steps N`.", "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=SELECTION_METRICS,
                                       row_order=row_order(), decimals=2)
@@ -441,8 +463,8 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
                      "see `benchmarks/large_graph.py --graph bail`.")
     lines.append("")
     report = args.report or "_".join(args.datasets)
-    (args.out / f"graph_{report}.md").write_text("\n".join(lines))
-    (args.out / f"graph_{report}.json").write_text(json.dumps({"runs": summary, "step_cost": costs}, indent=2))
+    write_markdown(args.out / f"graph_{report}.md", lines, record)
+    write_json(args.out / f"graph_{report}.json", {"runs": summary, "step_cost": costs}, record)
     print("\n".join(lines))
 
 

@@ -12,9 +12,11 @@ fresh subprocess of its own so that memory peaks do not mix:
   neighbours sampled per node and hop (:class:`~fairbinn.graph.NeighborBatches`,
   PyG's ``NeighborLoader``); the losses cover the seed nodes only.
 
-Both train the same 2-layer GCN (hidden 64) with the same strategy on the same
-training nodes (by default half of the labelled nodes, FairGNN's split without
-its 500-node budget) for ``--warmup`` + ``--epochs`` epochs; the time per
+Both train the same 2-layer GCN (hidden 64) with the same strategy
+(``fairbinn.TrainConfig()``'s defaults but for lr 1e-2, eta 1000 and the
+epochs: FairBiNN's follower on SGD) on the same training nodes (by default
+half of the labelled nodes, FairGNN's split without its 500-node budget) for
+``--warmup`` + ``--epochs`` epochs; the time per
 epoch is the mean over the epochs after the warm-up, training only (no
 evaluation). Memory is the resident set size of the subprocess:
 
@@ -46,8 +48,10 @@ Usage::
     python benchmarks/large_graph.py --graph bail --data-dir ../shared/data --backbones gcn gat --strategy erm bilevel
 
 Writes ``<out>/large_graph_runs.jsonl`` (resumable: finished configurations
-with the same settings are not run again), ``<out>/large_graph.json`` and
-``<out>/large_graph.md``. Run it on an otherwise idle machine.
+with the same settings, by ``reporting.run_key`` of the TrainConfig, graph and
+mode, are not run again), ``<out>/large_graph.json`` and
+``<out>/large_graph.md``, each headed by the command, commit, machine and the
+TrainConfig of each strategy. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ import sys
 import time
 from pathlib import Path
 
-from reporting import COMMITTED_FOLLOWER, RunLog
+from reporting import keyed_run_log, provenance, run_key, write_json, write_markdown
 
 MODES = ("full", "mini")
 BAIL_NODES = 18_876
@@ -133,7 +137,7 @@ def worker(settings: dict) -> dict:
     import torch
 
     warnings.filterwarnings("ignore", category=UserWarning)  # e.g. PyG's note on a missing pyg-lib
-    from fairbinn.core import TrainConfig, seed_everything
+    from fairbinn.core import seed_everything
     from fairbinn.core.trainer import Trainer
     from fairbinn.graph import NeighborBatches, load_graph, paper_gnn, pokec_like_graph
 
@@ -155,10 +159,7 @@ def worker(settings: dict) -> dict:
         "graph_tensors_gib": round(sum(t.numel() * t.element_size() for t in dataset.data.to_dict().values()
                                        if torch.is_tensor(t)) / 2**30, 3),
     }
-    config = TrainConfig(strategy=settings["strategy"], leader_penalty=False, epochs=settings["warmup"] + settings["epochs"],
-                         lr=1e-2, fairness_lr=1e-5, eta=1000.0, batch_size=settings["batch_size"],
-                         device=settings["device"], seed=settings["seed"], selection_metric=None,
-                         follower_optimizer=COMMITTED_FOLLOWER, progress=False)
+    config = train_config(settings)
     seed_everything(settings["seed"])
     model = paper_gnn(dataset, settings.get("backbone", "gcn"))
     out["rss_loaded_gib"] = _gib(_status_kb("VmRSS"))
@@ -203,10 +204,21 @@ def settings_of(args: argparse.Namespace, size: int, mode: str, backbone: str = 
     return settings
 
 
-def config_key(record: dict) -> tuple:
-    settings = record["settings"]
-    return (settings.get("graph", "pokec_like"), record["size"], settings.get("backbone", "gcn"),
-            settings["strategy"], record["mode"])
+def train_config(settings: dict):
+    """The TrainConfig of one configuration: the defaults but for the strategy, the epochs (warm-up included),
+    lr 1e-2, eta 1000, the batch size, device and seed, and no epoch selection (no validation)."""
+    from fairbinn.core import TrainConfig
+
+    return TrainConfig(strategy=settings["strategy"], epochs=settings["warmup"] + settings["epochs"], lr=1e-2,
+                       eta=1000.0, batch_size=settings["batch_size"], device=settings["device"],
+                       seed=settings["seed"], selection_metric=None, progress=False)
+
+
+def configuration_key(settings: dict) -> str:
+    """:func:`reporting.run_key` of one configuration: its TrainConfig, the graph, and every other setting."""
+    graph = {"graph": settings.get("graph", "pokec_like"), "size": settings["size"],
+             "label_number": settings["label_number"], "seed": settings["seed"]}
+    return run_key(train_config(settings), graph, **{k: v for k, v in settings.items() if k != "data_dir"})
 
 
 def run_one(settings: dict, timeout: float) -> dict:
@@ -262,19 +274,19 @@ def main() -> None:
     from fairbinn.graph import neighbor_sampling_backend
 
     backend = neighbor_sampling_backend()
-    keys = ("epochs", "warmup", "batch_size", "num_neighbors", "label_number", "threads", "device", "seed")
-    log = RunLog(args.out / "large_graph_runs.jsonl", key=config_key,
-                 keep=lambda r: r["status"] == "ok" and all(r["settings"][k] == getattr(args, k) for k in keys))
+    log = keyed_run_log(args.out / "large_graph_runs.jsonl", keep=lambda r: r["status"] == "ok")
     done = log.records()
     info = machine()
     sizes = args.sizes if args.graph == "pokec_like" else [BAIL_NODES]
-    wanted = [(args.graph, size, backbone, strategy, mode) for size in sizes for backbone in args.backbones
-              for strategy in args.strategy for mode in args.modes]
-    for key in wanted:
-        _, size, backbone, strategy, mode = key
+    wanted = []
+    for size, backbone, strategy, mode in [(size, backbone, strategy, mode) for size in sizes
+                                           for backbone in args.backbones for strategy in args.strategy
+                                           for mode in args.modes]:
+        settings = settings_of(args, size, mode, backbone, strategy)
+        key = configuration_key(settings)
+        wanted.append(key)
         if key in done:
             continue
-        settings = settings_of(args, size, mode, backbone, strategy)
         if mode == "full" and size > args.full_batch_max_nodes:
             record = {"status": "not run",
                       "reason": f"{size} nodes > --full-batch-max-nodes {args.full_batch_max_nodes}"}
@@ -283,7 +295,8 @@ def main() -> None:
         else:
             print(f"{size} nodes, {mode}: running ...", flush=True)
             record = run_one(settings, args.timeout)
-        record = {"size": size, "mode": mode, "settings": settings, **record}
+        record = {"run_key": key, "size": size, "mode": mode, "settings": settings,
+                  "config": train_config(settings).to_dict(), **record}
         if record["status"] == "ok":
             log.append(record)  # only finished runs are kept for a restart
         done[key] = record
@@ -357,13 +370,17 @@ def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> N
             g = r["graph"]
             lines.append(f"| {size:,} | {r['generation_s']:.1f} | {_fmt(r['generation_peak_gib'])} | "
                          f"{g['graph_tensors_gib']:.2f} | {g['max_degree']:,} | {g['within_region_edge_share']:.3f} |")
-    command = "python benchmarks/large_graph.py" + ("" if args.graph == "pokec_like" else " " + " ".join(sys.argv[1:]))
-    lines += ["", f"Regenerate with `{command}` (see its docstring).", ""]
-    text = "\n".join(lines)
     name = "large_graph" if args.graph == "pokec_like" else f"large_graph_{args.graph}"
-    (args.out / f"{name}.md").write_text(text)
-    (args.out / f"{name}.json").write_text(json.dumps({"machine": info, "runs": records}, indent=2))
-    print(text)
+    record = provenance(Path(__file__).name, {
+        "graph": args.graph, "sizes": " ".join(map(str, args.sizes)) if args.graph == "pokec_like" else BAIL_NODES,
+        "modes": " ".join(args.modes), "backbones": " ".join(args.backbones), "epochs": args.epochs,
+        "warmup": args.warmup, "batch size": args.batch_size, "num neighbors": args.num_neighbors,
+        "threads": args.threads, "device": args.device, "seed": args.seed},
+        configs={strategy: train_config(settings_of(args, BAIL_NODES, "full", strategy=strategy))
+                 for strategy in args.strategy})
+    write_markdown(args.out / f"{name}.md", lines, record)
+    write_json(args.out / f"{name}.json", {"machine": info, "runs": records}, record)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ folder on the import path).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -14,11 +15,6 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
-
-COMMITTED_FOLLOWER = "adam"
-"""The follower optimizer of the committed FairBiNN figures: Adam, the authors' released code's. ``TrainConfig``'s
-default is SGD, so every script pins Adam and a re-run reproduces the figures; pass another value to a script's
-config to measure the SGD follower."""
 
 HEADERS = {"accuracy": "accuracy", "auc": "AUC", "ap": "AP", "f1": "F1", "dp": "DP", "eo": "EO", "eopp": "EOpp",
            "soft_dp": "soft DP", "soft_eo": "soft EO"}
@@ -110,9 +106,90 @@ def mean_std_tables(
     return lines, summary
 
 
-def provenance(script: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """How a results file was made: the exact command line, the git commit (and whether the library or
-    ``script`` had uncommitted changes), the machine, the torch threads and device, the date, and ``settings``."""
+RUNTIME_FIELDS = ("progress", "checkpoint_dir", "checkpoint_every", "resume", "overwrite")
+"""``TrainConfig`` fields that change how a run is carried out but not its numbers; :func:`run_key` leaves them out."""
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A ``TrainConfig`` (or a dict of its fields) as plain data: ``config.to_dict()``."""
+    return dict(config) if isinstance(config, dict) else config.to_dict()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(tensor: torch.Tensor) -> dict[str, Any]:
+    """``{"shape": [...], "sum": s}``: the shape and the float64 sum of ``tensor`` rounded to 6 significant digits
+    (the same on every machine, so a cache key built on it is too)."""
+    return {"shape": list(tensor.shape), "sum": float(f"{float(tensor.detach().double().sum()):.6g}")}
+
+
+def data_summary(data: Any, **extra: Any) -> dict[str, Any]:
+    """What identifies a loaded dataset in a cache key: its name, split sizes (``data.summary()``'s ``name`` and
+    ``examples``, node and edge counts for a graph) and the :func:`fingerprint` of the training features
+    (``data.train.x``, or a graph's node features ``data.data.x``); ``extra`` (e.g. ``split_seed``) is added."""
+    summary = data.summary()
+    out = {k: summary[k] for k in ("name", "examples", "num_nodes", "num_edges", "val_is_test") if k in summary}
+    features = getattr(getattr(data, "train", None), "x", None)
+    if not isinstance(features, torch.Tensor):
+        features = getattr(getattr(data, "data", None), "x", None)
+    if isinstance(features, torch.Tensor):
+        out["features"] = fingerprint(features)
+    return {**out, **extra}
+
+
+def run_key(config: Any, data_summary: dict[str, Any], **extra: Any) -> str:
+    """The cache key of one run: the first 16 hex digits of the sha256 of the canonical JSON (sorted keys) of
+    ``{"config": config.to_dict() without RUNTIME_FIELDS, "data": data_summary, "extra": extra}``.
+
+    ``config`` is a ``TrainConfig`` or its ``to_dict()``; ``data_summary`` identifies the data (e.g.
+    :func:`data_summary`); ``extra`` holds whatever else decides the run (backbone, model settings). Equal
+    settings give equal keys on any machine; any other setting gives another key."""
+    values = {k: v for k, v in config_dict(config).items() if k not in RUNTIME_FIELDS}
+    payload = {"config": values, "data": data_summary, "extra": extra}
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()[:16]
+
+
+def sweep_config(data: Any, strategy: str, **overrides: Any) -> Any:
+    """The TrainConfig that ``fairbinn.sweep(data, [strategy], ..., **overrides)`` trains (eta and seed vary per
+    model): the dataset's paper settings with ``overrides`` and ``record_test=True``, for ``strategy``."""
+    from fairbinn.benchmark import get_benchmark
+
+    base = get_benchmark(data).paper_config(data).replace(**{**overrides, "record_test": True})
+    return base.for_strategy(strategy)
+
+
+def keyed_run_log(path: Path, keep: Callable[[dict], bool] = lambda record: True) -> RunLog:
+    """A :class:`RunLog` whose records are identified by their ``"run_key"`` (:func:`run_key`); lines written
+    without one (by older versions of the scripts) are ignored, and their runs trained again."""
+    return RunLog(path, key=lambda record: record["run_key"],
+                  keep=lambda record: isinstance(record.get("run_key"), str) and keep(record))
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(script: str, settings: dict[str, Any] | None = None, *,
+               configs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How a results file was made; call it when the file is written (the commit is read then).
+
+    Keys: ``command`` (``python`` and ``sys.argv``, with ``OMP_NUM_THREADS`` when set), ``commit`` (the git
+    HEAD; outside a checkout ``$FAIRBINN_COMMIT`` when set, else "unknown"), ``dirty`` (whether the working
+    tree had uncommitted changes; None when unknown), ``dirty_files`` (those of ``fairbinn/`` and ``script``), ``machine`` (platform and CPU count),
+    ``device`` (the CPU model, and the CUDA device when there is one), ``threads``
+    (``torch.get_num_threads()``), ``torch``, ``date``, ``settings`` (the script's options) and ``configs``
+    (row label -> the row's full ``TrainConfig.to_dict()``).
+    """
     import datetime
     import os
     import platform
@@ -127,23 +204,92 @@ def provenance(script: str, settings: dict[str, Any] | None = None) -> dict[str,
 
     try:
         commit = git("rev-parse", "HEAD")
-        if git("status", "--porcelain", "--", "../fairbinn", script):
-            commit += " (with uncommitted changes to fairbinn/ or the script)"
+        changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+        dirty: bool | None = bool(changed)
+        mine = [line[3:] for line in changed
+                if line[3:].startswith("fairbinn/") or line[3:].endswith(Path(script).name)]
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        commit, dirty, mine = "unknown", None, []
+        if os.environ.get("FAIRBINN_COMMIT"):  # a copy of the tree without .git, e.g. on a GPU machine
+            commit = f"{os.environ['FAIRBINN_COMMIT']} (given by $FAIRBINN_COMMIT; the tree here is not a git checkout)"
     threads = os.environ.get("OMP_NUM_THREADS")
     command = ("" if threads is None else f"OMP_NUM_THREADS={threads} ") + "python " + " ".join(
         shlex.quote(a) for a in sys.argv)
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    return {"command": command, "commit": commit,
-            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, {device}, "
-                       f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+    device = _cpu_model()
+    if torch.cuda.is_available():
+        device += f"; CUDA: {torch.cuda.get_device_name(0)}"
+    return {"command": command, "commit": commit, "dirty": dirty, "dirty_files": mine,
+            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+            "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "settings": settings or {}}
+            "settings": settings or {},
+            "configs": {label: config_dict(config) for label, config in (configs or {}).items()}}
+
+
+def _differences(config: dict[str, Any]) -> str:
+    """The fields of a ``TrainConfig.to_dict()`` that differ from ``TrainConfig()``'s, as ``name=value``."""
+    from fairbinn import TrainConfig
+
+    default = TrainConfig().to_dict()
+    changed = [f"{k}={v!r}" for k, v in config.items() if k not in RUNTIME_FIELDS and default.get(k, object()) != v]
+    return ", ".join(changed) or "TrainConfig() defaults"
 
 
 def provenance_lines(record: dict[str, Any]) -> list[str]:
-    """:func:`provenance` as the bullet lines that head a Markdown results file."""
-    settings = "; ".join(f"{k} {v}" for k, v in record["settings"].items())
-    return [f"- command: `{record['command']}`", f"- settings: {settings}", f"- git commit: {record['commit']}",
-            f"- machine: {record['machine']}", f"- date: {record['date']}"]
+    """:func:`provenance` as the bullet lines that head a Markdown results file: the command, settings, commit,
+    machine, device, threads and date, then each row's ``TrainConfig`` fields that differ from the defaults, and
+    every row's full ``TrainConfig`` in a collapsed JSON block."""
+    settings = "; ".join(f"{k} {v}" for k, v in record.get("settings", {}).items())
+    commit = record["commit"]
+    if record.get("dirty"):
+        commit += " (uncommitted changes in the tree" + (
+            f", among them {', '.join(record['dirty_files'])})" if record.get("dirty_files") else ")")
+    lines = [f"- command: `{record['command']}`"] + ([f"- settings: {settings}"] if settings else []) + [
+        f"- git commit: {commit}", f"- machine: {record['machine']}"]
+    if "device" in record:
+        lines += [f"- device: {record['device']}; torch {record.get('torch', '')} with {record['threads']} threads"]
+    lines += [f"- date: {record['date']}"]
+    configs = record.get("configs") or {}
+    if configs:
+        lines += ["- TrainConfig of each row (fields that differ from `fairbinn.TrainConfig()`):"]
+        lines += [f"  - {label}: {_differences(config)}" for label, config in configs.items()]
+        lines += ["", "<details><summary>Every row's full TrainConfig</summary>", "", "```json",
+                  json.dumps(configs, indent=1, sort_keys=True, default=str), "```", "", "</details>"]
+    return lines
+
+
+def with_provenance(lines: Sequence[str], record: dict[str, Any]) -> str:
+    """A Markdown results file's text: ``lines`` with :func:`provenance_lines` after the title (the first line,
+    when it is a ``#`` heading) or at the top."""
+    lines = list(lines)
+    head = lines[:1] + [""] if lines and lines[0].startswith("#") else []
+    body = lines[len(head) - 1:] if head else lines
+    body = body[1:] if head and body and body[0] == "" else body
+    return "\n".join([*head, *provenance_lines(record), "", *body]).rstrip("\n") + "\n"
+
+
+def write_markdown(path: Path, lines: Sequence[str], record: dict[str, Any]) -> None:
+    """Write ``lines`` to ``path`` headed by the provenance of ``record`` (:func:`with_provenance`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(with_provenance(lines, record))
+
+
+def write_json(path: Path, payload: Any, record: dict[str, Any]) -> None:
+    """Write ``{"provenance": record, **payload}`` to ``path`` (``{"provenance": ..., "rows": payload}`` when
+    ``payload`` is not a dict)."""
+    body = payload if isinstance(payload, dict) else {"rows": payload}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"provenance": record, **body}, indent=2, default=str) + "\n")
+
+
+def write_csv(frame: pd.DataFrame, path: Path, record: dict[str, Any], **to_csv: Any) -> None:
+    """Write ``frame`` to ``path`` (``to_csv`` goes to :meth:`pandas.DataFrame.to_csv`, ``index=False`` unless
+    given) and its provenance beside it, as ``<name>.provenance.json`` (the CSV itself stays plain)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, **{"index": False, **to_csv})
+    sidecar(path).write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def sidecar(path: Path) -> Path:
+    """Where :func:`write_csv` puts the provenance of the CSV file ``path``: ``<name>.provenance.json``."""
+    return path.with_name(path.stem + ".provenance.json")

@@ -8,15 +8,15 @@ in turn, trains one epoch at every batch size. The figure per variant and
 batch size is the median over rounds of (epoch seconds / steps). Loading is
 excluded: each epoch slices pre-shuffled rows, the same for all variants.
 
-Variants: ``erm``, ``lagrangian``; ``bilevel`` in the default game (the
-released code's, leader on BCE + eta * fairness) in each order
-(follower-first, leader-first, simultaneous); the paper's game
-(``leader_penalty=False``); the follower on SGD, and on BCE + eta *
-fairness; the rate surrogate (bilevel with either follower, and
-Lagrangian); ``stackelberg`` with the unrolled hypergradient (k = 1 and 3
-follower steps) and the implicit one (10 CG iterations). The follower
-steps by Adam (``COMMITTED_FOLLOWER``, as in the committed figures) unless
-a variant says otherwise. Each but the stackelberg ones also through
+Variants, each ``fairbinn.TrainConfig()``'s defaults (eta 100) but for what
+its name says: ``erm``, ``lagrangian``; ``bilevel`` in the default game (the
+leader on BCE + eta * fairness, the follower on eta * fairness by SGD) in
+each order (follower-first, leader-first, simultaneous); the paper's game
+(``leader_penalty=False``); the follower on Adam (the released code's), and
+on BCE + eta * fairness; the rate surrogate (bilevel with either follower,
+and Lagrangian); ``stackelberg`` with the unrolled hypergradient (k = 1 and 3
+follower steps) and the implicit one (10 CG iterations). Each but the
+stackelberg ones also through
 ``torch.compile``
 (``--compile``, inductor) when asked; and ``released``, the authors' released
 step reimplemented from their published training loop on the same network:
@@ -38,14 +38,13 @@ Usage::
     python benchmarks/step_cost.py --device cuda --batch-sizes 100 1024
     python benchmarks/step_cost.py --networks paper --variants bilevel 'bilevel bce follower'   # a subset
 
-Prints a table and writes ``<out>/step_cost_<device>_<N>threads.md`` and ``.json``.
+Prints a table and writes ``<out>/step_cost_<device>_<N>threads.md`` and ``.json`` (each headed by the
+command, commit, machine and every variant's TrainConfig).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -59,23 +58,23 @@ from fairbinn.core import TrainConfig, seed_everything
 from fairbinn.core.data import Batch
 from fairbinn.core.strategies import create_strategy
 from fairbinn.tabular import build_mlp, load_adult
-from reporting import COMMITTED_FOLLOWER
+from reporting import provenance, write_json, write_markdown
 
 NETWORKS = {
     "paper": lambda d: build_mlp(d, (d, d)),
     "released": lambda d: build_mlp(d, (101, 101, 101, 101), fairness_position=2),
 }
-GAMES = {  # name: TrainConfig settings (the follower on COMMITTED_FOLLOWER unless a variant says otherwise)
+GAMES = {  # name: TrainConfig settings beside the defaults (eta 100; the name says each one)
     "erm": {"strategy": "erm"},
     "lagrangian": {"strategy": "lagrangian"},
     "bilevel": {"strategy": "bilevel"},
     "bilevel leader-first": {"strategy": "bilevel", "order": "leader_first"},
     "bilevel simultaneous": {"strategy": "bilevel", "order": "simultaneous"},
     "bilevel paper game": {"strategy": "bilevel", "leader_penalty": False},
-    "bilevel sgd follower": {"strategy": "bilevel", "follower_optimizer": "sgd"},
+    "bilevel adam follower": {"strategy": "bilevel", "follower_optimizer": "adam"},
     "bilevel bce follower": {"strategy": "bilevel", "follower_bce": True},
     "bilevel rate surrogate": {"strategy": "bilevel", "surrogate": "rate"},
-    "bilevel sgd follower rate surrogate": {"strategy": "bilevel", "follower_optimizer": "sgd", "surrogate": "rate"},
+    "bilevel adam follower rate surrogate": {"strategy": "bilevel", "follower_optimizer": "adam", "surrogate": "rate"},
     "lagrangian rate surrogate": {"strategy": "lagrangian", "surrogate": "rate"},
     "stackelberg unrolled k=1": {"strategy": "stackelberg", "hypergradient": "unrolled", "unroll_steps": 1},
     "stackelberg unrolled k=3": {"strategy": "stackelberg", "hypergradient": "unrolled", "unroll_steps": 3},
@@ -107,11 +106,15 @@ class Variant:
     step: Callable[[Batch], object]
 
 
+def variant_config(settings: dict, compiled: bool, device: str) -> TrainConfig:
+    """A variant's TrainConfig: the defaults (eta 100) with its ``settings``."""
+    return TrainConfig(device=device, progress=False, compile=compiled, **settings)
+
+
 def fairbinn_variant(name: str, network: str, d: int, settings: dict, compiled: bool, device: str) -> Variant:
     seed_everything(0)
     model = NETWORKS[network](d).to(device)
-    config = TrainConfig(eta=100.0, device=device, progress=False, compile=compiled,
-                         **{"follower_optimizer": COMMITTED_FOLLOWER, **settings})
+    config = variant_config(settings, compiled, device)
     strategy = create_strategy(model, config, config.build_constraint(), num_groups=2)
     return Variant(name + (" compiled" if compiled else ""), strategy.step)
 
@@ -148,18 +151,6 @@ def epoch_seconds(variant: Variant, batches: list[Batch], device: str) -> float:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def _flags(args: argparse.Namespace) -> str:
-    """The command-line options that change which figures the run makes, as given."""
-    flags = ""
-    if args.networks != ["paper", "released"]:
-        flags += " --networks " + " ".join(args.networks)
-    if args.batch_sizes != [100, 200, 1024]:
-        flags += " --batch-sizes " + " ".join(map(str, args.batch_sizes))
-    if set(args.variants) != set(GAMES):
-        flags += " --variants " + " ".join(f"'{name}'" for name in args.variants)
-    return flags
 
 
 def main() -> None:
@@ -202,11 +193,8 @@ def main() -> None:
                              "over_erm": step[variant.name] / step["erm"],
                              "over_lagrangian": step[variant.name] / step["lagrangian"],
                              "released_over_this": step["released"] / step[variant.name]})
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.machine()
     header = (f"Adult, {len(y)} training rows; median over {args.rounds} interleaved epochs of seconds per step "
-              f"(training only, data on the device). Device: {args.device} ({device_name}), torch "
-              f"{torch.__version__}, {torch.get_num_threads()} CPU threads. `python benchmarks/step_cost.py"
-              f"{' --compile' if args.compile else ''}{_flags(args)}`.")
+              f"(training only, data on the device). Device: {args.device}, {torch.get_num_threads()} CPU threads.")
     lines = [header, "", "| network | batch | variant | ms / step | x ERM | x Lagrangian | released / this |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -214,12 +202,16 @@ def main() -> None:
                      f"{r['over_erm']:.2f} | {r['over_lagrangian']:.2f} | {r['released_over_this']:.2f} |")
     text = "\n".join(lines)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"step_cost_{args.device.split(':')[0]}_{torch.get_num_threads()}threads"
     if set(args.variants) != set(GAMES):
         stem += "_subset"
-    (args.out / f"{stem}.md").write_text(text + "\n")
-    (args.out / f"{stem}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
+    timed = [name for name in GAMES if name in {"erm", "lagrangian", *args.variants}]
+    record = provenance(Path(__file__).name, {
+        "networks": " ".join(args.networks), "batch sizes": " ".join(map(str, args.batch_sizes)),
+        "rounds": args.rounds, "compile": args.compile, "device": args.device},
+        configs={name: variant_config(GAMES[name], False, args.device) for name in timed})
+    write_markdown(args.out / f"{stem}.md", lines, record)
+    write_json(args.out / f"{stem}.json", {"header": header, "rows": rows}, record)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # the time limit resumes later, on any machine, from where it stopped.
 #
 #   DATA_DIR=../shared/data WORK=/tmp/sweeps LIMIT_S=3600 \
-#       bash benchmarks/sweep_parallel.sh adult:stackelberg health:bilevel-sgd ...
+#       bash benchmarks/sweep_parallel.sh adult:stackelberg health:bilevel-adam ...
 #
 # Settings (environment): DATA_DIR, WORK (required); DEVICE (default cpu); LIMIT_S (seconds after which the
 # parts still training are stopped; default 0, no limit); EXTRA (more sweep_report arguments, e.g.

@@ -4,14 +4,13 @@ For each dataset, ``fairbinn.sweep(..., etas="auto")`` trains, per strategy,
 a coarse pass (eta 0 and one per decade from 0.01 to 10000, a fifth of the
 epochs) and a refined pass (8 etas inside the interval where validation DP
 moves from ERM's level to ~0, all the epochs), 5 seeds sharing the etas, in
-the paper's configuration (50 epochs, batch 100, Adam 1e-3 / 1e-5; 1
-fairness layer on Adult, 3 on Health). Every game's follower steps by Adam,
-the released code's (``COMMITTED_FOLLOWER``), except the ``bilevel-sgd`` parts':
-these parts were trained before SGD became ``TrainConfig``'s default, and
-pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
+``fairbinn.TrainConfig()``'s defaults (50 epochs, batch 100, Adam 1e-3 for
+the network, fairness layers 1e-5, the follower on SGD, the leader penalty
+on; 1 fairness layer on Adult, 3 on Health) but for what each part's name
+says. Strategies:
 
-- ``bilevel``: FairBiNN's game as the authors' released code runs it (the
-  leader on BCE + eta * fairness, the follower on eta * fairness, by Adam);
+- ``bilevel``: FairBiNN's default game (the leader on BCE + eta * fairness,
+  the follower on eta * fairness, by SGD);
 - ``bilevel-paper``: the paper's Algorithm 1 as written (the leader on BCE
   alone; ``leader_penalty=False``);
 - ``bilevel-simultaneous``: the same game with both players' gradients
@@ -19,10 +18,10 @@ pinning Adam keeps their stored rows and checkpoints theirs. Strategies:
 - ``bilevel-rate`` and ``lagrangian-rate``: the same game and the
   Lagrangian with the constraint on the rate surrogate of the thresholded
   decision (``surrogate="rate"``, temperature 0.1);
-- ``bilevel-sgd`` and ``bilevel-bce``: the same game with a follower that
-  respects eta (plain SGD on eta * fairness, fairbinn's default follower;
-  Adam on BCE + eta * fairness); ``bilevel-sgd-rate``: the SGD follower
-  on the rate surrogate;
+- ``bilevel-adam``: the same game with the authors' released code's
+  follower, Adam on eta * fairness (``follower_optimizer="adam"``);
+  ``bilevel-adam-rate``: the Adam follower on the rate surrogate;
+  ``bilevel-bce``: the follower (SGD) on BCE + eta * fairness;
 - ``stackelberg``, ``stackelberg-implicit`` and ``stackelberg-rate``: the
   leader on its hypergradient through the follower's response (one unrolled
   follower step; the implicit-function theorem with 10 conjugate-gradient
@@ -45,20 +44,22 @@ Usage::
     python benchmarks/sweep_report.py --data-dir ../shared/data
     python benchmarks/sweep_report.py --datasets adult --seeds 1 --epochs 3   # a quick look
     # parts in parallel, one process each, resumable; then one report of them all
-    DATA_DIR=../shared/data WORK=/tmp/sweeps bash benchmarks/sweep_parallel.sh adult:stackelberg adult:bilevel-sgd
+    DATA_DIR=../shared/data WORK=/tmp/sweeps bash benchmarks/sweep_parallel.sh adult:stackelberg adult:bilevel-adam
     python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ --no-train
 
-Writes ``<out>/sweep_<dataset>.csv`` (every checkpoint; an existing file with
-the same settings is reused, so the report can be redrawn without
-retraining), ``<out>/sweep_<dataset>_<dp|soft_dp>.png`` / ``.svg`` and
-``<out>/sweep.md``.
+Writes ``<out>/sweep_<dataset>.csv`` (every checkpoint) with
+``sweep_<dataset>.json`` (each part's settings, time and
+``reporting.run_key``: a stored part is reused only when its key matches, so
+the report can be redrawn without retraining) and the provenance in
+``sweep_<dataset>.provenance.json``; ``<out>/sweep_<dataset>_<dp|soft_dp>.png``
+/ ``.svg``; and ``<out>/sweep.md``, headed by the command, commit, machine and
+every part's TrainConfig.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -72,7 +73,7 @@ from fairbinn.core import accuracy_at_budgets, area_over_curve, pareto_front
 from fairbinn.plotting import save_figure
 from fairbinn.search import EtaSearch
 from fairbinn.tabular import load_tabular
-from reporting import COMMITTED_FOLLOWER
+from reporting import data_summary, provenance, run_key, sweep_config, write_csv, write_json, write_markdown
 
 HERE = Path(__file__).parent
 BUDGETS = {"adult": (0.01, 0.02, 0.05, 0.10), "health": (0.05, 0.10, 0.20)}
@@ -86,26 +87,25 @@ TARGETS = {  # fairbinn's accuracy targets: (strategy or "best", fairness, budge
     "health": {("best", "soft_dp", 0.10): 0.75, ("best", "soft_dp", 0.20): 0.79},
 }
 FAIRNESS = ("dp", "soft_dp")
-ADAM = {"follower_optimizer": COMMITTED_FOLLOWER}  # the follower of every game part but the bilevel-sgd ones
-PARTS = {  # label: (strategy, settings)
-    "bilevel": ("bilevel", ADAM),
-    "bilevel-paper": ("bilevel", {**ADAM, "leader_penalty": False}),
-    "bilevel-simultaneous": ("bilevel", {**ADAM, "order": "simultaneous"}),
-    "bilevel-rate": ("bilevel", {**ADAM, "surrogate": "rate"}),
-    "bilevel-sgd": ("bilevel", {"follower_optimizer": "sgd"}),
-    "bilevel-sgd-rate": ("bilevel", {"follower_optimizer": "sgd", "surrogate": "rate"}),
-    "bilevel-bce": ("bilevel", {**ADAM, "follower_bce": True}),
-    "stackelberg": ("stackelberg", ADAM),
-    "stackelberg-implicit": ("stackelberg", {**ADAM, "hypergradient": "implicit"}),
-    "stackelberg-rate": ("stackelberg", {**ADAM, "surrogate": "rate"}),
+PARTS = {  # label: (strategy, TrainConfig settings beside the defaults; the label names each one)
+    "bilevel": ("bilevel", {}),
+    "bilevel-paper": ("bilevel", {"leader_penalty": False}),
+    "bilevel-simultaneous": ("bilevel", {"order": "simultaneous"}),
+    "bilevel-rate": ("bilevel", {"surrogate": "rate"}),
+    "bilevel-adam": ("bilevel", {"follower_optimizer": "adam"}),
+    "bilevel-adam-rate": ("bilevel", {"follower_optimizer": "adam", "surrogate": "rate"}),
+    "bilevel-bce": ("bilevel", {"follower_bce": True}),
+    "stackelberg": ("stackelberg", {}),
+    "stackelberg-implicit": ("stackelberg", {"hypergradient": "implicit"}),
+    "stackelberg-rate": ("stackelberg", {"surrogate": "rate"}),
     "lagrangian": ("lagrangian", {}),
     "lagrangian-rate": ("lagrangian", {"surrogate": "rate"}),
     "erm": ("erm", {}),
 }
-GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-sgd", "bilevel-sgd-rate",
+GAMES = ("bilevel", "bilevel-paper", "bilevel-simultaneous", "bilevel-rate", "bilevel-adam", "bilevel-adam-rate",
          "bilevel-bce", "stackelberg", "stackelberg-implicit", "stackelberg-rate")
 COMPARED = (*GAMES, "lagrangian-rate")  # each front compared with the Lagrangian's, seed by seed
-ORDERS = ("bilevel", "bilevel-simultaneous")  # the released code's game in its two orders, compared seed by seed
+ORDERS = ("bilevel", "bilevel-simultaneous")  # the default game in its two orders, compared seed by seed
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,20 +131,38 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _stored(directory: Path, dataset: str, settings: dict) -> dict[str, tuple[pd.DataFrame, float, str]]:
-    """The parts trained into ``directory`` for ``dataset`` with ``settings``: label -> (rows, seconds, device)."""
+def part_config(data, label: str, args: argparse.Namespace):
+    """The TrainConfig of part ``label`` (eta and seed vary per model)."""
+    strategy, overrides = PARTS[label]
+    return sweep_config(data, strategy, epochs=args.epochs, progress=False, device=args.device, **overrides)
+
+
+def part_key(config, summary: dict, args: argparse.Namespace) -> str:
+    """:func:`reporting.run_key` of a part: its TrainConfig (the device left out: a part trained on a GPU is
+    gathered into a CPU report, its device named beside it), the data, the seeds and the eta search."""
+    values = {k: v for k, v in config.to_dict().items() if k != "device"}
+    return run_key(values, summary, seeds=args.seeds, etas="auto", search=str(EtaSearch()))
+
+
+def _stored(directory: Path, dataset: str, keys: dict[str, str]) -> dict[str, tuple[pd.DataFrame, float, str]]:
+    """The parts trained into ``directory`` for ``dataset`` whose stored key is ``keys[label]``: label -> (rows,
+    seconds, device). Parts stored with another key, or none (older files), are left out and said so."""
     path = directory / f"sweep_{dataset}.csv"
     meta = path.with_suffix(".json")
     if not (path.exists() and meta.exists()):
         return {}
     saved = json.loads(meta.read_text())
-    if {k: v for k, v in saved["settings"].items() if k != "parts"} != settings:
-        print(f"{dataset}: {path} was trained with other settings; not used")
+    stored, trained = saved.get("part_keys", {}), saved.get("settings", {}).get("parts", [])
+    labels = [label for label in trained if label in keys and stored.get(label) == keys[label]]
+    if len(labels) < len(trained):
+        print(f"{dataset}: {path}: {', '.join(l for l in trained if l not in labels)} trained with other settings "
+              "(or stored without a run key); not used")
+    if not labels:
         return {}
     rows = pd.read_csv(path)
     devices = saved.get("device", {})
     return {label: (rows[rows["strategy"] == label], saved["wall_time_s"][label], devices.get(label, "cpu"))
-            for label in saved["settings"]["parts"] if label in PARTS}
+            for label in labels}
 
 
 def _device_name(device: str) -> str:
@@ -155,16 +173,21 @@ def _device_name(device: str) -> str:
     return f"{device} ({torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__})"
 
 
-def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str]]:
-    """Every checkpoint of every strategy (reused from disk when the settings match), each part's time and device."""
+def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str], dict]:
+    """Every checkpoint of every strategy (reused from disk when the part's key matches), each part's time, device
+    and TrainConfig."""
     path = args.out / f"sweep_{dataset}.csv"
     settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(EtaSearch())}
-    parts = _stored(args.out, dataset, settings)
+    data = load_tabular(dataset, args.data_dir)
+    summary = data_summary(data)
+    configs = {label: part_config(data, label, args) for label in PARTS}
+    keys = {label: part_key(configs[label], summary, args) for label in PARTS}
+    parts = _stored(args.out, dataset, keys)
     if parts:
         print(f"{dataset}: reusing {', '.join(parts)} from {path}")
     gathered = {}
     for directory in args.gather:
-        found = _stored(directory, dataset, settings)
+        found = _stored(directory, dataset, keys)
         if found:
             print(f"{dataset}: taking {', '.join(found)} from {directory}")
         gathered.update(found)
@@ -174,7 +197,6 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
         if not parts:
             raise SystemExit(f"--no-train: nothing trained for {dataset} in {args.out}")
         missing = []
-    data = load_tabular(dataset, args.data_dir) if missing else None
     for label in missing:
         strategy, overrides = PARTS[label]
         checkpoints = None if args.checkpoint_dir is None else args.checkpoint_dir / dataset
@@ -195,11 +217,13 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
     seconds = {label: parts[label][1] for label in order}
     devices = {label: parts[label][2] for label in order}
     if missing or gathered:
-        table.to_csv(path, index=False, float_format="%.6g")  # 6 digits: the report reads 3
-        path.with_suffix(".json").write_text(json.dumps(
-            {"settings": {**settings, "parts": order}, "wall_time_s": seconds, "device": devices,
-             "threads": args.threads, "torch": torch.__version__, "machine": platform.machine()}, indent=2))
-    return table, seconds, devices
+        record = provenance(Path(__file__).name, {**settings, "dataset": dataset, "threads": args.threads},
+                            configs={label: configs[label] for label in order})
+        write_csv(table, path, record, float_format="%.6g")  # 6 digits: the report reads 3
+        write_json(path.with_suffix(".json"), {"settings": {**settings, "parts": order},
+                                               "part_keys": {label: keys[label] for label in order},
+                                               "wall_time_s": seconds, "device": devices}, record)
+    return table, seconds, devices, {label: configs[label] for label in order}
 
 
 def _present(table: pd.DataFrame, labels=tuple(PARTS)) -> list[str]:
@@ -261,7 +285,7 @@ def target_lines(table: pd.DataFrame, dataset: str) -> list[str]:
 
 
 def paper_lines(table: pd.DataFrame, dataset: str) -> list[str]:
-    """Where ``bilevel`` (the released code's game and follower) beats, matches (±0.005) or falls short of the
+    """Where ``bilevel`` (fairbinn's default game) beats, matches (±0.005) or falls short of the
     paper, on both DP readings."""
     lines = []
     for fairness in FAIRNESS:
@@ -388,21 +412,22 @@ def main() -> None:
     lines = [
         "# Accuracy-fairness fronts on Adult and Health",
         "",
-        f"`python benchmarks/sweep_report.py` (torch {torch.__version__} here; each part's device below): per "
+        "Each part's device below. Per "
         f"strategy, etas searched on validation (`fairbinn.sweep(etas=\"auto\")`: eta 0 and one per decade from "
         f"0.01 to 10000 for a fifth of the epochs, then 8 etas inside the interval where validation DP moves from "
         f"ERM's level to ~0 for all of them), seeds 0-{args.seeds - 1} sharing the etas, {args.epochs} epochs, "
-        "batch 100, Adam lr 1e-3 (fairness layers 1e-5; every game's follower on Adam but the `bilevel-sgd` parts'). "
-        "`bilevel` is FairBiNN's game as the authors' released code runs it (the leader also minimises eta * "
-        "fairness), the follower stepping first; "
+        "batch 100, Adam lr 1e-3 for the network (fairness layers 1e-5), `fairbinn.TrainConfig()`'s defaults but "
+        "for what a part's name says (each part's TrainConfig above). "
+        "`bilevel` is FairBiNN's default game (the leader also minimises eta * fairness; the follower, on "
+        "SGD, steps first); "
         "`bilevel-simultaneous` the same game with both players' gradients from one forward pass; "
         "`bilevel-rate` / `lagrangian-rate` the same game / the Lagrangian constraining the rate surrogate of "
         "the thresholded decision (`surrogate=\"rate\"`, temperature 0.1) instead of the scores; "
-        "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-sgd` / `bilevel-bce` the "
-        "same game with the follower on SGD (fairbinn's default follower) / on BCE + eta * fairness, "
-        "`bilevel-sgd-rate` the SGD follower on the rate surrogate; `stackelberg` the leader on its hypergradient "
-        "through one unrolled follower step, `stackelberg-implicit` through the implicit-function theorem (10 "
-        "conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
+        "`bilevel-paper` the paper's Algorithm 1 as written (the leader on BCE alone); `bilevel-adam` / "
+        "`bilevel-bce` the same game with the follower on Adam (the authors' released code's) / on BCE + eta * "
+        "fairness, `bilevel-adam-rate` the Adam follower on the rate surrogate; `stackelberg` the leader on its "
+        "hypergradient through one unrolled follower step, `stackelberg-implicit` through the implicit-function "
+        "theorem (10 conjugate-gradient iterations, damping 1), `stackelberg-rate` unrolled on the rate surrogate. "
         "The fairness loss is eta * (largest gap between "
         "groups' mean score)²; on Health the groups are the 9 age buckets.",
         "",
@@ -415,8 +440,10 @@ def main() -> None:
         "`soft_dp` the gap between groups' mean predicted probability, the quantity the paper's figures plot. "
         "The paper's figures are read off its plots.",
     ]
+    configs = {}
     for dataset in args.datasets:
-        table, seconds, devices = run_sweep(dataset, args)
+        table, seconds, devices, parts = run_sweep(dataset, args)
+        configs.update({f"{dataset}: {label}": config for label, config in parts.items()})
         times = ", ".join(f"{label} {s:.0f} s" + ("" if devices[label] == "cpu" else f" on {devices[label]}")
                           for label, s in seconds.items())
         lines += ["", f"## {dataset.capitalize()}", "",
@@ -427,7 +454,7 @@ def main() -> None:
                      if len(seconds) < len(PARTS) else ""),
                   "", "Targets of the issue (test accuracy, mean over the seeds, chosen on validation):", "",
                   *target_lines(table, dataset), "",
-                  "Against the paper (`bilevel`: the released code's game and Adam follower):", "",
+                  "Against the paper (`bilevel`: fairbinn's default game, the follower on SGD):", "",
                   *paper_lines(table, dataset)]
         for fairness in FAIRNESS:
             lines += ["", f"### Test accuracy at a {fairness} budget", "", *budget_table(table, dataset, fairness)]
@@ -445,9 +472,12 @@ def main() -> None:
             lines += ["", f"![{dataset} {fairness}]({written[0].name})"]
         lines += ["", "### Every eta: each model's epoch of best validation accuracy, mean ± std over seeds", "",
                   *eta_table(table)]
-    text = "\n".join(lines) + "\n"
-    (args.out / "sweep.md").write_text(text)
-    print(text)
+    record = provenance(Path(__file__).name, {
+        "datasets": " ".join(args.datasets), "seeds": args.seeds, "epochs": args.epochs, "etas": "auto",
+        "parts": " ".join(args.parts), "gather": " ".join(map(str, args.gather)), "no train": args.no_train,
+        "device": args.device, "threads": args.threads}, configs=configs)
+    write_markdown(args.out / "sweep.md", lines, record)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from fairbinn.benchmark import get_benchmark
 from fairbinn.core.certify import gap_interval
 from fairbinn.core.metrics import accuracy, demographic_parity_difference
 from fairbinn.core.postprocess import threshold_candidates, threshold_report
-from reporting import mean_std, provenance, provenance_lines
+from reporting import mean_std, provenance, provenance_lines, sweep_config, write_csv, write_json
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {
@@ -198,11 +198,15 @@ def summary(chosen: pd.DataFrame, dataset: str) -> list[dict]:
 def main() -> None:
     args = parse_args()
     started = time.perf_counter()
-    summaries, chosen_all, seconds = [], [], {}
+    summaries, chosen_all, seconds, configs = [], [], {}, {}
     for dataset in args.datasets:
         tick = time.perf_counter()
         data = fairbinn.load_benchmark(dataset, args.data_dir, **DATASETS[dataset]["load"])
         plain = searched(data, dataset, args)
+        for strategy, label in STRATEGIES.items():
+            configs[f"{dataset}: {label} (searched)"] = sweep_config(
+                data, strategy, fairness_budget=min(DATASETS[dataset]["budgets"]), budget_metric="dp",
+                confidence=0.95, **_overrides(args))
         parts = [thresholded(data, dataset, seed, args) for seed in args.seeds]
         rungs = pd.concat([p[0] for p in parts], ignore_index=True)
         reference = pd.concat([p[1] for p in parts], ignore_index=True)
@@ -222,17 +226,17 @@ def main() -> None:
         "budgets": {d: DATASETS[d]["budgets"] for d in args.datasets},
         "config": "each dataset's paper settings (fairbinn.benchmark.get_benchmark(data).paper_config) "
                   "with the library's defaults otherwise; fused Adam in stacks; "
-                  "thresholds on the paper's eta at the last epoch"})
+                  "thresholds on the paper's eta at the last epoch"}, configs=configs)
     record["seconds"] = round(time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     chosen = pd.concat(chosen_all, ignore_index=True)
     keep = ["dataset", "strategy", "budget", "seed", "found", "candidate", "eta", "epoch", "val_accuracy",
             "val_bound", "test_accuracy", "test_dp", "test_dp_lo", "test_dp_hi"]
-    chosen[[c for c in keep if c in chosen.columns]].to_csv(args.out.with_suffix(".csv"), index=False)
-    args.out.with_suffix(".json").write_text(json.dumps({**record, "summary": summaries}, indent=2, default=str))
-    lines = ["# Group thresholds beside in-processing under certified DP budgets", "", *provenance_lines(record),
+    write_csv(chosen[[c for c in keep if c in chosen.columns]], args.out.with_suffix(".csv"), record)
+    write_json(args.out.with_suffix(".json"), {"summary": summaries}, record)
+    lines = ["# Group thresholds beside in-processing under certified DP budgets", "",
              f"- wall time: {record['seconds']} s (" + ", ".join(f"{k} {v} s" for k, v in seconds.items())
-             + f"; models are cached in {args.checkpoint_dir.name}/)", "",
+             + f"; models are cached in {args.checkpoint_dir.name}/)", *provenance_lines(record), "",
              "Per budget: test accuracy and test DP (mean ± std over the seeds with a certified choice), the mean "
              "exact 95% interval on the population DP from the test rows, and the seeds whose test DP exceeds the "
              "budget. Every row but fairlearn's is chosen on validation only and certified at 95% confidence; "
