@@ -35,13 +35,16 @@ import pandas as pd
 
 from . import __version__
 from .core.checkpoint import CHECKPOINT_NAME
-from .core.config import FOLLOWER_OPTIMIZERS, HYPERGRADIENTS, ORDERS, SAMPLERS, STRATEGY_NAMES, TrainConfig
+from .core.config import (
+    CheckpointConfig, FairnessConfig, FollowerConfig, GameConfig, OptimConfig, RuntimeConfig, SECTIONS,
+    SelectionConfig, StackelbergConfig, STRATEGY_NAMES, TrainConfig, constraint_name,
+)
 from .core import distributed
-from .core.constraints import SURROGATES, create_constraint, list_constraints
-from .core.drfairness import HESSIANS, DrFairnessConfig
-from .core.metrics import GAP_METRICS, REPORT_KEYS
+from .core.drfairness import DrFairnessConfig
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.postprocess import THRESHOLD_METRICS, threshold_result
+from .core.metrics import REPORT_KEYS
+from .core.options import add_flags, flag_name, options_of, values_from_args
 from .core.runtime import DeviceNotAvailableError
 from .core.strategies import list_strategies
 from .core.trainer import TrainResult
@@ -77,17 +80,6 @@ def _mode(value: str) -> str:
     return name
 
 
-def _constraint(value: str) -> str:
-    try:  # the registry at parse time: register_constraint may have added names
-        create_constraint(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value.lower()
-
-
-_TRAIN_FLAGS = ("eta", "epochs", "batch_size", "lr", "fairness_lr")
-"""Training flags whose default depends on the dataset (the paper's settings)."""
-
 _FLAG_SCOPE = {
     "acc_layers": ("tabular", "csv"), "fairness_position": ("tabular", "csv"),
     "batch_size": ("tabular", "vision", "csv"), "label": ("csv",), "positive": ("csv",), "sensitive": ("vision", "csv"),
@@ -99,16 +91,14 @@ _FLAG_SCOPE = {
 }
 """Flags that only some modalities use; giving one to another is an error, not silently ignored."""
 
-_FAIRNESS_MODES, _GAME_MODES = ("lagrangian", "bilevel", "stackelberg"), ("bilevel", "stackelberg")
-_MODE_SCOPE = {
-    **dict.fromkeys(("eta", "constraint", "surrogate", "temperature"), _FAIRNESS_MODES),
-    **dict.fromkeys(("fairness_lr", "fairness_lr_decay", "order", "follower_optimizer", "follower_bce",
-                     "separate_batches", "leader_penalty", "paper_game"), _GAME_MODES),
-    **dict.fromkeys(("hypergradient", "unroll_steps", "cg_iters", "cg_damping"), ("stackelberg",)),
-}
-"""Flags that only some of the built-in strategies read: erm has no fairness term, only the two-player games
-(bilevel, stackelberg) have a follower, only stackelberg's leader takes a hypergradient. A flag none of the
-given modes reads is an error; a registered strategy of another name may read any of them."""
+_OPTIONS = {f.metadata["option"].dest or f.name: f for cls in (*SECTIONS.values(), TrainConfig, DrFairnessConfig)
+            for f, _ in options_of(cls)}
+"""Each training flag's destination and its declaration (:mod:`fairbinn.core.options`)."""
+
+_MODE_SCOPE = {dest: f.metadata["option"].modes for dest, f in _OPTIONS.items() if f.metadata["option"].modes}
+"""Flags that only some of the built-in strategies read (each option's ``modes``): erm has no fairness term, only
+the two-player games (bilevel, stackelberg) have a follower, only stackelberg's leader takes a hypergradient. A
+flag none of the given modes reads is an error; a registered strategy of another name may read any of them."""
 
 
 def _etas(value: str) -> float | str:
@@ -128,7 +118,7 @@ def _dataset(value: str) -> str:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults, ratios = TrainConfig(), DrFairnessConfig()
+    """The data, model and output flags, and one flag per training option (declared with the option)."""
     data = parser.add_argument_group("data")
     data.add_argument("-d", "--data", type=_dataset,
                       help="Adult, Health (tabular), NBA, Pokec_z, Pokec_n, Bail (graph), CelebA (vision); "
@@ -144,101 +134,34 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
                       help="data directory (default $FAIRBINN_DATA, then ~/.cache/fairbinn)")
 
-    game = parser.add_argument_group("training")
+    game = parser.add_argument_group("game")
     game.add_argument("-m", "--mode", type=_mode, nargs="+", default=["bilevel"],
                       help="one or more of bilevel (alias linear), stackelberg (bilevel with an anticipating "
                            "leader), lagrangian (alias reg), erm; default bilevel. best (with --budget): trains erm, "
                            "lagrangian and bilevel, each alone (eta searched) and with group thresholds, and reports "
                            "the most accurate on validation among those certified, naming it")
-    game.add_argument("-e", "--eta", type=float,
-                      help="fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for CelebA)")
-    game.add_argument("--constraint", default=defaults.constraint, type=_constraint,
-                      metavar="{" + ",".join(list_constraints()) + "}", help="fairness loss (default dp)")
-    game.add_argument("-ep", "--epochs", type=int, help="epochs (default 50 tabular, 1000 graph, 30/15/15 CelebA)")
-    game.add_argument("-bs", "--batch_size", "--batch-size", dest="batch_size", type=int,
-                      help="minibatch size (default 100, CelebA 128; a graph trains full batch)")
-    game.add_argument("-nlr", "--network_learning_rate", "--lr", dest="lr", type=float,
-                      help="Adam learning rate of the accuracy player (default 1e-3 tabular, 1e-2 graph)")
-    game.add_argument("-flr", "--fairness_learning_rate", "--fairness-lr", dest="fairness_lr", type=float,
-                      help="Adam learning rate of the fairness layers (default 1e-5; 1e-6 for CelebA Attractive)")
-    game.add_argument("--lr-decay", type=float, default=defaults.lr_decay, help="per-epoch decay of --lr")
-    game.add_argument("--fairness-lr-decay", type=float, default=defaults.fairness_lr_decay)
-    game.add_argument("--order", choices=[o.replace("_", "-") for o in ORDERS], default="follower-first",
-                      help="bilevel update order (default follower-first, as the authors' code); simultaneous: "
-                           "one forward pass, both players' gradients at the same point, both step")
-    game.add_argument("--follower-optimizer", choices=list(FOLLOWER_OPTIMIZERS), default=defaults.follower_optimizer,
-                      help="bilevel and stackelberg: the follower's optimizer, sgd (default; its step scales with "
-                           "eta) or adam (the released code's; its step is about --fairness-lr whatever eta is)")
-    game.add_argument("--follower-bce", action="store_true",
-                      help="bilevel and stackelberg: the follower minimises BCE + eta * fairness (an ordinary "
-                           "accuracy layer as eta goes to 0) instead of eta * fairness")
-    game.add_argument("--hypergradient", choices=list(HYPERGRADIENTS), default=defaults.hypergradient,
-                      help="stackelberg: the leader's gradient through the follower's response, unrolled "
-                           "follower steps (default) or the implicit-function theorem with conjugate gradients")
-    game.add_argument("--unroll-steps", type=int, default=defaults.unroll_steps,
-                      help=f"stackelberg, unrolled: differentiable follower steps (default {defaults.unroll_steps})")
-    game.add_argument("--cg-iters", type=int, default=defaults.cg_iters,
-                      help=f"stackelberg, implicit: conjugate-gradient iterations (default {defaults.cg_iters})")
-    game.add_argument("--cg-damping", type=float, default=defaults.cg_damping,
-                      help=f"stackelberg, implicit: damping added to the follower's Hessian (default "
-                           f"{defaults.cg_damping:g})")
-    game.add_argument("--surrogate", choices=list(SURROGATES), default=defaults.surrogate,
-                      help="what the constraint compares between groups: scores (default) or rate, a smooth "
-                           "thresholded decision sigmoid((p - 0.5) / temperature), for a budget on thresholded gaps")
-    game.add_argument("--temperature", type=float, default=defaults.temperature,
-                      help=f"--surrogate rate: width of the smooth threshold (default {defaults.temperature:g})")
-    game.add_argument("--separate-batches", action="store_true",
-                      help="bilevel: the follower draws its own minibatches")
-    game.add_argument("--leader-penalty", action="store_true",
-                      help="bilevel: the leader minimises BCE + eta * fairness, the game of the authors' released "
-                           "code (the default; the flag is kept for their scripts)")
-    game.add_argument("--paper-game", action="store_true",
-                      help="bilevel: the paper's Algorithm 1 as written, the leader on BCE alone (it leaves DP "
-                           "at ERM's level; see docs/results.md)")
-    game.add_argument("--select", choices=[*REPORT_KEYS, "last"],
-                      help="validation metric choosing the reported epoch, or 'last' (default accuracy; "
-                           "'last' where the validation split is the test split, as in FairGNN's NBA protocol)")
-    game.add_argument("--budget", type=float,
-                      help="fairness budget B: report the most accurate epoch (on validation) whose validation "
-                           "gap is <= B; without --eta, train searches eta automatically per mode (16 etas, "
-                           "every epoch a candidate)")
-    game.add_argument("--budget-metric", choices=list(GAP_METRICS), default="dp",
-                      help="the validation gap --budget bounds (default dp)")
-    game.add_argument("--confidence", type=float,
-                      help="--budget is certified: with this probability over the draw of the validation rows the "
-                           "chosen model's population gap is at most the budget, the choice among all checkpoints "
-                           "accounted for (default 0.95 with --budget; 0: the point-estimate rule, the validation "
-                           "gap itself at most the budget)")
-    game.add_argument("--postprocess", choices=["none", "thresholds"], default="none",
-                      help="thresholds: after training, decide with one threshold per group on the model's scores, "
-                           "the most accurate meeting --budget on --budget-metric (dp, eo or eopp), certified at "
-                           "--confidence on the validation rows: the thresholds are fitted on the training rows' "
-                           "scores of the last epoch, so nothing about the model reads the validation rows "
-                           "(--confidence 0: the epoch chosen on validation accuracy and the thresholds fitted on "
-                           "the validation rows). Predictions then need each row's group. Works with every --mode "
-                           "(with --eta or the mode's default eta)")
-    game.add_argument("--randomized-thresholds", action="store_true",
-                      help="--postprocess thresholds: allow a random choice between two thresholds per group, as "
-                           "fairlearn's ThresholdOptimizer does (dp and eopp)")
-    game.add_argument("--sampler", choices=[c.name for c in SAMPLERS.values()], default=defaults.sampler.name,
-                      help="training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's "
-                           "adaptive per-label group ratios, learnt on validation data; combines with every --mode)")
-    game.add_argument("--ratio-lr", type=float, default=ratios.lr,
-                      help=f"drfairness: Adam learning rate of the ratios (default {ratios.lr:g})")
-    game.add_argument("--ratio-k", type=float, default=ratios.k,
-                      help=f"drfairness: weight of the validation loss beside the group-loss gap "
-                           f"(default {ratios.k:g})")
-    game.add_argument("--ratio-hessian", choices=list(HESSIANS), default=ratios.hessian,
-                      help="drfairness: inverse Hessian of the hypergradient, the identity over the head "
-                           "(as published, default) or the damped exact Hessian of the head's final linear layer")
-    game.add_argument("--ratio-damping", type=float, default=ratios.damping,
-                      help=f"drfairness with --ratio-hessian last_layer: ridge relative to the Hessian's mean "
-                           f"diagonal (default {ratios.damping:g})")
-    game.add_argument("--seed", type=int, default=defaults.seed)
-    game.add_argument("-dv", "--device", default=defaults.device, help="cpu, cuda, cuda:N, mps or auto")
-    game.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
-                      help="run the forward passes and losses through torch.compile (default backend inductor; "
-                           "falls back to eager with a warning where compilation fails)")
+    add_flags(game, GameConfig)
+    add_flags(game, FollowerConfig)
+    add_flags(parser.add_argument_group("stackelberg leader"), StackelbergConfig)
+    add_flags(parser.add_argument_group("fairness constraint"), FairnessConfig)
+    add_flags(parser.add_argument_group("optimisation"), OptimConfig)
+    selection = parser.add_argument_group("selection and fairness budget")
+    add_flags(selection, SelectionConfig)
+    selection.add_argument("--postprocess", choices=["none", "thresholds"], default="none",
+                           help="thresholds: after training, decide with one threshold per group on the model's "
+                                "scores, the most accurate meeting --budget on --budget-metric (dp, eo or eopp), "
+                                "certified at --confidence on the validation rows: the thresholds are fitted on the "
+                                "training rows' scores of the last epoch, so nothing about the model reads the "
+                                "validation rows (--confidence 0: the epoch chosen on validation accuracy and the "
+                                "thresholds fitted on the validation rows). Predictions then need each row's group. "
+                                "Works with every --mode (with --eta or the mode's default eta)")
+    selection.add_argument("--randomized-thresholds", action="store_true",
+                           help="--postprocess thresholds: allow a random choice between two thresholds per group, "
+                                "as fairlearn's ThresholdOptimizer does (dp and eopp)")
+    sampler = parser.add_argument_group("sampler")
+    add_flags(sampler, TrainConfig)
+    add_flags(sampler, DrFairnessConfig)
+    add_flags(parser.add_argument_group("runtime"), RuntimeConfig)
 
     net = parser.add_argument_group("network (the authors' conventions)")
     net.add_argument("-al", "--acc_layers", "--acc-layers", dest="acc_layers", type=int, nargs="+",
@@ -281,21 +204,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     vision.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     vision.add_argument("--cache-dir", help="pre-resized image store (default ~/.cache/fairbinn/image_cache)")
 
-    keep = parser.add_argument_group("checkpoints")
-    keep.add_argument("--checkpoint-dir", type=Path, help="write DIR/<mode>/checkpoint.pt (model, optimizers, "
-                                                         "schedulers, random generators, history) atomically")
-    keep.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
-    keep.add_argument("--resume", action="store_true",
-                      help="continue each mode from its checkpoint in --checkpoint-dir (ends as an uninterrupted "
-                           "run would; a finished mode is reported without training, a mode without a checkpoint "
-                           "trains from the start)")
-    keep.add_argument("--overwrite", action="store_true",
-                      help="train from the start even where --checkpoint-dir already holds a mode's checkpoint, "
-                           "writing over it (without --resume or --overwrite such a directory is refused)")
+    add_flags(parser.add_argument_group("checkpoints"), CheckpointConfig)
 
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", type=Path, help="write configuration, history and metrics as JSON")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -453,23 +365,12 @@ def results_table(rows: list[tuple[str, TrainResult]], budget_metric: str | None
 
 
 def _config(args: argparse.Namespace, defaults: dict[str, Any]) -> TrainConfig:
-    """The training configuration: flags given, else the dataset's paper settings, else TrainConfig's."""
-    given = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
-    if args.paper_game and args.leader_penalty:
-        raise ValueError("--paper-game (the leader on BCE alone) contradicts --leader-penalty")
-    return TrainConfig(
-        **{**defaults, **given},
-        constraint=args.constraint, lr_decay=args.lr_decay, fairness_lr_decay=args.fairness_lr_decay,
-        order=args.order.replace("-", "_"), separate_batches=args.separate_batches,
-        follower_optimizer=args.follower_optimizer, follower_bce=args.follower_bce,
-        hypergradient=args.hypergradient, unroll_steps=args.unroll_steps, cg_iters=args.cg_iters,
-        cg_damping=args.cg_damping, surrogate=args.surrogate, temperature=args.temperature,
-        leader_penalty=not args.paper_game, seed=args.seed, device=args.device, progress=not args.no_progress,
-        sampler=DrFairnessConfig(lr=args.ratio_lr, k=args.ratio_k, hessian=args.ratio_hessian,
-                                 damping=args.ratio_damping) if args.sampler == "drfairness" else args.sampler,
-        fairness_budget=args.budget, budget_metric=args.budget_metric, confidence=args.confidence,
-        compile=args.compile,
-    )
+    """The training configuration: flags given, else the dataset's paper settings (``defaults``), else
+    TrainConfig's."""
+    given = {name: value for cls in SECTIONS.values() for name, value in values_from_args(cls, args).items()}
+    sampler = DrFairnessConfig(**values_from_args(DrFairnessConfig, args)) if args.sampler == "drfairness" \
+        else args.sampler
+    return TrainConfig(**{**defaults, **given}, sampler=sampler)
 
 
 def _checkpointing(args: argparse.Namespace, mode: str, resume: dict[str, bool]) -> dict[str, Any]:
@@ -478,7 +379,7 @@ def _checkpointing(args: argparse.Namespace, mode: str, resume: dict[str, bool])
     if args.checkpoint_dir is None:
         return {}
     return {"checkpoint_dir": str(args.checkpoint_dir / mode), "checkpoint_every": args.checkpoint_every,
-            "resume": resume[mode], "overwrite": args.overwrite}
+            "resume": resume[mode], "overwrite": bool(args.overwrite)}
 
 
 def _checkpoint_plan(args: argparse.Namespace, modes: list[str]) -> dict[str, bool]:
@@ -651,7 +552,7 @@ def _vision_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
         raise ValueError("CelebA takes one --sensitive attribute")
     data = {"target": args.target, "sensitive": args.sensitive[0] if args.sensitive else "Male",
             "image_size": args.image_size, "max_images": args.max_images, "cache_dir": args.cache_dir,
-            "progress": not args.no_progress}
+            "progress": args.progress is not False}
     model = {"name": args.backbone or "resnet18", "source": args.source, "fairness": args.fairness_layer_type,
              "pretrained": args.pretrained}
     return data, model, {"num_workers": args.workers}
@@ -696,7 +597,7 @@ def _check_scope(args: argparse.Namespace) -> str:
                 f"{_flag(dest)} does not apply to {shown} ({scope} data); it is for {' and '.join(scopes)} data"
             )
     modes = list(dict.fromkeys(args.mode))
-    unread = [f"{_flag(dest)} does not apply to --mode {' '.join(modes)}; it is for "
+    unread = [f"{_flag(dest, getattr(args, dest))} does not apply to --mode {' '.join(modes)}; it is for "
               f"{', '.join(readers[:-1]) + ' and ' if len(readers) > 1 else ''}{readers[-1]}"
               for dest, readers in _MODE_SCOPE.items()
               if getattr(args, dest) != defaults[dest]
@@ -707,8 +608,13 @@ def _check_scope(args: argparse.Namespace) -> str:
     return modality
 
 
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
+def _flag(dest: str, value: Any = None) -> str:
+    """The flag of ``dest`` as given: a switch set off by its off-flag (``--paper-game``) is named by that."""
+    declared = _OPTIONS.get(dest)
+    if declared is None:
+        return "--" + dest.replace("_", "-")
+    off = declared.metadata["option"].off_flags
+    return off[0] if value is False and off else flag_name(declared)
 
 
 def _check_values(args: argparse.Namespace) -> None:
@@ -767,7 +673,7 @@ def train_command(args: argparse.Namespace) -> int:
     runs = []
     for mode, result in results:
         eta = result.config["eta"]
-        name = "bilevel-paper" if mode == "bilevel" and args.paper_game else mode
+        name = "bilevel-paper" if mode == "bilevel" and args.leader_penalty is False else mode
         label = f"{name} (eta={eta:.3g})" if mode != "erm" else "erm"
         if mode == "best":
             chosen = result.extra["chosen"]

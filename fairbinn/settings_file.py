@@ -119,7 +119,11 @@ def settings_tokens(settings: dict[str, Any], parser: argparse.ArgumentParser, s
         if action.nargs == 0:  # a switch
             if not isinstance(value, bool):
                 raise ValueError(f"--config {source}: {key!r} is a switch; give true or false, got {value!r}")
-            if value:
+            if name.replace("-", "_") == action.dest and action.const in (True, False):
+                # the option itself (progress = false): the switch that sets that value, if it is not the default
+                tokens += [_flag(a) for a in parser._actions  # noqa: SLF001
+                           if a.dest == action.dest and a.nargs == 0 and a.const is value][:1]
+            elif value:
                 tokens.append(flag)
             continue
         if isinstance(value, bool) and action.nargs != "?":

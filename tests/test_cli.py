@@ -322,7 +322,7 @@ def test_budget_with_a_fixed_eta_and_the_paper_game(capsys, data_dir):
     (["--budget", "nan"], "--budget bounds a gap between groups' rates, so it must be in (0, 1]; got nan"),
     (["--budget", "inf"], "--budget bounds a gap between groups' rates, so it must be in (0, 1]; got inf"),
     (["--budget", "0.1", "--checkpoint-dir", "x"], "--budget without --eta searches eta over many models"),
-    (["--paper-game", "--leader-penalty"], "--paper-game (the leader on BCE alone) contradicts --leader-penalty"),
+    (["--paper-game", "--leader-penalty"], "argument --leader-penalty: not allowed with argument --paper-game"),
 ])
 def test_bad_budget_arguments(capsys, data_dir, args, message):
     with pytest.raises(SystemExit) as exit_info:

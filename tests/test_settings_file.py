@@ -22,7 +22,7 @@ def test_a_toml_file_sets_options_and_the_command_line_wins(tmp_path):
     path.write_text('data = "Health"\nmode = ["erm", "lagrangian"]\nbudget = 0.05\nbudget_metric = "eo"\n'
                     "epochs = 7\nno-progress = true\n--seed = 2\n")
     args = _parse(["train", "--config", str(path), "--epochs", "3", "--mode", "bilevel"])
-    assert (args.data, args.budget, args.budget_metric, args.no_progress, args.seed) == ("health", 0.05, "eo", True, 2)
+    assert (args.data, args.budget, args.budget_metric, args.progress, args.seed) == ("health", 0.05, "eo", False, 2)
     assert args.epochs == 3 and args.mode == ["bilevel"]  # the command line overrides the file
     assert args.config == path
     assert _parse(["train", f"--config={path}"]).epochs == 7

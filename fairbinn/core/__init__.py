@@ -1,7 +1,17 @@
 """The modality-independent core: model, fairness layers, constraints, strategies, samplers, trainer, metrics."""
 
 from . import certify, metrics
-from .config import TrainConfig
+from .config import (
+    CheckpointConfig,
+    FairnessConfig,
+    FollowerConfig,
+    GameConfig,
+    OptimConfig,
+    RuntimeConfig,
+    SelectionConfig,
+    StackelbergConfig,
+    TrainConfig,
+)
 from .constraints import (
     DemographicParity,
     EqualizedOdds,
@@ -46,6 +56,14 @@ from .trainer import Trainer, TrainResult
 
 __all__ = [
     "TrainConfig",
+    "OptimConfig",
+    "GameConfig",
+    "FollowerConfig",
+    "StackelbergConfig",
+    "FairnessConfig",
+    "SelectionConfig",
+    "CheckpointConfig",
+    "RuntimeConfig",
     "FairnessConstraint",
     "DemographicParity",
     "EqualizedOdds",

@@ -1,19 +1,34 @@
-"""Training configuration shared by the trainer and the strategies."""
+"""Training configuration shared by the trainer and the strategies.
+
+:class:`TrainConfig` holds every option of a training run, grouped in small
+frozen sections by concern. Each option is declared once, with
+:func:`~fairbinn.core.options.option`: its default, help text, allowed values,
+check and command-line flag (see :mod:`fairbinn.core.options`).
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields, replace
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .constraints import NORMS, SURROGATES, FairnessConstraint, create_constraint
 from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
+from .options import (
+    SettingsError, check_options, fraction, non_negative_number, number_in, option, options_of, positive_int,
+    positive_number, raise_problems,
+)
 from .registry import Registry
 from .strategies import is_bilevel, is_stackelberg, resolve_strategy
 
-__all__ = ["TrainConfig", "STRATEGY_NAMES", "ORDERS", "SAMPLERS", "FOLLOWER_OPTIMIZERS", "HYPERGRADIENTS"]
+__all__ = [
+    "TrainConfig", "OptimConfig", "GameConfig", "FollowerConfig", "StackelbergConfig", "FairnessConfig",
+    "SelectionConfig", "CheckpointConfig", "RuntimeConfig", "SECTIONS", "STRATEGY_NAMES", "ORDERS", "SAMPLERS",
+    "FOLLOWER_OPTIMIZERS", "HYPERGRADIENTS",
+]
 
 STRATEGY_NAMES = ("erm", "lagrangian", "bilevel", "stackelberg")
 """The built-in strategies; ``register_strategy`` adds more, so validation asks
@@ -33,10 +48,266 @@ its draws depend on the model), ``settings()`` (plain values for
 ``to_dict``) and ``build(train, val, generated, batch_size=, seed=)``, which
 returns the run's :class:`~fairbinn.core.data.TrainingSampler`."""
 
+_FAIRNESS_MODES = ("lagrangian", "bilevel", "stackelberg")
+_GAME_MODES = ("bilevel", "stackelberg")
+
+
+def _underscored(value: str) -> str:
+    return value.replace("-", "_")
+
+
+def constraint_name(value: str) -> str:
+    """A constraint's registered name (lower case), for the command line; an argparse error naming the choices."""
+    try:  # the registry at parse time: register_constraint may have added names
+        create_constraint(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value.lower()
+
+
+def _one_of(choices: tuple[str, ...], *, none: bool = False):
+    shown = ("None or " if none else "") + "one of " + ", ".join(choices)
+
+    def check(value: Any) -> str | None:
+        return None if (value is None and none) or value in choices else f"must be {shown}"
+    return check
+
 
 @dataclass(frozen=True)
+class OptimConfig:
+    """The optimisers: epochs, batch size, learning rates and their decay (see :class:`TrainConfig`)."""
+
+    epochs: int = option(50, "epochs (default 50 tabular, 1000 graph, 30/15/15 CelebA)", flags=("-ep", "--epochs"),
+                         check=positive_int, command_default=True)
+    batch_size: int = option(100, "minibatch size (default 100, CelebA 128; a graph trains full batch)",
+                             flags=("-bs", "--batch_size", "--batch-size"), check=positive_int, command_default=True)
+    lr: float = option(1e-3, "Adam learning rate of the accuracy player (default 1e-3 tabular, 1e-2 graph)",
+                       flags=("-nlr", "--network_learning_rate", "--lr"), check=positive_number, command_default=True)
+    fairness_lr: float = option(1e-5, "learning rate of the fairness layers, the follower (default 1e-5; 1e-6 for "
+                                      "CelebA Attractive); its optimizer is --follower-optimizer",
+                                flags=("-flr", "--fairness_learning_rate", "--fairness-lr"), check=positive_number,
+                                command_default=True, modes=_GAME_MODES)
+    lr_decay: float = option(1.0, "per-epoch decay of --lr (default 1, none)", check=fraction)
+    fairness_lr_decay: float = option(1.0, "per-epoch decay of --fairness-lr (default 1, none)", check=fraction,
+                                      modes=_GAME_MODES)
+
+    def __post_init__(self) -> None:
+        raise_problems("optimisation settings", check_options(self))
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    """The strategy and its fairness weight; the bilevel game's leader and batches (see :class:`TrainConfig`)."""
+
+    strategy: str = option("bilevel", cli=False)
+    eta: float = option(100.0, "fairness weight (default: the paper's; 100 tabular, 1000 graph, per attribute for "
+                               "CelebA)", flags=("-e", "--eta"), check=non_negative_number, command_default=True,
+                        modes=_FAIRNESS_MODES)
+    leader_penalty: bool = option(
+        True, "bilevel: the leader minimises BCE + eta * fairness, the game of the authors' released code (the "
+              "default; the flag is kept for their scripts)",
+        flags=("--leader-penalty",), off_flags=("--paper-game",),
+        off_help="bilevel: the paper's Algorithm 1 as written, the leader on BCE alone (it leaves DP at ERM's "
+                 "level; see docs/results.md)", modes=_GAME_MODES)
+    separate_batches: bool = option(False, "bilevel: the follower draws its own minibatches", modes=_GAME_MODES)
+
+    def __post_init__(self) -> None:
+        problems = check_options(self)
+        try:
+            object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
+        except ValueError as error:
+            problems.insert(0, f"strategy must be one of the registered strategies: {error}")
+        raise_problems("game settings", problems)
+
+
+@dataclass(frozen=True)
+class FollowerConfig:
+    """The follower of a two-player game (bilevel, stackelberg): update order, optimizer, loss.
+    :meth:`TrainConfig.for_strategy` resets it for one-player strategies."""
+
+    order: str = option("follower_first", "bilevel update order (default follower-first, as the authors' code); "
+                                          "simultaneous: one forward pass, both players' gradients at the same "
+                                          "point, both step",
+                        choices=ORDERS, parse={"type": _underscored, "choices": ORDERS}, modes=_GAME_MODES)
+    follower_optimizer: str = option("sgd", "bilevel and stackelberg: the follower's optimizer, sgd (default; its "
+                                            "step scales with eta) or adam (the released code's; its step is about "
+                                            "--fairness-lr whatever eta is)", choices=FOLLOWER_OPTIMIZERS,
+                                     modes=_GAME_MODES)
+    follower_bce: bool = option(False, "bilevel and stackelberg: the follower minimises BCE + eta * fairness (an "
+                                       "ordinary accuracy layer as eta goes to 0) instead of eta * fairness",
+                                modes=_GAME_MODES)
+
+    def __post_init__(self) -> None:
+        raise_problems("follower settings", check_options(self))
+
+
+def _integer_at_least_one(value: Any) -> str | None:
+    return None if positive_int(value) is None else "must be an integer >= 1"
+
+
+@dataclass(frozen=True)
+class StackelbergConfig:
+    """The stackelberg leader's hypergradient. :meth:`TrainConfig.for_strategy` resets it for other strategies."""
+
+    hypergradient: str = option("unrolled", "stackelberg: the leader's gradient through the follower's response, "
+                                            "unrolled follower steps (default) or the implicit-function theorem "
+                                            "with conjugate gradients", choices=HYPERGRADIENTS,
+                                modes=("stackelberg",))
+    unroll_steps: int = option(1, "stackelberg, unrolled: differentiable follower steps (default 1)",
+                               check=_integer_at_least_one, modes=("stackelberg",))
+    cg_iters: int = option(10, "stackelberg, implicit: conjugate-gradient iterations (default 10)",
+                           check=_integer_at_least_one, modes=("stackelberg",))
+    cg_damping: float = option(1.0, "stackelberg, implicit: damping added to the follower's Hessian (default 1)",
+                               check=non_negative_number, modes=("stackelberg",))
+
+    def __post_init__(self) -> None:
+        raise_problems("stackelberg settings", check_options(self))
+
+
+@dataclass(frozen=True)
+class FairnessConfig:
+    """The fairness constraint: which gap, its norm, scores or a rate surrogate, and the decision threshold."""
+
+    constraint: str | FairnessConstraint = option("dp", "fairness loss (default dp)",
+                                                  parse={"type": constraint_name, "metavar": "NAME"},
+                                                  modes=_FAIRNESS_MODES)
+    constraint_norm: str = option("squared", choices=NORMS, cli=False)
+    surrogate: str = option("score", "what the constraint compares between groups: scores (default) or rate, a "
+                                     "smooth thresholded decision sigmoid((p - 0.5) / temperature), for a budget on "
+                                     "thresholded gaps", choices=SURROGATES, modes=_FAIRNESS_MODES)
+    temperature: float = option(0.1, "--surrogate rate: width of the smooth threshold (default 0.1)",
+                                check=positive_number, modes=_FAIRNESS_MODES)
+    threshold: float = option(0.5, check=number_in(0, 1, "must be in (0, 1)"), cli=False)
+
+    def __post_init__(self) -> None:
+        problems = check_options(self)
+        if not problems:
+            try:
+                self.build()
+            except ValueError as error:
+                problems.append(str(error))
+        raise_problems("fairness settings", problems)
+
+    def build(self) -> FairnessConstraint:
+        """The constraint object (wrapped in the rate surrogate with ``surrogate="rate"``)."""
+        return create_constraint(self.constraint, self.constraint_norm, surrogate=self.surrogate,
+                                 temperature=self.temperature, threshold=self.threshold)
+
+
+def _budget(value: Any) -> str | None:
+    return None if value is None else positive_number(value)
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which epoch is reported: the validation metric, a fairness budget and its certification."""
+
+    selection_metric: str | None = option(
+        "accuracy", "validation metric choosing the reported epoch, or 'last' (default accuracy; 'last' where the "
+                    "validation split is the test split, as in FairGNN's NBA protocol)",
+        flags=("--select",), dest="select", check=_one_of(REPORT_KEYS, none=True), from_args=False,
+        command_default=True, parse={"choices": [*REPORT_KEYS, "last"]})
+    fairness_budget: float | None = option(
+        None, "fairness budget B: report the most accurate epoch (on validation) whose validation gap is <= B; "
+              "without --eta, train searches eta automatically per mode (16 etas, every epoch a candidate)",
+        flags=("--budget",), dest="budget", check=_budget, parse={"type": float})
+    budget_metric: str = option("dp", "the validation gap --budget bounds (default dp)", check=_one_of(GAP_METRICS),
+                                parse={"choices": list(GAP_METRICS)})
+    confidence: float | None = option(
+        None, "--budget is certified: with this probability over the draw of the validation rows the chosen "
+              "model's population gap is at most the budget, the choice among all checkpoints accounted for "
+              "(default 0.95 with --budget; 0: the point-estimate rule, the validation gap itself at most the "
+              "budget)", check=number_in(0, 1, "must be a number in [0, 1) (0: the point-estimate rule)", closed_low=True, optional=True),
+        parse={"type": float})
+    record_test: bool = option(False, cli=False)
+
+    def __post_init__(self) -> None:
+        problems = check_options(self)
+        if self.fairness_budget is not None and self.selection_metric is None:
+            problems.append("fairness_budget chooses the best epoch under the budget by selection_metric, "
+                            "which cannot be None")
+        if self.confidence is not None and self.fairness_budget is None and not any("confidence" in p
+                                                                                    for p in problems):
+            problems.append(f"confidence={self.confidence!r} certifies a fairness budget; give fairness_budget "
+                            "too (or leave confidence None)")
+        raise_problems("selection settings", problems)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Where and how often the trainer checkpoints, and whether it resumes."""
+
+    checkpoint_dir: str | None = option(None, "write DIR/<mode>/checkpoint.pt (model, optimizers, schedulers, "
+                                              "random generators, history) atomically",
+                                        parse={"type": Path}, from_args=False)
+    checkpoint_every: int = option(1, "epochs between checkpoints (default 1)", check=positive_int, from_args=False)
+    resume: bool = option(False, "continue each mode from its checkpoint in --checkpoint-dir (ends as an "
+                                 "uninterrupted run would; a finished mode is reported without training, a mode "
+                                 "without a checkpoint trains from the start)", from_args=False)
+    overwrite: bool = option(False, "train from the start even where --checkpoint-dir already holds a mode's "
+                                    "checkpoint, writing over it (without --resume or --overwrite such a directory "
+                                    "is refused)", from_args=False)
+
+    def __post_init__(self) -> None:
+        problems = check_options(self)
+        if self.resume and not self.checkpoint_dir:
+            problems.append("resume=True needs checkpoint_dir")
+        if self.overwrite and self.resume:
+            problems.append("resume=True continues the run in checkpoint_dir and overwrite=True replaces it; "
+                            "pass one of them")
+        raise_problems("checkpoint settings", problems)
+
+
+def _compile(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        backends = compile_backends()
+        return None if value in backends else \
+            f"must be True, False or a torch.compile backend's name (one of {', '.join(backends)})"
+    return "must be True, False or a torch.compile backend's name"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Seed, device, progress bar and compilation."""
+
+    seed: int = option(0, "seed of the model's initialisation and the batches (default 0)")
+    device: str = option("cpu", "cpu, cuda, cuda:N, mps or auto (default cpu)", flags=("-dv", "--device"))
+    progress: bool = option(True, off_flags=("--no-progress",), off_help="no progress bar")
+    compile: bool | str = option(False, "run the forward passes and losses through torch.compile (default backend "
+                                        "inductor; falls back to eager with a warning where compilation fails)",
+                                 check=_compile, parse={"nargs": "?", "const": True, "metavar": "BACKEND"})
+
+    def __post_init__(self) -> None:
+        raise_problems("runtime settings", check_options(self))
+
+
+SECTIONS: dict[str, type] = {
+    "optim": OptimConfig, "game": GameConfig, "follower": FollowerConfig, "stackelberg": StackelbergConfig,
+    "fairness": FairnessConfig, "selection": SelectionConfig, "checkpoint": CheckpointConfig,
+    "runtime": RuntimeConfig,
+}
+"""The sections of :class:`TrainConfig`: attribute name and settings class."""
+
+_SECTION_OF = {f.name: name for name, cls in SECTIONS.items() for f, _ in options_of(cls)}
+"""Each option's section."""
+
+
+@dataclass(frozen=True, init=False)
 class TrainConfig:
     """Everything that decides how a model is trained.
+
+    ``TrainConfig(eta=10, epochs=5)`` takes every option by name; the options
+    are held in small frozen sections by concern (``optim``, ``game``,
+    ``follower``, ``stackelberg``, ``fairness``, ``selection``,
+    ``checkpoint``, ``runtime``; see :data:`SECTIONS`), each validating its
+    own values, and read by name too (``config.eta`` is
+    ``config.game.eta``). A section may also be given whole
+    (``TrainConfig(optim=OptimConfig(lr=1e-2))``), with options by name
+    applied on top of it. :meth:`replace` and :meth:`for_strategy` take
+    options by name. Invalid values raise one ``ValueError`` listing every
+    problem.
 
     Attributes
     ----------
@@ -200,142 +471,73 @@ class TrainConfig:
         :data:`SAMPLERS`). Combines with every strategy.
     """
 
-    strategy: str = "bilevel"
-    eta: float = 100.0
-    constraint: str | FairnessConstraint = "dp"
-    constraint_norm: str = "squared"
-    surrogate: str = "score"
-    temperature: float = 0.1
-    epochs: int = 50
-    batch_size: int = 100
-    lr: float = 1e-3
-    fairness_lr: float = 1e-5
-    lr_decay: float = 1.0
-    fairness_lr_decay: float = 1.0
-    order: str = "follower_first"
-    leader_penalty: bool = True
-    follower_optimizer: str = "sgd"
-    follower_bce: bool = False
-    hypergradient: str = "unrolled"
-    unroll_steps: int = 1
-    cg_iters: int = 10
-    cg_damping: float = 1.0
-    separate_batches: bool = False
-    selection_metric: str | None = "accuracy"
-    fairness_budget: float | None = None
-    budget_metric: str = "dp"
-    confidence: float | None = None
-    record_test: bool = False
-    threshold: float = 0.5
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 1
-    resume: bool = False
-    overwrite: bool = False
-    sampler: str | UniformConfig | DrFairnessConfig = "uniform"
-    compile: bool | str = False
+    optim: OptimConfig
+    game: GameConfig
+    follower: FollowerConfig
+    stackelberg: StackelbergConfig
+    fairness: FairnessConfig
+    selection: SelectionConfig
+    checkpoint: CheckpointConfig
+    runtime: RuntimeConfig
+    sampler: UniformConfig | DrFairnessConfig = option(
+        "uniform", "training batches: uniform (shuffled passes, default) or drfairness (Dr-Fairness's adaptive "
+                   "per-label group ratios, learnt on validation data; combines with every --mode)",
+        from_args=False, parse={"choices": list(SAMPLERS)})
 
-    def __post_init__(self) -> None:
+    def __init__(self, *, sampler: str | UniformConfig | DrFairnessConfig = "uniform", **settings: Any) -> None:
+        unknown = [name for name in settings if name not in SECTIONS and name not in _SECTION_OF]
+        if unknown:
+            raise TypeError(f"TrainConfig got unexpected keyword arguments {', '.join(map(repr, unknown))}; the "
+                            f"options are {', '.join(_SECTION_OF)}, and sampler")
+        problems: list[str] = []
+        for name, cls in SECTIONS.items():
+            given = settings.get(name)
+            changes = {key: value for key, value in settings.items() if _SECTION_OF.get(key) == name}
+            if given is not None and not isinstance(given, cls):
+                problems.append(f"{name} must be a {cls.__name__}, got {given!r}")
+                given = None
+            try:
+                section = replace(given, **changes) if given is not None else cls(**changes)
+            except SettingsError as error:
+                problems += error.problems
+                section = None
+            object.__setattr__(self, name, section)
+        if isinstance(sampler, str) and sampler in SAMPLERS:
+            sampler = SAMPLERS.create(sampler)
+        object.__setattr__(self, "sampler", sampler)
+        if not isinstance(sampler, tuple(SAMPLERS.values())):
+            problems.append(f"sampler must be one of {tuple(c.name for c in SAMPLERS.values())} or their settings "
+                            f"({', '.join(c.__name__ for c in SAMPLERS.values())}), got {sampler!r}")
+        if not problems:
+            problems = self._problems()
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        """What is wrong across sections (each section has checked its own values)."""
         problems = []
-        try:
-            object.__setattr__(self, "strategy", resolve_strategy(self.strategy))
-            if self.order == "simultaneous" and not is_bilevel(self.strategy):
-                problems.append(f"order='simultaneous' updates a bilevel game's two players at once; the "
-                                f"{self.strategy} strategy has one player (use strategy='bilevel')")
-            if self.order == "simultaneous" and is_stackelberg(self.strategy):
-                problems.append("order='simultaneous' takes both players' gradients at one point; a stackelberg "
-                                "leader anticipates the follower's response, so the players step in turn "
-                                "(order 'follower_first' or 'leader_first')")
-        except ValueError as error:
-            problems.append(f"strategy must be one of the registered strategies: {error}")
-        for name, choices in (("surrogate", SURROGATES), ("follower_optimizer", FOLLOWER_OPTIMIZERS),
-                              ("hypergradient", HYPERGRADIENTS)):
-            if getattr(self, name) not in choices:
-                problems.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("unroll_steps", "cg_iters"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name} must be an integer >= 1, got {value!r}")
-        if not _is_number(self.cg_damping) or not math.isfinite(self.cg_damping) or self.cg_damping < 0:
-            problems.append(f"cg_damping must be a finite number >= 0, got {self.cg_damping!r}")
-        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature <= 0:
-            problems.append(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        if self.order == "simultaneous" and not is_bilevel(self.strategy):
+            problems.append(f"order='simultaneous' updates a bilevel game's two players at once; the "
+                            f"{self.strategy} strategy has one player (use strategy='bilevel')")
+        if self.order == "simultaneous" and is_stackelberg(self.strategy):
+            problems.append("order='simultaneous' takes both players' gradients at one point; a stackelberg "
+                            "leader anticipates the follower's response, so the players step in turn "
+                            "(order 'follower_first' or 'leader_first')")
         if self.order == "simultaneous" and self.separate_batches:
             problems.append("order='simultaneous' takes both players' gradients from one forward pass on one batch; "
                             "it cannot be combined with separate_batches=True")
-        if self.constraint_norm not in NORMS:
-            problems.append(f"constraint_norm must be one of {NORMS}, got {self.constraint_norm!r}")
-        elif self.surrogate in SURROGATES and _is_number(self.temperature) and self.temperature > 0 \
-                and _is_number(self.threshold) and 0 < self.threshold < 1:
-            try:
-                self.build_constraint()
-            except ValueError as error:
-                problems.append(str(error))
-        if not _is_number(self.eta) or not math.isfinite(self.eta) or self.eta < 0:
-            problems.append(f"eta must be a finite number >= 0, got {self.eta!r}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "fairness_lr"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                problems.append(f"{name} must be a finite number > 0, got {value!r}")
-        for name in ("lr_decay", "fairness_lr_decay"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0 < value <= 1:
-                problems.append(f"{name} must be in (0, 1], got {value!r}")
-        if not isinstance(self.checkpoint_every, int) or isinstance(self.checkpoint_every, bool) \
-                or self.checkpoint_every < 1:
-            problems.append(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}")
-        if self.resume and not self.checkpoint_dir:
-            problems.append("resume=True needs checkpoint_dir")
-        if self.overwrite and self.resume:
-            problems.append("resume=True continues the run in checkpoint_dir and overwrite=True replaces it; "
-                            "pass one of them")
-        if isinstance(self.sampler, str) and self.sampler in SAMPLERS:
-            object.__setattr__(self, "sampler", SAMPLERS.create(self.sampler))
-        if not isinstance(self.sampler, tuple(SAMPLERS.values())):
-            problems.append(f"sampler must be one of {tuple(c.name for c in SAMPLERS.values())} or their settings "
-                            f"({', '.join(c.__name__ for c in SAMPLERS.values())}), got {self.sampler!r}")
-        if self.order not in ORDERS:
-            problems.append(f"order must be one of {ORDERS}, got {self.order!r}")
-        if not isinstance(self.compile, (bool, str)):
-            problems.append(f"compile must be True, False or a torch.compile backend's name, got {self.compile!r}")
-        elif isinstance(self.compile, str) and self.compile not in compile_backends():
-            problems.append(f"compile must be True, False or a torch.compile backend's name "
-                            f"(one of {', '.join(compile_backends())}), got {self.compile!r}")
-        if self.selection_metric is not None and self.selection_metric not in REPORT_KEYS:
-            problems.append(
-                f"selection_metric must be None or one of {', '.join(REPORT_KEYS)}, got {self.selection_metric!r}"
-            )
-        if self.fairness_budget is not None:
-            if not _is_number(self.fairness_budget) or not math.isfinite(self.fairness_budget) \
-                    or self.fairness_budget <= 0:
-                problems.append(f"fairness_budget must be a finite number > 0, got {self.fairness_budget!r}")
-            if self.selection_metric is None:
-                problems.append("fairness_budget chooses the best epoch under the budget by selection_metric, "
-                                "which cannot be None")
-        if self.budget_metric not in GAP_METRICS:
-            problems.append(f"budget_metric must be one of {', '.join(GAP_METRICS)}, got {self.budget_metric!r}")
-        if self.confidence is not None:
-            if not _is_number(self.confidence) or not 0 <= self.confidence < 1:
-                problems.append(f"confidence must be a number in [0, 1) (0: the point-estimate rule), "
-                                f"got {self.confidence!r}")
-            elif self.fairness_budget is None:
-                problems.append(f"confidence={self.confidence!r} certifies a fairness budget; give fairness_budget "
-                                "too (or leave confidence None)")
-        if self.fairness_budget is not None and self.confidence != 0 \
-                and getattr(self.sampler, "name", self.sampler) == "drfairness":
+        if self.fairness_budget is not None and self.confidence != 0 and self.sampler.name == "drfairness":
             problems.append("the drfairness sampler learns its ratios from the validation rows, which then cannot "
                             "certify a fairness budget; set confidence=0 (the point-estimate rule) or use the "
                             "uniform sampler")
-        if not _is_number(self.threshold) or not 0 < self.threshold < 1:
-            problems.append(f"threshold must be in (0, 1), got {self.threshold!r}")
-        if problems:
-            raise ValueError("invalid training configuration: " + "; ".join(problems))
+        return problems
+
+    def __getattr__(self, name: str) -> Any:
+        """An option by name: ``config.eta`` is ``config.game.eta``."""
+        section = _SECTION_OF.get(name)
+        if section is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, section), name)
 
     @property
     def budget_confidence(self) -> float:
@@ -351,26 +553,25 @@ class TrainConfig:
         return self.budget_confidence > 0
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with ``changes`` applied (and validated)."""
+        """A copy with ``changes`` (options by name, or whole sections) applied and validated."""
         return replace(self, **changes)
 
     def for_strategy(self, strategy: str, **changes: Any) -> "TrainConfig":
-        """A copy for ``strategy``, then ``changes``: the settings of a game (the update order, the follower's
-        options, the stackelberg leader's hypergradient) are kept for the strategies that play it; the others
-        get the defaults (so one configuration serves erm, lagrangian, bilevel and stackelberg)."""
-        defaults = {f.name: f.default for f in fields(self)}
-        reset = [] if is_bilevel(strategy) else list(_BILEVEL_FIELDS)
-        reset += [] if is_stackelberg(strategy) else list(_STACKELBERG_FIELDS)
-        return replace(self, strategy=strategy, **{name: defaults[name] for name in reset}, **changes)
+        """A copy for ``strategy``, then ``changes``: the follower's settings (update order, optimizer, loss) are
+        kept for the strategies that have a follower, the stackelberg leader's for stackelberg; the others get
+        the defaults (so one configuration serves erm, lagrangian, bilevel and stackelberg)."""
+        reset = {} if is_bilevel(strategy) else {"follower": FollowerConfig()}
+        reset.update({} if is_stackelberg(strategy) else {"stackelberg": StackelbergConfig()})
+        return replace(self, **reset, strategy=strategy, **changes)
 
     def build_constraint(self) -> FairnessConstraint:
         """The configured constraint object (wrapped in the rate surrogate with ``surrogate="rate"``)."""
-        return create_constraint(self.constraint, self.constraint_norm, surrogate=self.surrogate,
-                                 temperature=self.temperature, threshold=self.threshold)
+        return self.fairness.build()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, ready for JSON: a constraint object becomes its repr, the sampler its name and settings."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every option by name as plain values, ready for JSON: a constraint object becomes its repr, the
+        sampler its name and settings."""
+        values = {name: getattr(self, name) for name in _SECTION_OF}
         if isinstance(self.constraint, FairnessConstraint):
             values["constraint"] = repr(self.constraint)
         return {**values, "sampler": self.sampler.name, **self.sampler.settings()}
@@ -382,13 +583,3 @@ def compile_backends() -> list[str]:
     import torch._dynamo  # here: importing dynamo costs about a second, and only compile needs it
 
     return sorted(torch._dynamo.list_backends(exclude_tags=()))
-
-
-_BILEVEL_FIELDS = ("order", "follower_optimizer", "follower_bce")
-"""Settings that only two-player (bilevel) strategies read; :meth:`TrainConfig.for_strategy` resets them."""
-_STACKELBERG_FIELDS = ("hypergradient", "unroll_steps", "cg_iters", "cg_damping")
-"""Settings that only stackelberg strategies read."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

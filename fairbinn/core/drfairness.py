@@ -82,6 +82,7 @@ from torch.utils.data import ConcatDataset, default_collate
 from . import distributed
 from .constraints import group_gaps
 from .data import Batch, Split, as_batch, check_targets, move_to, rows_of
+from .options import check_options, non_negative_number, option, positive_number, raise_problems
 
 __all__ = ["DrFairnessConfig", "DrFairnessSampler", "HESSIANS"]
 
@@ -167,21 +168,20 @@ class DrFairnessConfig:
     them, the CLI sets them and errors name them as ``ratio_<name>``.
     """
 
-    lr: float = 1e-3
-    k: float = 20.0
-    hessian: str = "identity"
-    damping: float = 1e-3
+    lr: float = option(1e-3, "drfairness: Adam learning rate of the ratios (default 0.001)", flags=("--ratio-lr",), dest="ratio_lr",
+                       check=positive_number)
+    k: float = option(20.0, "drfairness: weight of the validation loss beside the group-loss gap (default 20)",
+                      flags=("--ratio-k",), dest="ratio_k", check=non_negative_number)
+    hessian: str = option("identity", "drfairness: inverse Hessian of the hypergradient, the identity over the head "
+                                      "(as published, default) or the damped exact Hessian of the head's final "
+                                      "linear layer", flags=("--ratio-hessian",), dest="ratio_hessian", choices=HESSIANS)
+    damping: float = option(1e-3, "drfairness with --ratio-hessian last_layer: ridge relative to the Hessian's mean "
+                                  "diagonal (default 0.001)", flags=("--ratio-damping",), dest="ratio_damping", check=positive_number)
     name: ClassVar[str] = "drfairness"
     adaptive: ClassVar[bool] = True  # the draws depend on the model: one stream of batches, no stacking
 
     def __post_init__(self) -> None:
-        problems = [f"ratio_{name} must be a finite number {'>= 0' if name == 'k' else '> 0'}, got {value!r}"
-                    for name, value in (("lr", self.lr), ("k", self.k), ("damping", self.damping))
-                    if not _finite(value) or value < 0 or (value == 0 and name != "k")]
-        if self.hessian not in HESSIANS:
-            problems.append(f"ratio_hessian must be one of {HESSIANS}, got {self.hessian!r}")
-        if problems:
-            raise ValueError("invalid Dr-Fairness settings: " + "; ".join(problems))
+        raise_problems("Dr-Fairness settings", check_options(self, prefix="ratio_"))
 
     def settings(self) -> dict[str, Any]:
         """The settings recorded in ``TrainConfig.to_dict()`` beside ``sampler``."""
