@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-import fairbinn
 from fairbinn.benchmark import get_benchmark
 from fairbinn.core.certify import equal_rate_counts, gap_upper_bound, rows_needed
 from fairbinn.core.trainer import _targets_of

@@ -37,7 +37,7 @@ from . import __version__
 from .core.checkpoint import CHECKPOINT_NAME
 from .core.config import (
     CheckpointConfig, FairnessConfig, FollowerConfig, GameConfig, OptimConfig, RuntimeConfig, SECTIONS,
-    SelectionConfig, StackelbergConfig, STRATEGY_NAMES, TrainConfig, constraint_name,
+    SelectionConfig, StackelbergConfig, STRATEGY_NAMES, TrainConfig,
 )
 from .core import distributed
 from .core.drfairness import DrFairnessConfig
