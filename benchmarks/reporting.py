@@ -200,10 +200,10 @@ def provenance(script: str, settings: dict[str, Any] | None = None, *,
     here = Path(__file__).resolve().parent
 
     def git(*command: str) -> str:
-        return subprocess.run(["git", *command], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *command], cwd=here, capture_output=True, text=True, check=True).stdout
 
     try:
-        commit = git("rev-parse", "HEAD")
+        commit = git("rev-parse", "HEAD").strip()
         changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
         dirty: bool | None = bool(changed)
         mine = [line[3:] for line in changed

@@ -4,26 +4,42 @@ The paper's settings are the defaults: ResNet-18 with one linear fairness
 layer between the pooled 512-d features and the classifier, Adam with lr
 1e-3, batch 128; per attribute fairness lr 1e-6 / 1e-5 / 1e-5, eta 1000 /
 100 / 100 and 30 / 15 / 15 epochs (Attractive / Smiling / Wavy_Hair). The
-Lagrangian uses the same eta. No pretrained weights are available offline,
-so ResNet-18 starts at random. Images are resized to ``--image-size``
-(default 64x64) and read from a pre-resized, memory-mapped cache (built once,
-about 26 s for all 50,559 images of the shared copy at 64x64 on one core).
+Lagrangian uses the same eta. Every other setting is ``fairbinn.TrainConfig()``'s
+default, so FairBiNN plays the library's default game (row "FairBiNN
+(bilevel)": SGD follower, the leader on BCE + eta * fairness);
+``--paper-game`` gives the leader BCE alone (row "FairBiNN (paper game)") and
+``--follower-optimizer adam`` the released code's follower (the row label
+says so). No pretrained weights are available offline, so ResNet-18 starts at
+random. Images are resized to ``--image-size`` (default 64x64) and read from
+a pre-resized, memory-mapped cache (built once, about 26 s for all 50,559
+images of the shared copy at 64x64 on one core).
 
 Each run reports the test metrics of the epoch chosen on validation
-accuracy, the image counts of each split it used, and the seconds per
-training step and epoch. Before the runs of an attribute, the step-cost
-table times ``--timing-rounds`` training steps of each strategy on one batch,
-interleaved so that all see the same machine load, and compares bilevel
-with ERM; it also estimates an epoch over all training images from that.
+accuracy, or with ``--budget B`` the most accurate epoch whose validation DP
+is certified at most B at ``--confidence`` (default 0.95; 0 for the
+point-estimate rule), with whether the budget was certified, the upper bound
+and the 95% interval of the test DP; also the image counts of each split it
+used, and the seconds per training step and epoch. Before the runs of an
+attribute, the step-cost table times ``--timing-rounds`` training steps of
+each strategy on one batch, interleaved so that all see the same machine
+load, and compares bilevel with ERM; it also estimates an epoch over all
+training images from that.
 
 Usage::
 
     python benchmarks/vision.py --data-dir ../shared/data            # everything: all images, paper epochs
     python benchmarks/vision.py --max-images 3000 --epochs 1 --attributes Smiling   # minutes on one CPU core
+    python benchmarks/vision.py --attributes Smiling --epochs 10 --image-size 128 --budget 0.1 \\
+        --device cuda --workers 12 --name vision_gpu                  # on a GPU (benchmarks/gpu/run_gpu.sh)
 
-Writes ``<out>/vision_runs.jsonl`` (one line per run; finished runs with the
-same settings are kept and skipped when the script is started again),
-``<out>/vision.md`` and ``<out>/vision.json``.
+Writes ``<out>/<name>_runs.jsonl`` (``--name``, default ``vision``; one line
+per run with its full TrainConfig and provenance; finished runs with the same
+settings are kept and skipped when the script is started again),
+``<out>/<name>.md`` and ``<out>/<name>.json``, headed by the command, git
+commit (where the tree is not a git checkout: ``--commit`` or
+``$FAIRBINN_COMMIT``), machine, device, threads, date and every row's
+TrainConfig. The tables are rewritten after every run, so a run cut short
+leaves the finished rows.
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -38,6 +55,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from fairbinn.core import TrainConfig
 from fairbinn.core.data import as_batch, move_to
 from fairbinn.core.runtime import resolve_device, seed_everything
 from fairbinn.core.strategies import create_strategy
@@ -49,9 +67,9 @@ from fairbinn.vision import (
     read_celeba_index,
     run_vision,
 )
-from reporting import COMMITTED_FOLLOWER, HEADERS, RunLog, interleaved_step_seconds, mean_std
+from reporting import HEADERS, RunLog, interleaved_step_seconds, mean_std, provenance, provenance_lines
 
-LABELS = {"erm": "ERM", "lagrangian": "Lagrangian", "bilevel": "FairBiNN bilevel"}
+LABELS = {"erm": "ERM", "lagrangian": "Lagrangian", "bilevel": "FairBiNN (bilevel)"}
 METRICS = ["accuracy", "ap", "auc", "dp", "eo", "soft_dp"]
 SPLITS = ("train", "val", "test")
 
@@ -69,20 +87,70 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--fairness", default="linear", help="fairness block: linear, conv_residual, layer4, ...")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--num-workers", "--workers", dest="num_workers", type=int, default=0,
+                        help="DataLoader worker processes (default 0)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--timing-rounds", type=int, default=5,
                         help="interleaved timed steps per strategy for the step-cost table (0: skip)")
+    parser.add_argument("--paper-game", action="store_true",
+                        help="FairBiNN's leader on BCE alone (leader_penalty=False), the paper's Algorithm 1 "
+                             "as written; default: the library's game, the leader on BCE + eta * fairness")
+    parser.add_argument("--follower-optimizer", choices=("sgd", "adam"), default=None,
+                        help="FairBiNN's follower optimizer (default: TrainConfig's, sgd)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="fairness budget on validation DP: the most accurate epoch certified to meet it "
+                             "is reported (default: none, the most accurate epoch)")
+    parser.add_argument("--confidence", type=float, default=None,
+                        help="with --budget: confidence of the certificate (default 0.95; 0: the validation DP "
+                             "itself at most the budget)")
+    parser.add_argument("--commit", default=os.environ.get("FAIRBINN_COMMIT"),
+                        help="git commit to record where the tree is not a git checkout "
+                             "(default $FAIRBINN_COMMIT)")
+    parser.add_argument("--name", default="vision",
+                        help="output file stem: <out>/<name>_runs.jsonl, <name>.md, <name>.json (default vision)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.budget is not None and not (math.isfinite(args.budget) and args.budget > 0):
+        parser.error(f"--budget must be a finite number > 0, got {args.budget}")
+    if args.confidence is not None and args.budget is None:
+        parser.error("--confidence certifies a budget: give --budget too")
+    return args
+
+
+def label_of(strategy: str, args: argparse.Namespace) -> str:
+    """The row label: what the row runs."""
+    if strategy != "bilevel":
+        return LABELS[strategy]
+    game = "FairBiNN (paper game" if args.paper_game else "FairBiNN (bilevel"
+    return game + (f", {args.follower_optimizer} follower)" if args.follower_optimizer else ")")
+
+
+def config_of(args: argparse.Namespace, target: str, strategy: str, seed: int = 0,
+              epochs: int | None = None) -> TrainConfig:
+    """The TrainConfig of one run: the paper's settings for ``target``, what the options set, and
+    ``TrainConfig()``'s defaults for everything else."""
+    overrides = {"strategy": strategy, "seed": seed, "batch_size": args.batch_size, "device": args.device,
+                 "progress": False}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    if args.paper_game:
+        overrides["leader_penalty"] = False
+    if args.follower_optimizer is not None:
+        overrides["follower_optimizer"] = args.follower_optimizer
+    if args.budget is not None:
+        overrides.update(fairness_budget=args.budget, budget_metric="dp", confidence=args.confidence)
+    return paper_config(target, **overrides)
 
 
 def settings_of(args: argparse.Namespace, attribute: str) -> dict:
     """What must match for a finished run to be reused."""
     epochs = args.epochs or PAPER_CELEBA_SETTINGS.get(attribute, {}).get("epochs", 15)
     return {"epochs": epochs, "image_size": args.image_size, "max_images": args.max_images,
-            "batch_size": args.batch_size, "fairness": args.fairness, "device": args.device}
+            "batch_size": args.batch_size, "fairness": args.fairness, "device": args.device,
+            "paper_game": args.paper_game, "follower_optimizer": args.follower_optimizer,
+            "budget": args.budget,
+            "confidence": (0.95 if args.confidence is None else args.confidence) if args.budget else None}
 
 
 def record_key(record: dict) -> tuple:
@@ -99,8 +167,7 @@ def measure_step_cost(data, args: argparse.Namespace, settings: dict) -> dict:
     batch = move_to(as_batch(next(iter(data.train.loader(args.batch_size)))), device)
     strategies = {}
     for strategy in args.strategies:
-        config = paper_config(data.target, strategy=strategy, device=args.device, leader_penalty=False,
-                              follower_optimizer=COMMITTED_FOLLOWER)
+        config = config_of(args, data.target, strategy)
         seed_everything(0)
         model = create_vision_model(fairness=args.fairness).to(device).train()
         strategies[strategy] = create_strategy(model, config, config.build_constraint(), num_groups=2)
@@ -115,7 +182,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(args.out / "vision_runs.jsonl", key=record_key,
+    log = RunLog(args.out / f"{args.name}_runs.jsonl", key=record_key,
                  keep=lambda r: r["settings"] == settings_of(args, r["attribute"]))
     done = log.records()
     for attribute in args.attributes:
@@ -140,20 +207,19 @@ def main() -> None:
             else:
                 record = train_once(data, args, settings, job["strategy"], job["seed"])
             log.append(record)
+            write_tables([r for r in log.records().values() if r["attribute"] in args.attributes], args, quiet=True)
     records = [r for r in log.records().values() if r["attribute"] in args.attributes]
     write_tables(records, args)
 
 
 def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, seed: int) -> dict:
     """One training run through :func:`run_vision`, as a JSON-ready record."""
-    config = paper_config(data.target, strategy=strategy, seed=seed, epochs=settings["epochs"],
-                          batch_size=args.batch_size, device=args.device, progress=False,
-                          leader_penalty=False,  # the paper's game, as the committed tables
-                          follower_optimizer=COMMITTED_FOLLOWER)
+    config = config_of(args, data.target, strategy, seed, settings["epochs"])
     result = run_vision(data, config, model_kwargs={"fairness": args.fairness}, num_workers=args.num_workers)
     extra = result.extra
     record = {
-        "kind": "run", "attribute": data.target, "strategy": strategy, "seed": seed, "settings": settings,
+        "kind": "run", "attribute": data.target, "strategy": strategy, "label": label_of(strategy, args),
+        "seed": seed, "settings": settings, "config": config.to_dict(),
         "eta": config.eta if strategy != "erm" else 0.0,
         "fairness_lr": config.fairness_lr if strategy == "bilevel" else None,
         "images": {s: extra["dataset"][s]["images"] for s in SPLITS},
@@ -164,72 +230,150 @@ def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, se
         "wall_time_s": extra["wall_time_s"],
         "threads": torch.get_num_threads(),
         "test": result.test, "val": result.val,
+        "budget_met": result.budget_met, "certificate": result.certificate, "test_intervals": result.test_intervals,
+        "history": result.history,
+        "provenance": provenance_of(args),
     }
-    print(f"{data.target:10s} seed {seed} {LABELS[strategy]:17s} epoch {result.selected_epoch:3d}  "
+    certified = ""
+    if result.certificate is not None:
+        certified = (f"  val DP bound {result.certificate['upper_bound']:.4f} "
+                     f"{'certified' if result.certificate['certified'] else 'NOT certified'} <= {args.budget:g}")
+    elif result.budget_met is not None:
+        certified = f"  budget {args.budget:g} {'met' if result.budget_met else 'NOT met'} on validation"
+    print(f"{data.target:10s} seed {seed} {record['label']:20s} epoch {result.selected_epoch:3d}  "
           + "  ".join(f"{k} {result.test[k]:.4f}" for k in ("accuracy", "ap", "dp"))
-          + f"  {record['seconds_per_step']:.3f} s/step", flush=True)
+          + certified + f"  {record['seconds_per_step']:.3f} s/step  {record['wall_time_s']:.0f} s", flush=True)
     return record
 
 
-def write_tables(records: list[dict], args: argparse.Namespace) -> None:
-    """Markdown and JSON summaries of every matching record in the file, whichever process wrote it."""
+def provenance_of(args: argparse.Namespace, configs: dict | None = None) -> dict:
+    """:func:`reporting.provenance` of this script with its options, ``configs`` (row label -> full
+    ``TrainConfig.to_dict()``) under ``"configs"``, and the commit given by ``--commit`` / ``$FAIRBINN_COMMIT``
+    where the tree is not a git checkout (e.g. a copy of the working tree on a GPU machine)."""
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    record = provenance("vision.py", settings)
+    if record["commit"] == "unknown" and args.commit:
+        record["commit"] = f"{args.commit} (given by --commit or $FAIRBINN_COMMIT; the tree here is not a git checkout)"
+    if configs is not None:
+        record["configs"] = configs
+    return record
+
+
+def write_tables(records: list[dict], args: argparse.Namespace, quiet: bool = False) -> None:
+    """Markdown and JSON summaries of every matching record in the file, whichever process wrote it
+    (``quiet``: without printing them)."""
     runs = [r for r in records if r["kind"] == "run"]
     costs = {r["attribute"]: r for r in records if r["kind"] == "step_cost"}
     if not runs and not costs:
         print("no finished runs with these settings")
         return
+    configs = {f"{r['attribute']} {r.get('label', LABELS[r['strategy']])} seed {r['seed']}": r["config"]
+               for r in runs if "config" in r}
+    record = provenance_of(args, configs)
     present = {s: c["images"] for s, c in read_celeba_index(args.data_dir).counts().items()}
     lines = [
         "CelebA, target vs Male. ResNet-18 from random initialisation, "
         f"{args.fairness} fairness block, {args.image_size}x{args.image_size} images, batch {args.batch_size}, "
         "the paper's eta / learning rates / epochs unless the epochs column says otherwise. "
-        "Test metrics (mean ± std over seeds; n in the last column) of the epoch chosen on validation accuracy.",
+        "Test metrics (mean ± std over seeds; n in the last column) of the epoch chosen on validation accuracy"
+        + (f" among those whose validation DP is certified at most {args.budget:g} "
+           f"(confidence {settings_of(args, '')['confidence']:g}; when none is, the epoch with the smallest "
+           "bound, or with confidence 0 the smallest validation DP, and 'certified' 0)."
+           if args.budget is not None else "."),
         "Images used per row (train / val / test); present in the data directory: "
         + " / ".join(f"{present[s]:,}" for s in SPLITS) + ". "
-        f"Timing: training only (no evaluation), device {args.device} ({platform.machine()}), "
-        f"torch {torch.__version__}, {args.threads} thread(s). Regenerate with `python benchmarks/vision.py`.",
+        f"Timing: s/step and s/epoch training only (no evaluation), 'wall s' the whole run; "
+        f"device {args.device} ({platform.machine()}), "
+        f"torch {torch.__version__}, {args.threads} thread(s). Regenerate with the command below.",
         "",
     ]
+    head = provenance_lines(record)
+    if configs and not any("full TrainConfig" in line for line in head):
+        head += _config_block(configs)
+    lines = head + [""] + lines
     summary: dict = {}
     if runs:
-        lines += _run_tables(runs, summary)
+        lines += _run_tables(runs, summary, budget=args.budget is not None)
     if costs:
         lines += _cost_table(costs, summary, present["train"], args.batch_size)
-    (args.out / "vision.md").write_text("\n".join(lines))
-    (args.out / "vision.json").write_text(json.dumps(
-        {"settings": {k: v for k, v in vars(args).items() if k != "out"}, "present_images": present,
-         "results": summary}, indent=2, default=str))
-    print("\n".join(lines))
+    (args.out / f"{args.name}.md").write_text("\n".join(lines))
+    (args.out / f"{args.name}.json").write_text(json.dumps(
+        {"provenance": record, "settings": {k: v for k, v in vars(args).items() if k != "out"},
+         "present_images": present, "results": summary,
+         "runs": [{k: v for k, v in r.items() if k != "provenance"} for r in runs]}, indent=2, default=str))
+    if not quiet:
+        print("\n".join(lines))
 
 
-def _run_tables(runs: list[dict], summary: dict) -> list[str]:
+def _config_block(configs: dict) -> list[str]:
+    """Every row's full TrainConfig as a collapsed JSON block."""
+    return ["", "<details><summary>Every row's full TrainConfig</summary>", "", "```json",
+            json.dumps(configs, indent=1, sort_keys=True, default=str), "```", "", "</details>"]
+
+
+def _run_tables(runs: list[dict], summary: dict, budget: bool = False) -> list[str]:
+    """One table per attribute, a row per label; with ``budget`` also the chosen epochs, how many runs were
+    certified (or met the budget), the validation DP bound and the test DP's 95% interval."""
     frame = pd.DataFrame([
-        {"attribute": r["attribute"], "strategy": r["strategy"],
+        {"attribute": r["attribute"], "strategy": r["strategy"], "label": r.get("label", LABELS[r["strategy"]]),
          "images": " / ".join(f"{r['images'][s]:,}" for s in SPLITS),
          "epochs": r["settings"]["epochs"], "s_step": r["seconds_per_step"], "s_epoch": r["seconds_per_epoch"],
+         "wall": r["wall_time_s"], "selected_epoch": r["selected_epoch"],
+         "certified": _certified(r), "bound": (r.get("certificate") or {}).get("upper_bound", math.nan),
+         "val_dp": r["val"]["dp"], "dp_lo": _interval(r)[0], "dp_hi": _interval(r)[1],
          **r["test"]}
         for r in runs
     ])
     order = {s: i for i, s in enumerate(LABELS)}
+    budget_headers = " | chosen epoch | certified | val DP | val DP bound | test DP 95% interval" if budget else ""
     lines = []
     for attribute, part in frame.groupby("attribute", sort=False):
         lines += [f"**{attribute}** vs Male", "",
                   "| model | images (train / val / test) | epochs | " + " | ".join(HEADERS[m] for m in METRICS)
-                  + " | s/step | s/epoch | n |",
-                  "|---" * (len(METRICS) + 6) + "|"]
-        for strategy, group in sorted(part.groupby("strategy"), key=lambda item: order[item[0]]):
+                  + budget_headers + " | s/step | s/epoch | wall s | n |",
+                  "|---" * (len(METRICS) + 7 + (5 if budget else 0)) + "|"]
+        groups = sorted(part.groupby("label"), key=lambda item: (order[item[1]["strategy"].iloc[0]], item[0]))
+        for label, group in groups:
             images = " ; ".join(sorted(group["images"].unique()))
-            lines.append(f"| {LABELS[strategy]} | {images} | {group['epochs'].iloc[0]} | "
-                         + " | ".join(mean_std(group[m])[0] for m in METRICS)
-                         + f" | {group['s_step'].mean():.3f} | {group['s_epoch'].mean():.1f} | {len(group)} |")
-            summary.setdefault(attribute, {})[strategy] = {
+            cells = ""
+            if budget:
+                cells = (" | " + ", ".join(str(e) for e in group["selected_epoch"])
+                         + f" | {int(group['certified'].sum())} / {len(group)}"
+                         + f" | {mean_std(group['val_dp'])[0]} | {group['bound'].mean():.3f}"
+                         + f" | [{group['dp_lo'].mean():.3f}, {group['dp_hi'].mean():.3f}]")
+            lines.append(f"| {label} | {images} | {group['epochs'].iloc[0]} | "
+                         + " | ".join(mean_std(group[m])[0] for m in METRICS) + cells
+                         + f" | {group['s_step'].mean():.3f} | {group['s_epoch'].mean():.1f} "
+                         f"| {group['wall'].mean():.0f} | {len(group)} |")
+            summary.setdefault(attribute, {})[label] = {
+                "strategy": group["strategy"].iloc[0],
                 "images": images, "epochs": int(group["epochs"].iloc[0]), "runs": len(group),
                 "seconds_per_step": float(group["s_step"].mean()),
                 "seconds_per_epoch": float(group["s_epoch"].mean()),
+                "wall_time_s": float(group["wall"].mean()),
+                "selected_epochs": [int(e) for e in group["selected_epoch"]],
+                **({"certified": int(group["certified"].sum()),
+                    "val_dp_bound": [float(b) for b in group["bound"]],
+                    "test_dp_interval": [[float(lo), float(hi)] for lo, hi in zip(group["dp_lo"], group["dp_hi"])]}
+                   if budget else {}),
                 **{m: dict(zip(("mean", "std"), mean_std(group[m])[1:])) for m in METRICS},
             }
         lines.append("")
+    if budget:
+        lines += ["'certified': runs whose chosen epoch's validation DP bound (the upper confidence bound on the "
+                  "population DP, every epoch a candidate) is at most the budget, or with confidence 0 whose "
+                  "validation DP is. 'test DP 95% interval': exact interval on the chosen model's test DP.", ""]
     return lines
+
+
+def _certified(record: dict) -> bool:
+    certificate = record.get("certificate")
+    return bool(certificate["certified"]) if certificate is not None else bool(record.get("budget_met"))
+
+
+def _interval(record: dict) -> tuple[float, float]:
+    lo, hi = ((record.get("test_intervals") or {}).get("dp") or [math.nan, math.nan])
+    return float(lo), float(hi)
 
 
 def _cost_table(costs: dict[str, dict], summary: dict, train_images: int, batch_size: int) -> list[str]:
@@ -247,7 +391,7 @@ def _cost_table(costs: dict[str, dict], summary: dict, train_images: int, batch_
     for attribute, cost in costs.items():
         step = cost["seconds_per_step"]
         ratio = step["bilevel"] / step["erm"] if {"erm", "bilevel"} <= set(step) else None
-        trained = summary.get(attribute, {})
+        trained = {row["strategy"]: row for row in summary.get(attribute, {}).values() if "strategy" in row}
         in_runs = (trained["bilevel"]["seconds_per_step"] / trained["erm"]["seconds_per_step"]
                    if {"erm", "bilevel"} <= set(trained) else None)
         summary.setdefault(attribute, {})["step_cost"] = {
