@@ -452,7 +452,7 @@ def main() -> None:
                   "from checkpoints counts the time of the run that finished it)."
                   + (f" Not trained for {dataset}: {', '.join(p for p in PARTS if p not in seconds)}."
                      if len(seconds) < len(PARTS) else ""),
-                  "", "Targets of the issue (test accuracy, mean over the seeds, chosen on validation):", "",
+                  "", "fairbinn's accuracy targets (test accuracy, mean over the seeds, chosen on validation):", "",
                   *target_lines(table, dataset), "",
                   "Against the paper (`bilevel`: fairbinn's default game, the follower on SGD):", "",
                   *paper_lines(table, dataset)]
