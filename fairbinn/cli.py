@@ -44,7 +44,7 @@ from .core.drfairness import DrFairnessConfig
 from .core.pareto import DP_BUDGETS, accuracy_at_budgets
 from .core.postprocess import THRESHOLD_METRICS, threshold_result
 from .core.metrics import REPORT_KEYS
-from .core.options import add_flags, flag_name, options_of, values_from_args
+from .core.options import add_flags, dest_of, flag_name, options_of, values_from_args
 from .core.runtime import DeviceNotAvailableError
 from .core.strategies import list_strategies
 from .core.trainer import TrainResult
@@ -91,7 +91,7 @@ _FLAG_SCOPE = {
 }
 """Flags that only some modalities use; giving one to another is an error, not silently ignored."""
 
-_OPTIONS = {f.metadata["option"].dest or f.name: f for cls in (*SECTIONS.values(), TrainConfig, DrFairnessConfig)
+_OPTIONS = {dest_of(f): f for cls in (*SECTIONS.values(), TrainConfig, DrFairnessConfig)
             for f, _ in options_of(cls)}
 """Each training flag's destination and its declaration (:mod:`fairbinn.core.options`)."""
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 __all__ = [
     "Option", "option", "options_of", "check_options", "SettingsError", "raise_problems", "add_flags", "values_from_args",
-    "flag_name", "positive_int", "positive_number", "non_negative_number", "fraction", "number_in",
+    "flag_name", "dest_of", "positive_int", "positive_number", "non_negative_number", "fraction", "number_in",
 ]
 
 Check = Callable[[Any], "str | None"]
@@ -128,30 +128,35 @@ def raise_problems(what: str, problems: list[str]) -> None:
         raise SettingsError(what, problems)
 
 
+def _own_flag(f: Field) -> str:
+    """The flag an option has when it declares none: ``--<name with dashes>``."""
+    return f"--{f.name.replace('_', '-')}"
+
+
 def flag_name(f: Field) -> str:
     """The flag an error message names for an option: its first long flag, in dashes where it has that form."""
     opt = f.metadata["option"]
-    flags = [*opt.flags, *opt.off_flags] or [f"--{f.name.replace('_', '-')}"]
+    flags = [*opt.flags, *opt.off_flags] or [_own_flag(f)]
     long = [flag for flag in flags if flag.startswith("--")]
     return next((flag for flag in long if "_" not in flag), long[0] if long else flags[0])
 
 
 def dest_of(f: Field) -> str:
+    """The argparse destination of an option: its ``dest``, else its field's name."""
     return f.metadata["option"].dest or f.name
 
 
-def add_flags(group: Any, cls: Any, *, defaults: Any = None) -> None:
+def add_flags(group: Any, cls: Any) -> None:
     """Add a flag to ``group`` (an argparse parser or group) for each option of ``cls`` that has one.
 
-    A flag's default is the option's default (its value in ``defaults``, an
-    instance, if given), None where the command decides it
-    (``command_default``) and for bool switches (None: not given)."""
+    A flag's default is the option's declared default, None where the command
+    decides it (``command_default``) and for bool switches (None: not given)."""
     for f, opt in options_of(cls):
         if not opt.cli:
             continue
-        value = getattr(defaults, f.name) if defaults is not None else _default(f)
+        value = _default(f)
         if f.type in ("bool", bool) and not opt.parse:
-            on, off = opt.flags or (() if opt.off_flags else (f"--{f.name.replace('_', '-')}",)), opt.off_flags
+            on, off = opt.flags or (() if opt.off_flags else (_own_flag(f),)), opt.off_flags
             target = group.add_mutually_exclusive_group() if on and off else group
             for flags, const, text in ((on, True, opt.help), (off, False, opt.off_help or opt.help)):
                 if flags:
@@ -164,7 +169,7 @@ def add_flags(group: Any, cls: Any, *, defaults: Any = None) -> None:
             kwargs["choices"] = list(opt.choices)
         if not {"type", "action", "nargs"} & set(kwargs) and isinstance(value, (int, float)):
             kwargs["type"] = type(value)
-        group.add_argument(*(opt.flags or (f"--{f.name.replace('_', '-')}",)), **kwargs)
+        group.add_argument(*(opt.flags or (_own_flag(f),)), **kwargs)
 
 
 def _default(f: Field) -> Any:
