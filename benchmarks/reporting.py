@@ -167,6 +167,10 @@ def keyed_run_log(path: Path, keep: Callable[[dict], bool] = lambda record: True
                   keep=lambda record: isinstance(record.get("run_key"), str) and keep(record))
 
 
+RESULT_FOLDERS = ("benchmarks/results/", "benchmarks/earlier_results/")
+"""Folders of results files: changes there do not make :func:`provenance`'s tree dirty."""
+
+
 def _cpu_model() -> str:
     import platform
 
@@ -185,7 +189,7 @@ def provenance(script: str, settings: dict[str, Any] | None = None, *,
 
     Keys: ``command`` (``python`` and ``sys.argv``, with ``OMP_NUM_THREADS`` when set), ``commit`` (the git
     HEAD; outside a checkout ``$FAIRBINN_COMMIT`` when set, else "unknown"), ``dirty`` (whether the working
-    tree had uncommitted changes; None when unknown), ``dirty_files`` (those of ``fairbinn/`` and ``script``), ``machine`` (platform and CPU count),
+    tree had uncommitted changes outside the results folders; None when unknown), ``dirty_files`` (those of ``fairbinn/`` and ``script``), ``machine`` (platform and CPU count),
     ``device`` (the CPU model, and the CUDA device when there is one), ``threads``
     (``torch.get_num_threads()``), ``torch``, ``date``, ``settings`` (the script's options) and ``configs``
     (row label -> the row's full ``TrainConfig.to_dict()``).
@@ -204,7 +208,8 @@ def provenance(script: str, settings: dict[str, Any] | None = None, *,
 
     try:
         commit = git("rev-parse", "HEAD").strip()
-        changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+        changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+                   if not line[3:].startswith(RESULT_FOLDERS)]  # results written by runs leave the code clean
         dirty: bool | None = bool(changed)
         mine = [line[3:] for line in changed
                 if line[3:].startswith("fairbinn/") or line[3:].endswith(Path(script).name)]

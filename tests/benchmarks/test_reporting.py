@@ -86,3 +86,22 @@ def test_provenance_outside_a_checkout_takes_the_commit_from_the_environment(mon
     assert record["commit"].startswith("feedc0de ") and record["dirty"] is None
     monkeypatch.delenv("FAIRBINN_COMMIT")
     assert reporting.provenance("tabular.py")["commit"] == "unknown"
+
+
+def test_results_written_by_runs_leave_the_tree_clean_but_code_changes_do_not(monkeypatch):
+    import subprocess
+
+    def git(status: str):
+        def run(command, **kwargs):
+            out = "abc123\n" if "rev-parse" in command else status
+            return subprocess.CompletedProcess(command, 0, stdout=out, stderr="")
+        return run
+
+    monkeypatch.setattr(subprocess, "run", git(" M benchmarks/results/tabular.md\n M benchmarks/earlier_results/x.json\n"))
+    record = reporting.provenance("tabular.py")
+    assert (record["commit"], record["dirty"], record["dirty_files"]) == ("abc123", False, [])
+    assert "uncommitted" not in "\n".join(reporting.provenance_lines(record))
+    monkeypatch.setattr(subprocess, "run", git(" M benchmarks/results/tabular.md\n M fairbinn/core/config.py\n"))
+    record = reporting.provenance("tabular.py")
+    assert (record["dirty"], record["dirty_files"]) == (True, ["fairbinn/core/config.py"])
+    assert "among them fairbinn/core/config.py" in "\n".join(reporting.provenance_lines(record))
