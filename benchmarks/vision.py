@@ -247,16 +247,13 @@ def train_once(data, args: argparse.Namespace, settings: dict, strategy: str, se
 
 
 def provenance_of(args: argparse.Namespace, configs: dict | None = None) -> dict:
-    """:func:`reporting.provenance` of this script with its options, ``configs`` (row label -> full
-    ``TrainConfig.to_dict()``) under ``"configs"``, and the commit given by ``--commit`` / ``$FAIRBINN_COMMIT``
-    where the tree is not a git checkout (e.g. a copy of the working tree on a GPU machine)."""
+    """:func:`reporting.provenance` of this script with its options and ``configs`` (row label -> full
+    ``TrainConfig.to_dict()``); ``--commit`` is the commit recorded where the tree is not a git checkout (e.g. a
+    copy of the working tree on a GPU machine)."""
+    if args.commit:
+        os.environ.setdefault("FAIRBINN_COMMIT", args.commit)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    record = provenance("vision.py", settings)
-    if record["commit"] == "unknown" and args.commit:
-        record["commit"] = f"{args.commit} (given by --commit or $FAIRBINN_COMMIT; the tree here is not a git checkout)"
-    if configs is not None:
-        record["configs"] = configs
-    return record
+    return provenance("vision.py", settings, configs=configs)
 
 
 def write_tables(records: list[dict], args: argparse.Namespace, quiet: bool = False) -> None:
@@ -284,13 +281,10 @@ def write_tables(records: list[dict], args: argparse.Namespace, quiet: bool = Fa
         + " / ".join(f"{present[s]:,}" for s in SPLITS) + ". "
         f"Timing: s/step and s/epoch training only (no evaluation), 'wall s' the whole run; "
         f"device {args.device} ({platform.machine()}), "
-        f"torch {torch.__version__}, {args.threads} thread(s). Regenerate with the command below.",
+        f"torch {torch.__version__}, {args.threads} thread(s). Regenerate with the command above.",
         "",
     ]
-    head = provenance_lines(record)
-    if configs and not any("full TrainConfig" in line for line in head):
-        head += _config_block(configs)
-    lines = head + [""] + lines
+    lines = provenance_lines(record) + [""] + lines
     summary: dict = {}
     if runs:
         lines += _run_tables(runs, summary, budget=args.budget is not None)
@@ -303,12 +297,6 @@ def write_tables(records: list[dict], args: argparse.Namespace, quiet: bool = Fa
          "runs": [{k: v for k, v in r.items() if k != "provenance"} for r in runs]}, indent=2, default=str))
     if not quiet:
         print("\n".join(lines))
-
-
-def _config_block(configs: dict) -> list[str]:
-    """Every row's full TrainConfig as a collapsed JSON block."""
-    return ["", "<details><summary>Every row's full TrainConfig</summary>", "", "```json",
-            json.dumps(configs, indent=1, sort_keys=True, default=str), "```", "", "</details>"]
 
 
 def _run_tables(runs: list[dict], summary: dict, budget: bool = False) -> list[str]:

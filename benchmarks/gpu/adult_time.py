@@ -88,12 +88,13 @@ def run_mode(mode: str, args: argparse.Namespace, folder: Path, limit: float | N
 
 
 def provenance_of(args: argparse.Namespace, rows: list[dict]) -> dict:
+    """:func:`reporting.provenance` of this script with its options and each finished row's TrainConfig;
+    ``--commit`` is the commit recorded where the tree is not a git checkout."""
+    if args.commit:
+        os.environ.setdefault("FAIRBINN_COMMIT", args.commit)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    record = provenance("gpu/adult_time.py", settings)
-    if record["commit"] == "unknown" and args.commit:
-        record["commit"] = f"{args.commit} (given by --commit or $FAIRBINN_COMMIT; the tree here is not a git checkout)"
-    record["configs"] = {row["label"]: row["config"] for row in rows if "config" in row}
-    return record
+    return provenance("gpu/adult_time.py", settings,
+                      configs={row["label"]: row["config"] for row in rows if "config" in row})
 
 
 def write(rows: list[dict], args: argparse.Namespace) -> None:
@@ -101,10 +102,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps({"provenance": record, "runs": rows}, indent=2) + "\n")
     lines = [f"# fairbinn train on Adult, {args.epochs} epochs, device {args.device}: wall time per mode", ""]
-    head = provenance_lines(record)
-    lines += head + ([] if any("full TrainConfig" in line for line in head) else
-                     ["", "<details><summary>Every row's full TrainConfig</summary>", "", "```json",
-                      json.dumps(record["configs"], indent=1, sort_keys=True), "```", "", "</details>"])
+    lines += provenance_lines(record)
     lines += ["", "Wall: the whole `python -m fairbinn train` process of one mode (start-up, import, data, "
               "training, validation every epoch, test). Training: the epochs' training steps only. "
               "fit: `Trainer.fit`, training and evaluation.", "",
