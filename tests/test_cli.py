@@ -123,6 +123,10 @@ def test_module_entry_point_help():
     for flag in ("--mode", "--eta", "--data", "--fairness_layers", "--acc_layers", "--fairness_position",
                  "--device", "--epochs", "--batch_size", "--seed", "--data-dir", "--output"):
         assert flag in result.stdout
+    # the constraint's help lists the registered names
+    constraint_help = " ".join(result.stdout.split("  --constraint NAME", 1)[1].split("  --", 1)[0].split())
+    assert constraint_help.startswith("fairness loss: one of demographic_parity, dp, eo, eopp,")
+    assert "register_constraint" in constraint_help
 
 
 def test_train_on_nba_uses_the_graph_settings(capsys, tmp_path, data_dir):

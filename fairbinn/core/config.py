@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .constraints import NORMS, SURROGATES, FairnessConstraint, create_constraint
+from .constraints import NORMS, SURROGATES, FairnessConstraint, create_constraint, list_constraints
 from .data import UniformConfig
 from .drfairness import DrFairnessConfig
 from .metrics import GAP_METRICS, REPORT_KEYS
@@ -168,7 +168,8 @@ class StackelbergConfig:
 class FairnessConfig:
     """The fairness constraint: which gap, its norm, scores or a rate surrogate, and the decision threshold."""
 
-    constraint: str | FairnessConstraint = option("dp", "fairness loss (default dp)",
+    constraint: str | FairnessConstraint = option("dp", "fairness loss: one of " + ", ".join(list_constraints())
+                                                  + ", or a name given to register_constraint (default dp)",
                                                   parse={"type": constraint_name, "metavar": "NAME"},
                                                   modes=_FAIRNESS_MODES)
     constraint_norm: str = option("squared", choices=NORMS, cli=False)
