@@ -42,11 +42,11 @@ PARTS=(
   # the subset file: estimate
   "step_cost_subset|6|\$PYTHON benchmarks/step_cost.py --networks paper --batch-sizes 100 1024 --variants 'bilevel' 'bilevel adam follower' 'bilevel bce follower' 'bilevel rate surrogate' 'bilevel adam follower rate surrogate' 'lagrangian rate surrogate' 'stackelberg unrolled k=1' 'stackelberg implicit cg=10' --out \$OUT_DIR"
   # Adult and Health 20 epochs, CelebA 2 epochs on 5000 images, 1 seed: 2154 s recorded
-  "drfairness|36|\$PYTHON benchmarks/drfairness.py --epochs 20 --celeba-epochs 2 --celeba-images 5000 --out \$OUT_DIR"
+  "drfairness|36|\$PYTHON benchmarks/drfairness.py --threads 1 --epochs 20 --celeba-epochs 2 --celeba-images 5000 --out \$OUT_DIR"
   # the same tabular rows chosen under a validation EO budget: 2088 s recorded
-  "drfairness_budget|35|\$PYTHON benchmarks/drfairness.py --datasets adult health --epochs 20 --budget 0.05 --budget-metric eo --out \$OUT_DIR"
+  "drfairness_budget|35|\$PYTHON benchmarks/drfairness.py --threads 1 --datasets adult health --epochs 20 --budget 0.05 --budget-metric eo --out \$OUT_DIR"
   # CelebA, 5 epochs, the two noise rows, 3 seeds: 3868 s recorded
-  "drfairness_celeba_5epochs|65|\$PYTHON benchmarks/drfairness.py --datasets celeba --seeds 3 --celeba-epochs 5 --celeba-images 5000 --only 'real half + noise' --out \$OUT_DIR/drfairness_celeba_5epochs"
+  "drfairness_celeba_5epochs|65|\$PYTHON benchmarks/drfairness.py --threads 1 --datasets celeba --seeds 3 --celeba-epochs 5 --celeba-images 5000 --only 'real half + noise' --out \$OUT_DIR/drfairness_celeba_5epochs"
   # NBA, GCN and GAT, 5 seeds, 4 rows, 1000 epochs (Pokec skipped without the full files): 1003 s recorded for 3 rows
   "graph|25|\$PYTHON benchmarks/graph.py --out \$OUT_DIR"
   # the same with network lr 1e-3: 584 s recorded for fewer runs (estimate)
