@@ -365,8 +365,8 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
     selection = ("the last epoch (NBA's published split: validation nodes = test nodes)"
                  if protocol.startswith("nba-published") else "validation accuracy; test nodes read once")
     if args.budget is not None:
-        met = {label: sum(bool(r.get("budget_met")) for r in records if r["label"] == label)
-               for label, *_ in CONFIGURATIONS}
+        met = {label: (sum(bool(r.get("budget_met")) for r in records if r["label"] == label),
+                       sum(r["label"] == label for r in records)) for label, *_ in CONFIGURATIONS}
         confidence = next(iter(configs.values())).budget_confidence if configs else 0.0
         if confidence > 0:
             selection = (f"validation accuracy among the epochs whose DP is certified at most {args.budget:g} at "
@@ -375,7 +375,8 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
         else:
             selection = (f"validation accuracy among the epochs whose validation DP is <= {args.budget:g} (else the "
                          "epoch of smallest validation DP); runs meeting the budget: ")
-        selection += ", ".join(f"{label} {n}" for label, n in met.items()) + "; test nodes read once"
+        selection += ", ".join(f"{label} {n} of {total}" for label, (n, total) in met.items() if total) \
+            + " (every backbone's runs together); test nodes read once"
     lines = [
         f"Test metrics in percent, mean ± std over training seeds (n in the last column); {args.epochs} "
         f"full-batch epochs, network lr {args.lr:g}, epoch chosen by {selection}. {split_text} (split seed 20).",
