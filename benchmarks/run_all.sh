@@ -33,28 +33,28 @@ PARTS=(
   "bilevel_scan|8|\$PYTHON benchmarks/bilevel_scan.py --out \$OUT_DIR"
   # 5 seeds x 6 rows x Adult and Health: 2015 s recorded for 5 rows, one more row added (estimate)
   "tabular|40|\$PYTHON benchmarks/tabular.py --out \$OUT_DIR"
-  # 2 rounds x (one model + 2 searches) x 2 strategies: about 380 s per strategy and round recorded
-  "eta_search_cost|26|\$PYTHON benchmarks/eta_search_cost.py --out \$OUT_DIR"
+  # 2 rounds x (one model + 2 searches) x 2 strategies: 625 s recorded
+  "eta_search_cost|11|\$PYTHON benchmarks/eta_search_cost.py --out \$OUT_DIR"
   # one model + two stacks of 16, 50 epochs, 2 threads: about 300 s recorded
   "sweep_speed|5|\$PYTHON benchmarks/sweep_speed.py --out \$OUT_DIR"
-  # every variant, eager and compiled, 2 networks x 3 batch sizes (torch's threads: 2 here): estimate
-  "step_cost|30|\$PYTHON benchmarks/step_cost.py --compile --out \$OUT_DIR"
+  # every variant, eager and compiled, 2 networks x 3 batch sizes (torch's threads: 2 here): 473 s recorded
+  "step_cost|8|\$PYTHON benchmarks/step_cost.py --compile --out \$OUT_DIR"
   # the subset file: estimate
   "step_cost_subset|6|\$PYTHON benchmarks/step_cost.py --networks paper --batch-sizes 100 1024 --variants 'bilevel' 'bilevel adam follower' 'bilevel bce follower' 'bilevel rate surrogate' 'bilevel adam follower rate surrogate' 'lagrangian rate surrogate' 'stackelberg unrolled k=1' 'stackelberg implicit cg=10' --out \$OUT_DIR"
-  # Adult and Health 20 epochs, CelebA 2 epochs on 5000 images, 1 seed: 2154 s recorded
-  "drfairness|36|\$PYTHON benchmarks/drfairness.py --threads 1 --epochs 20 --celeba-epochs 2 --celeba-images 5000 --out \$OUT_DIR"
-  # the same tabular rows chosen under a validation EO budget: 2088 s recorded
-  "drfairness_budget|35|\$PYTHON benchmarks/drfairness.py --threads 1 --datasets adult health --epochs 20 --budget 0.05 --budget-metric eo --out \$OUT_DIR"
+  # Adult and Health 20 epochs, CelebA 2 epochs on 5000 images, 1 seed: about 1390 s recorded
+  "drfairness|23|\$PYTHON benchmarks/drfairness.py --threads 1 --epochs 20 --celeba-epochs 2 --celeba-images 5000 --out \$OUT_DIR"
+  # the same tabular rows chosen under a validation EO budget: 694 s recorded
+  "drfairness_budget|12|\$PYTHON benchmarks/drfairness.py --threads 1 --datasets adult health --epochs 20 --budget 0.05 --budget-metric eo --out \$OUT_DIR"
   # CelebA, 5 epochs, the two noise rows, 3 seeds: 3868 s recorded
   "drfairness_celeba_5epochs|65|\$PYTHON benchmarks/drfairness.py --threads 1 --datasets celeba --seeds 3 --celeba-epochs 5 --celeba-images 5000 --only 'real half + noise' --out \$OUT_DIR/drfairness_celeba_5epochs"
   # NBA, GCN and GAT, 5 seeds, 4 rows, 1000 epochs (Pokec skipped without the full files): 1003 s recorded for 3 rows
   "graph|25|\$PYTHON benchmarks/graph.py --out \$OUT_DIR"
-  # the same with network lr 1e-3: 584 s recorded for fewer runs (estimate)
-  "graph_lr0.001|25|\$PYTHON benchmarks/graph.py --lr 0.001 --out \$OUT_DIR"
+  # the same with network lr 1e-3: 1102 s recorded (beside another part)
+  "graph_lr0.001|18|\$PYTHON benchmarks/graph.py --lr 0.001 --out \$OUT_DIR"
   # the same chosen under a DP budget of 0.05, certified at 95% (the default): 1365 s recorded
   "graph_budget0.05|23|\$PYTHON benchmarks/graph.py --budget 0.05 --out \$OUT_DIR"
-  # the same with the point-estimate rule (the validation DP itself at most the budget): estimate
-  "graph_budget0.05_conf0|25|\$PYTHON benchmarks/graph.py --budget 0.05 --confidence 0 --cost-steps 0 --out \$OUT_DIR"
+  # the same with the point-estimate rule (the validation DP itself at most the budget): 1120 s recorded
+  "graph_budget0.05_conf0|19|\$PYTHON benchmarks/graph.py --budget 0.05 --confidence 0 --cost-steps 0 --out \$OUT_DIR"
   # NBA split seed 20, budget selections; the rate-surrogate rows first, the command that writes the tables last
   # (about 90 s per run recorded, 50 runs: estimate)
   "graph_nba_split20|75|\$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 20 --seeds 5 --configs lagrangian default --surrogate rate --budgets 0.05 --report nba_split20 --cost-steps 0 --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 20 --seeds 5 --configs erm lagrangian default --budgets 0.05 --report nba_split20 --cost-steps 0 --out \$OUT_DIR"
@@ -62,8 +62,8 @@ PARTS=(
   "graph_nba_splits|225|\$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 1 2 3 4 5 --seeds 3 --configs lagrangian default --surrogate rate --budgets 0.05 --report nba_splits --cost-steps 0 --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 1 2 3 4 5 --seeds 3 --configs erm lagrangian default --budgets 0.05 --report nba_splits --cost-steps 0 --out \$OUT_DIR"
   # Bail, GCN/GAT/SAGE, sparse adjacency: the rate-surrogate and all-nodes rows, then the tables; 20590 s recorded
   "graph_bail|345|\$PYTHON benchmarks/graph.py --datasets bail --backbones gcn gat sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --configs lagrangian default --surrogate rate --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets bail --backbones gcn gat sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --configs lagrangian default --fairness-nodes all --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets bail --backbones gcn gat sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --out \$OUT_DIR"
-  # Pokec-like graphs of 100k, 400k, 1.6M nodes, full and mini-batch: 514 s recorded
-  "large_graph|9|\$PYTHON benchmarks/large_graph.py --out \$OUT_DIR"
+  # Pokec-like graphs of 100k, 400k, 1.6M nodes, full and mini-batch: 345 s recorded
+  "large_graph|6|\$PYTHON benchmarks/large_graph.py --out \$OUT_DIR"
   # Bail, GCN and GAT, ERM and bilevel: 71 s recorded
   "large_graph_bail|2|\$PYTHON benchmarks/large_graph.py --graph bail --backbones gcn gat --strategy erm bilevel --timeout 600 --out \$OUT_DIR"
   # fronts on Adult and Health, 13 parts x 5 seeds, eta search: 34192 s recorded for the parts of the time
