@@ -216,6 +216,9 @@ def main() -> None:
     if args.budgets is not None and args.budget is not None:
         raise SystemExit("give --budget (one budget, chosen while training) or --budgets (several, from each "
                          "run's per-epoch records), not both")
+    if args.confidence is not None and args.budget is None:
+        raise SystemExit("--confidence sets how --budget is certified; give --budget too (--budgets selects from "
+                         "each run's records by the point-estimate rule)")
     protocol = f"nba-{args.nba_split}" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}") \
         + ("" if args.budget is None else f"-budget{args.budget:g}") \
         + ("" if args.budget is None or args.confidence is None else f"-conf{args.confidence:g}")
