@@ -184,11 +184,11 @@ def _cpu_model() -> str:
 
 
 def provenance(script: str, settings: dict[str, Any] | None = None, *,
-               configs: dict[str, Any] | None = None) -> dict[str, Any]:
+               configs: dict[str, Any] | None = None, commit: str | None = None) -> dict[str, Any]:
     """How a results file was made; call it when the file is written (the commit is read then).
 
     Keys: ``command`` (``python`` and ``sys.argv``, with ``OMP_NUM_THREADS`` when set), ``commit`` (the git
-    HEAD; outside a checkout ``$FAIRBINN_COMMIT`` when set, else "unknown"), ``dirty`` (whether the working
+    HEAD; outside a checkout the ``commit`` given, else ``$FAIRBINN_COMMIT`` when set, else "unknown"), ``dirty`` (whether the working
     tree had uncommitted changes outside the results folders; None when unknown), ``dirty_files`` (those of ``fairbinn/`` and ``script``), ``machine`` (platform and CPU count),
     ``device`` (the CPU model, and the CUDA device when there is one), ``threads``
     (``torch.get_num_threads()``), ``torch``, ``date``, ``settings`` (the script's options) and ``configs``
@@ -206,6 +206,7 @@ def provenance(script: str, settings: dict[str, Any] | None = None, *,
     def git(*command: str) -> str:
         return subprocess.run(["git", *command], cwd=here, capture_output=True, text=True, check=True).stdout
 
+    given = commit or os.environ.get("FAIRBINN_COMMIT")
     try:
         commit = git("rev-parse", "HEAD").strip()
         changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
@@ -215,8 +216,8 @@ def provenance(script: str, settings: dict[str, Any] | None = None, *,
                 if line[3:].startswith("fairbinn/") or line[3:].endswith(Path(script).name)]
     except (OSError, subprocess.CalledProcessError):
         commit, dirty, mine = "unknown", None, []
-        if os.environ.get("FAIRBINN_COMMIT"):  # a copy of the tree without .git, e.g. on a GPU machine
-            commit = f"{os.environ['FAIRBINN_COMMIT']} (given by $FAIRBINN_COMMIT; the tree here is not a git checkout)"
+        if given:  # a copy of the tree without .git, e.g. on a GPU machine
+            commit = f"{given} (as given: the tree here is not a git checkout)"
     threads = os.environ.get("OMP_NUM_THREADS")
     command = ("" if threads is None else f"OMP_NUM_THREADS={threads} ") + "python " + " ".join(
         shlex.quote(a) for a in sys.argv)

@@ -250,10 +250,8 @@ def provenance_of(args: argparse.Namespace, configs: dict | None = None) -> dict
     """:func:`reporting.provenance` of this script with its options and ``configs`` (row label -> full
     ``TrainConfig.to_dict()``); ``--commit`` is the commit recorded where the tree is not a git checkout (e.g. a
     copy of the working tree on a GPU machine)."""
-    if args.commit:
-        os.environ.setdefault("FAIRBINN_COMMIT", args.commit)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    return provenance("vision.py", settings, configs=configs)
+    return provenance("vision.py", settings, configs=configs, commit=args.commit)
 
 
 def write_tables(records: list[dict], args: argparse.Namespace, quiet: bool = False) -> None:

@@ -90,10 +90,8 @@ def run_mode(mode: str, args: argparse.Namespace, folder: Path, limit: float | N
 def provenance_of(args: argparse.Namespace, rows: list[dict]) -> dict:
     """:func:`reporting.provenance` of this script with its options and each finished row's TrainConfig;
     ``--commit`` is the commit recorded where the tree is not a git checkout."""
-    if args.commit:
-        os.environ.setdefault("FAIRBINN_COMMIT", args.commit)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    return provenance("gpu/adult_time.py", settings,
+    return provenance("gpu/adult_time.py", settings, commit=args.commit,
                       configs={row["label"]: row["config"] for row in rows if "config" in row})
 
 

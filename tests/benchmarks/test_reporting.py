@@ -84,6 +84,7 @@ def test_provenance_outside_a_checkout_takes_the_commit_from_the_environment(mon
     monkeypatch.setenv("FAIRBINN_COMMIT", "feedc0de")
     record = reporting.provenance("tabular.py")
     assert record["commit"].startswith("feedc0de ") and record["dirty"] is None
+    assert reporting.provenance("tabular.py", commit="c0ffee")["commit"].startswith("c0ffee ")  # given wins
     monkeypatch.delenv("FAIRBINN_COMMIT")
     assert reporting.provenance("tabular.py")["commit"] == "unknown"
 
