@@ -271,7 +271,11 @@ def main() -> None:
         print(RESULT_PREFIX + json.dumps(worker(json.loads(args.worker))), flush=True)
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    import torch
+
     from fairbinn.graph import neighbor_sampling_backend
+
+    torch.set_num_threads(args.threads)  # as the workers, so the report's thread count is theirs
 
     backend = neighbor_sampling_backend()
     log = keyed_run_log(args.out / "large_graph_runs.jsonl", keep=lambda r: r["status"] == "ok")
