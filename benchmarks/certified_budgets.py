@@ -34,7 +34,7 @@ import pandas as pd
 
 import fairbinn
 from fairbinn.core.pareto import accuracy_at_budgets
-from reporting import mean_std, provenance, provenance_lines, sweep_config, write_csv, write_json
+from reporting import mean_std, provenance, provenance_lines, swept, sweep_config, write_csv, write_json
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {
@@ -100,9 +100,9 @@ def main() -> None:
                                    confidence=args.confidence, progress=False,
                                    **({"epochs": args.epochs} if args.epochs else {}))
             chosen.append(choices(table, dataset, strategy))
-            configs[f"{dataset}: {strategy}"] = sweep_config(
+            configs[f"{dataset}: {strategy}"] = swept(sweep_config(
                 data, strategy, fairness_budget=min(budgets), budget_metric=metric, confidence=args.confidence,
-                **({"epochs": args.epochs} if args.epochs else {}))
+                **({"epochs": args.epochs} if args.epochs else {})), "auto")
             seconds[f"{dataset} {strategy}"] = round(time.perf_counter() - tick)
             print(f"{dataset} {strategy}: {len(table)} checkpoints, {seconds[f'{dataset} {strategy}']} s", flush=True)
     chosen = pd.concat(chosen, ignore_index=True)

@@ -160,6 +160,23 @@ def sweep_config(data: Any, strategy: str, **overrides: Any) -> Any:
     return base.for_strategy(strategy)
 
 
+def swept(config: Any, etas: Any) -> dict[str, Any]:
+    """The provenance of a row whose models ``fairbinn.sweep(..., etas)`` trained: ``config`` as plain data
+    (:func:`config_dict`) with its ``eta`` replaced by what the sweep trained, since ``config.eta`` is only the
+    base eta: ERM's rows have eta 0, a single eta is that eta, and a grid or ``"auto"`` (a search, the etas
+    varying per model) reads ``"per model: etas=... (the eta column)"``, each model's eta being in the
+    results' ``eta`` column."""
+    values = config_dict(config)
+    grid = etas if isinstance(etas, str) else [float(eta) for eta in etas]
+    if values.get("strategy") == "erm":
+        values["eta"] = 0.0
+    elif not isinstance(grid, str) and len(grid) == 1:
+        values["eta"] = grid[0]
+    else:
+        values["eta"] = f"per model: etas={grid!r} (the eta column)"
+    return values
+
+
 def keyed_run_log(path: Path, keep: Callable[[dict], bool] = lambda record: True) -> RunLog:
     """A :class:`RunLog` whose records are identified by their ``"run_key"`` (:func:`run_key`); lines written
     without one (by older versions of the scripts) are ignored, and their runs trained again."""

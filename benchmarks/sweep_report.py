@@ -73,7 +73,8 @@ from fairbinn.core import accuracy_at_budgets, area_over_curve, pareto_front
 from fairbinn.plotting import save_figure
 from fairbinn.search import EtaSearch
 from fairbinn.tabular import load_tabular
-from reporting import data_summary, provenance, run_key, sweep_config, write_csv, write_json, write_markdown
+from reporting import (data_summary, provenance, run_key, swept, sweep_config, write_csv, write_json,
+                       write_markdown)
 
 HERE = Path(__file__).parent
 BUDGETS = {"adult": (0.01, 0.02, 0.05, 0.10), "health": (0.05, 0.10, 0.20)}
@@ -218,7 +219,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
     devices = {label: parts[label][2] for label in order}
     if missing or gathered:
         record = provenance(Path(__file__).name, {**settings, "dataset": dataset, "threads": args.threads},
-                            configs={label: configs[label] for label in order})
+                            configs={label: swept(configs[label], "auto") for label in order})
         write_csv(table, path, record, float_format="%.6g")  # 6 digits: the report reads 3
         write_json(path.with_suffix(".json"), {"settings": {**settings, "parts": order},
                                                "part_keys": {label: keys[label] for label in order},
@@ -443,7 +444,7 @@ def main() -> None:
     configs = {}
     for dataset in args.datasets:
         table, seconds, devices, parts = run_sweep(dataset, args)
-        configs.update({f"{dataset}: {label}": config for label, config in parts.items()})
+        configs.update({f"{dataset}: {label}": swept(config, "auto") for label, config in parts.items()})
         times = ", ".join(f"{label} {s:.0f} s" + ("" if devices[label] == "cpu" else f" on {devices[label]}")
                           for label, s in seconds.items())
         lines += ["", f"## {dataset.capitalize()}", "",

@@ -49,7 +49,7 @@ from fairbinn.benchmark import get_benchmark
 from fairbinn.core.certify import gap_interval
 from fairbinn.core.metrics import accuracy, demographic_parity_difference
 from fairbinn.core.postprocess import threshold_candidates, threshold_report
-from reporting import mean_std, provenance, provenance_lines, sweep_config, write_csv, write_json
+from reporting import mean_std, provenance, provenance_lines, swept, sweep_config, write_csv, write_json
 
 HERE = Path(__file__).resolve().parent
 DATASETS = {
@@ -204,9 +204,9 @@ def main() -> None:
         data = fairbinn.load_benchmark(dataset, args.data_dir, **DATASETS[dataset]["load"])
         plain = searched(data, dataset, args)
         for strategy, label in STRATEGIES.items():
-            configs[f"{dataset}: {label} (searched)"] = sweep_config(
+            configs[f"{dataset}: {label} (searched)"] = swept(sweep_config(
                 data, strategy, fairness_budget=min(DATASETS[dataset]["budgets"]), budget_metric="dp",
-                confidence=0.95, **_overrides(args))
+                confidence=0.95, **_overrides(args)), args.etas or "auto")
         parts = [thresholded(data, dataset, seed, args) for seed in args.seeds]
         rungs = pd.concat([p[0] for p in parts], ignore_index=True)
         reference = pd.concat([p[1] for p in parts], ignore_index=True)

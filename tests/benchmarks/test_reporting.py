@@ -37,6 +37,19 @@ def test_run_key_is_stable_and_changes_with_every_result_setting():
     assert key not in others and len(others) == 4
 
 
+def test_swept_rows_name_the_etas_the_sweep_trained_not_the_base_eta():
+    base = fairbinn.TrainConfig(eta=100.0, seed=0)
+    searched = reporting.swept(base, "auto")
+    assert searched["eta"] == "per model: etas='auto' (the eta column)"
+    assert {k: v for k, v in searched.items() if k != "eta"} == {k: v for k, v in base.to_dict().items() if k != "eta"}
+    assert reporting.swept(base, [0.5, 2])["eta"] == "per model: etas=[0.5, 2.0] (the eta column)"
+    assert reporting.swept(base, [1000])["eta"] == 1000.0
+    assert reporting.swept(base.replace(strategy="erm"), "auto")["eta"] == 0.0
+    assert base.eta == 100.0  # the config given is left as it was
+    lines = reporting.provenance_lines(reporting.provenance("x.py", configs={"adult: bilevel": searched}))
+    assert "  - adult: bilevel: eta=\"per model: etas='auto' (the eta column)\"" in lines
+
+
 def test_fingerprint_rounds_the_sum_to_six_digits():
     assert reporting.fingerprint(torch.tensor([[1.0, 2.0], [3.0, 1.0 / 3.0]])) == {"shape": [2, 2], "sum": 6.33333}
 
