@@ -176,7 +176,7 @@ def _device_name(device: str) -> str:
 
 def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str], dict]:
     """Every checkpoint of every strategy (reused from disk when the part's key matches), each part's time, device
-    and TrainConfig."""
+    and TrainConfig as its results file records it (:func:`reporting.swept`: eta per model)."""
     path = args.out / f"sweep_{dataset}.csv"
     settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(EtaSearch())}
     data = load_tabular(dataset, args.data_dir)
@@ -217,14 +217,15 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
     table = pd.concat([parts[label][0] for label in order], ignore_index=True)
     seconds = {label: parts[label][1] for label in order}
     devices = {label: parts[label][2] for label in order}
+    rows = {label: swept(configs[label], "auto") for label in order}
     if missing or gathered:
         record = provenance(Path(__file__).name, {**settings, "dataset": dataset, "threads": args.threads},
-                            configs={label: swept(configs[label], "auto") for label in order})
+                            configs=rows)
         write_csv(table, path, record, float_format="%.6g")  # 6 digits: the report reads 3
         write_json(path.with_suffix(".json"), {"settings": {**settings, "parts": order},
                                                "part_keys": {label: keys[label] for label in order},
                                                "wall_time_s": seconds, "device": devices}, record)
-    return table, seconds, devices, {label: configs[label] for label in order}
+    return table, seconds, devices, rows
 
 
 def _present(table: pd.DataFrame, labels=tuple(PARTS)) -> list[str]:
@@ -444,7 +445,7 @@ def main() -> None:
     configs = {}
     for dataset in args.datasets:
         table, seconds, devices, parts = run_sweep(dataset, args)
-        configs.update({f"{dataset}: {label}": swept(config, "auto") for label, config in parts.items()})
+        configs.update({f"{dataset}: {label}": row for label, row in parts.items()})
         times = ", ".join(f"{label} {s:.0f} s" + ("" if devices[label] == "cpu" else f" on {devices[label]}")
                           for label, s in seconds.items())
         lines += ["", f"## {dataset.capitalize()}", "",
