@@ -66,6 +66,7 @@ import statistics
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -77,8 +78,8 @@ from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, pape
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
-from reporting import (RunLog, data_summary, interleaved_step_seconds, keyed_run_log, mean_std_tables, provenance,
-                       run_key, write_json, write_markdown)
+from reporting import (RunLog, config_dict, data_summary, interleaved_step_seconds, keyed_run_log, mean_std_tables,
+                       provenance, run_key, write_json, write_markdown)
 from torch_geometric.nn import GraphSAGE
 
 register_gnn_body("sage", GraphSAGE, overwrite=True)  # any PyG model: here GraphSAGE (mean aggregation)
@@ -325,6 +326,18 @@ def record_identity(record: dict) -> tuple:
     return (record["dataset"], record["backbone"], record["label"], record.get("split_seed", 20), record["seed"])
 
 
+def row_configs(records: list[dict], configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The full TrainConfig (as a dict) of every row the records fill, keyed ``"<dataset>, <backbone>: <label>"``:
+    ``configs`` (the rows of this invocation) first, then for each row that another invocation trained into the
+    log, the config of its first run (the smallest split seed, then training seed). Records without a config
+    add nothing."""
+    rows = {label: config_dict(config) for label, config in configs.items()}
+    for r in sorted(records, key=lambda r: (r.get("split_seed", 20), r["seed"])):
+        if r.get("config") is not None:
+            rows.setdefault(f"{r['dataset']}, {r['backbone']}: {r['label']}", config_dict(r["config"]))
+    return rows
+
+
 def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, args: argparse.Namespace,
               protocol: str, split_seed: int) -> dict:
     """One run and its record; with ``--budgets`` the record holds every selection of its epochs."""
@@ -432,6 +445,7 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
                          "label": r["label"], "epoch": chosen["epoch"], "met": chosen["budget_met"],
                          **{k: 100 * chosen[f"test_{k}"] for k in SELECTION_METRICS},
                          **{f"val_{k}": 100 * chosen[f"val_{k}"] for k in ("accuracy", "dp")}})
+    record = {**record, "configs": row_configs(wanted, record["configs"])}
     frame = pd.DataFrame(rows)
     split_text = "; ".join(sorted({f"{r['dataset']}: {r['split']['train']} train / {r['split']['val']} validation / "
                                    f"{r['split']['test']} test nodes" for r in wanted}))
@@ -447,8 +461,9 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         "probability; F1 of the positive class.",
         f"Devices (and the adjacency the body was given): {', '.join(devices)}. Rows ending in ', rate surrogate' "
         "or ', DP on all nodes' are runs of the same log trained with `--configs lagrangian default --surrogate "
-        "rate` / `--fairness-nodes all` (the command above writes the tables; the TrainConfigs above are its "
-        "own rows'); the step costs come from `graph_costs.jsonl`, measured with `--cost-steps N`.", "",
+        "rate` / `--fairness-nodes all` (the command above writes the tables; the TrainConfigs above are every "
+        "row's, each its first run's); the step costs come from `graph_costs.jsonl`, measured with "
+        "`--cost-steps N`.", "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=SELECTION_METRICS,
                                       row_order=row_order(), decimals=2)
