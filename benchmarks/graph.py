@@ -273,7 +273,7 @@ def main() -> None:
                             config = config.replace(confidence=args.confidence)
                         if args.surrogate != "score" and strategy != "erm":
                             config = config.replace(surrogate=args.surrogate)
-                        configs.setdefault(f"{name}, {backbone}: {label}", config)
+                        configs.setdefault(row_name(name, backbone, label), config)
                         key = run_key(config, summary, backbone=backbone, sparse_adjacency=args.sparse_adjacency,
                                       fairness_nodes="train" if strategy == "erm" else args.fairness_nodes)
                         wanted.append(key)
@@ -321,20 +321,24 @@ def row_order() -> list[str]:
     return labels + [label + suffix for suffix in VARIANTS for label in labels[1:]]
 
 
+def row_name(dataset: str, backbone: str, label: str) -> str:
+    """How a report names a row in its list of TrainConfigs: ``"<dataset>, <backbone>: <label>"``."""
+    return f"{dataset}, {backbone}: {label}"
+
+
 def record_identity(record: dict) -> tuple:
     """The run a record reports, whatever its settings: dataset, backbone, row label, split seed, training seed."""
     return (record["dataset"], record["backbone"], record["label"], record.get("split_seed", 20), record["seed"])
 
 
 def row_configs(records: list[dict], configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The full TrainConfig (as a dict) of every row the records fill, keyed ``"<dataset>, <backbone>: <label>"``:
-    ``configs`` (the rows of this invocation) first, then for each row that another invocation trained into the
-    log, the config of its first run (the smallest split seed, then training seed). Records without a config
-    add nothing."""
+    """The full TrainConfig (as a dict) of every row the records fill, keyed by :func:`row_name`: ``configs`` (the
+    rows of this invocation) first, then for each row that another invocation trained into the log, the config of
+    its first run (the smallest split seed, then training seed). Records without a config add nothing."""
     rows = {label: config_dict(config) for label, config in configs.items()}
-    for r in sorted(records, key=lambda r: (r.get("split_seed", 20), r["seed"])):
+    for r in sorted(records, key=lambda r: record_identity(r)[3:]):  # (split seed, training seed)
         if r.get("config") is not None:
-            rows.setdefault(f"{r['dataset']}, {r['backbone']}: {r['label']}", config_dict(r["config"]))
+            rows.setdefault(row_name(r["dataset"], r["backbone"], r["label"]), config_dict(r["config"]))
     return rows
 
 
