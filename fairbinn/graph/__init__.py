@@ -17,6 +17,7 @@ from .backbones import (
     residual_gat,
 )
 from .dataset import FullGraph, GraphDataset, check_graph
+from .gcn import ReusingGCN, ReusingGCNConv
 from .datasets import (
     GRAPH_DATASETS,
     FairGNNGraph,
@@ -50,6 +51,8 @@ __all__ = [
     "load_graph",
     "GraphEncoder",
     "residual_gat",
+    "ReusingGCN",
+    "ReusingGCNConv",
     "register_gnn_body",
     "create_gnn_body",
     "list_gnn_bodies",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from torch import Tensor, nn
-from torch_geometric.nn import GAT, GCN
+from torch_geometric.nn import GAT
 
 from ..core.fairness_layers import create_fairness_layer
 from ..core.model import FairModel
 from ..core.registry import Registry
 from ..core.saving import records_build
+from .gcn import ReusingGCN
 
 __all__ = [
     "GraphEncoder",
@@ -39,7 +40,7 @@ def residual_gat(in_channels: int, hidden_channels: int, num_layers: int, *, dro
     return GAT(in_channels, hidden_channels, num_layers, dropout=dropout, residual=residual, **kwargs)
 
 
-_BODIES: Registry[GNNBodyFactory] = Registry("GNN body", {"gcn": GCN, "gat": residual_gat})
+_BODIES: Registry[GNNBodyFactory] = Registry("GNN body", {"gcn": ReusingGCN, "gat": residual_gat})
 
 
 class GraphEncoder(nn.Module):
@@ -86,7 +87,9 @@ def create_gnn_body(
 
     ``"gcn"`` and ``"gat"`` are ``torch_geometric.nn.GCN`` / ``GAT``: ``num_layers``
     convolutions, ReLU and dropout between them, no activation after the last
-    (as FairGNN's bodies). GCN and GAT add self-loops themselves. ``"gat"``'s
+    (as FairGNN's bodies). GCN and GAT add self-loops themselves. ``"gcn"``
+    is :class:`~fairbinn.graph.gcn.ReusingGCN`, PyG's GCN whose layers
+    normalise a graph's adjacency once while they are called with it. ``"gat"``'s
     attention layers have a residual projection of each node's own input
     (:func:`residual_gat`; ``residual=False`` for PyG's plain GAT), and its
     dropout applies to the attention coefficients too (PyG's GAT). ``kwargs``

@@ -1,0 +1,154 @@
+"""A GCN that normalises a graph's adjacency once for as long as it is called with that graph.
+
+PyG's ``GCNConv`` computes the normalised adjacency ``D^-1/2 (A + I) D^-1/2``
+on every call unless ``cached=True``, which keeps the first graph's for every
+later call, whichever graph the layer is given then. Full-batch training
+calls a layer with one graph at every step and every evaluation, so on a
+large graph most of a CPU step goes to that normalisation (on Bail's sparse
+CSR adjacency, adding the self-loops sorts its 642k entries in every layer of
+every pass). :class:`ReusingGCNConv` keeps the normalised adjacency while it is
+called with the same adjacency tensor, unchanged (the same object at the same
+version counter, and the same edge weights), and normalises again when it is
+given another graph, so a trained model stays correct on any graph. With a
+sparse CSR adjacency it also keeps the transposed matrix that the backward
+pass multiplies by, which torch otherwise converts afresh on every backward.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import GCN, GCNConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.typing import SparseTensor
+
+__all__ = ["ReusingGCNConv", "ReusingGCN"]
+
+
+class _TransposedProduct(torch.autograd.Function):
+    """``adj @ x`` for a constant sparse CSR ``adj`` whose transpose is given, so the backward need not build it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, adj: Tensor, adj_transposed: Tensor) -> Tensor:
+        ctx.save_for_backward(adj_transposed)
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
+        (adj_transposed,) = ctx.saved_tensors
+        # a differentiable product, so that a second derivative (Hessian-vector products) goes through it too
+        return torch.sparse.mm(adj_transposed, grad), None, None
+
+
+@dataclass
+class _Normalised:
+    """A graph's normalised adjacency and what identifies the graph it came from."""
+
+    edge_index: weakref.ref
+    edge_version: int
+    edge_weight: Optional[weakref.ref]
+    weight_version: int
+    num_nodes: int
+    dtype: torch.dtype
+    adjacency: Tensor
+    weight: Optional[Tensor]
+    transposed: Optional[Tensor]
+
+    def made_from(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int, dtype: torch.dtype) -> bool:
+        if self.edge_index() is not edge_index or edge_index._version != self.edge_version:
+            return False
+        if (self.edge_weight is None) != (edge_weight is None):
+            return False
+        if edge_weight is not None and (self.edge_weight() is not edge_weight
+                                        or edge_weight._version != self.weight_version):
+            return False
+        if self.adjacency.is_inference() and not torch.is_inference_mode_enabled():
+            return False  # made under torch.inference_mode, which autograd cannot save for a backward pass
+        return num_nodes == self.num_nodes and dtype == self.dtype
+
+
+class ReusingGCNConv(GCNConv):
+    """``torch_geometric.nn.GCNConv`` that normalises each graph once while it is called with it.
+
+    The same arguments, parameters, state dict and outputs as ``GCNConv``
+    (up to float rounding in the backward pass). With ``normalize=True`` and
+    ``cached=False`` (the defaults) the normalised adjacency of the last
+    graph is kept and reused while the layer is called with the same
+    ``edge_index`` tensor (a ``(2, E)`` index or a torch sparse adjacency),
+    not modified in place, the same ``edge_weight`` tensor (or none), the
+    same number of nodes and the same feature dtype; any other graph is
+    normalised afresh and replaces it. Edge weights that need a gradient,
+    tensors made under ``torch.inference_mode`` (which keep no version
+    counter), ``torch_sparse.SparseTensor`` adjacencies and ``cached=True``
+    (PyG's keep-the-first-graph cache) take ``GCNConv``'s own path. The kept
+    adjacency is not part of the state dict and is dropped when the layer is
+    pickled.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._normalised: Optional[_Normalised] = None
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_normalised"] = None
+        return state
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self._normalised = None
+
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None) -> Tensor:
+        if (not self.normalize or self.cached or isinstance(x, (tuple, list)) or not isinstance(edge_index, Tensor)
+                or isinstance(edge_index, SparseTensor) or edge_index.is_inference()
+                or (edge_weight is not None and (edge_weight.requires_grad or edge_weight.is_inference()))):
+            return super().forward(x, edge_index, edge_weight)
+        normalised = self._normalise(edge_index, edge_weight, x.size(self.node_dim), x.dtype)
+        x = self.lin(x)
+        out = self.propagate(normalised.adjacency, x=x, edge_weight=normalised.weight)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
+        normalised = self._normalised
+        if normalised is not None and normalised.transposed is not None and adj_t is normalised.adjacency:
+            return _TransposedProduct.apply(x, adj_t, normalised.transposed)
+        return super().message_and_aggregate(adj_t, x)
+
+    def _normalise(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
+                   dtype: torch.dtype) -> _Normalised:
+        kept = self._normalised
+        if kept is not None and kept.made_from(edge_index, edge_weight, num_nodes, dtype):
+            return kept
+        self._normalised = None  # the last graph's, no longer needed
+        with torch.no_grad():
+            adjacency, weight = gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops,
+                                         self.flow, dtype)
+            transposed = None
+            if adjacency.layout == torch.sparse_csr and self.aggr in ("add", "sum"):
+                transposed = adjacency.transpose(0, 1).to_sparse_csr()
+        self._normalised = _Normalised(
+            weakref.ref(edge_index), edge_index._version,
+            None if edge_weight is None else weakref.ref(edge_weight),
+            0 if edge_weight is None else edge_weight._version,
+            num_nodes, dtype, adjacency, weight, transposed,
+        )
+        return self._normalised
+
+
+class ReusingGCN(GCN):
+    """``torch_geometric.nn.GCN`` built of :class:`ReusingGCNConv` layers: the registered ``"gcn"`` body.
+
+    The same arguments, parameters and outputs as PyG's ``GCN``
+    (``(x (N, in_channels), edge_index) -> (N, hidden_channels)`` with
+    ``out_channels=None``); each layer normalises a graph once while it is
+    called with it (see :class:`ReusingGCNConv`).
+    """
+
+    def init_conv(self, in_channels: int, out_channels: int, **kwargs: Any) -> ReusingGCNConv:
+        return ReusingGCNConv(in_channels, out_channels, **kwargs)
