@@ -307,12 +307,21 @@ def write_json(path: Path, payload: Any, record: dict[str, Any]) -> None:
 
 def write_csv(frame: pd.DataFrame, path: Path, record: dict[str, Any], **to_csv: Any) -> None:
     """Write ``frame`` to ``path`` (``to_csv`` goes to :meth:`pandas.DataFrame.to_csv`, ``index=False`` unless
-    given) and its provenance beside it, as ``<name>.provenance.json`` (the CSV itself stays plain)."""
+    given; a name ending in ``.xz``, ``.gz`` ... compresses it) and its provenance beside it, as
+    ``<name>.provenance.json`` (not compressed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, **{"index": False, **to_csv})
     sidecar(path).write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
+"""Suffixes by which pandas infers a compressed CSV."""
+
+
 def sidecar(path: Path) -> Path:
-    """Where :func:`write_csv` puts the provenance of the CSV file ``path``: ``<name>.provenance.json``."""
-    return path.with_name(path.stem + ".provenance.json")
+    """Where :func:`write_csv` puts the provenance of the CSV file ``path``: ``<name>.provenance.json``, ``<name>``
+    without ``.csv`` and without a compression suffix (``r.csv.xz`` -> ``r.provenance.json``)."""
+    name = path.name
+    for suffix in COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    return path.with_name(Path(name).stem + ".provenance.json")

@@ -47,7 +47,7 @@ Usage::
     DATA_DIR=../shared/data WORK=/tmp/sweeps bash benchmarks/sweep_parallel.sh adult:stackelberg adult:bilevel-adam
     python benchmarks/sweep_report.py --data-dir ../shared/data --gather /tmp/sweeps/*-*/ --no-train
 
-Writes ``<out>/sweep_<dataset>.csv`` (every checkpoint) with
+Writes ``<out>/sweep_<dataset>.csv.xz`` (every checkpoint, xz-compressed; ``pandas.read_csv`` reads it) with
 ``sweep_<dataset>.json`` (each part's settings, time and
 ``reporting.run_key``: a stored part is reused only when its key matches, so
 the report can be redrawn without retraining) and the provenance in
@@ -145,11 +145,18 @@ def part_key(config, summary: dict, args: argparse.Namespace) -> str:
     return run_key(values, summary, seeds=args.seeds, etas="auto", search=str(EtaSearch()))
 
 
+def checkpoints_file(directory: Path, dataset: str) -> Path:
+    """Where the report keeps every checkpoint of ``dataset``'s parts: ``sweep_<dataset>.csv.xz`` (pandas infers
+    the compression from the name, writing and reading)."""
+    return directory / f"sweep_{dataset}.csv.xz"
+
+
 def _stored(directory: Path, dataset: str, keys: dict[str, str]) -> dict[str, tuple[pd.DataFrame, float, str]]:
     """The parts trained into ``directory`` for ``dataset`` whose stored key is ``keys[label]``: label -> (rows,
     seconds, device). Parts stored with another key, or none (older files), are left out and said so."""
-    path = directory / f"sweep_{dataset}.csv"
-    meta = path.with_suffix(".json")
+    path, meta = checkpoints_file(directory, dataset), directory / f"sweep_{dataset}.json"
+    if not path.exists():
+        path = directory / f"sweep_{dataset}.csv"  # as stored uncompressed
     if not (path.exists() and meta.exists()):
         return {}
     saved = json.loads(meta.read_text())
@@ -177,7 +184,7 @@ def _device_name(device: str) -> str:
 def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, float], dict[str, str], dict]:
     """Every checkpoint of every strategy (reused from disk when the part's key matches), each part's time, device
     and TrainConfig as its results file records it (:func:`reporting.swept`: eta per model)."""
-    path = args.out / f"sweep_{dataset}.csv"
+    path = checkpoints_file(args.out, dataset)
     settings = {"epochs": args.epochs, "seeds": args.seeds, "etas": "auto", "search": str(EtaSearch())}
     data = load_tabular(dataset, args.data_dir)
     summary = data_summary(data)
@@ -222,7 +229,7 @@ def run_sweep(dataset: str, args: argparse.Namespace) -> tuple[pd.DataFrame, dic
         record = provenance(Path(__file__).name, {**settings, "dataset": dataset, "threads": args.threads},
                             configs=rows)
         write_csv(table, path, record, float_format="%.6g")  # 6 digits: the report reads 3
-        write_json(path.with_suffix(".json"), {"settings": {**settings, "parts": order},
+        write_json(args.out / f"sweep_{dataset}.json", {"settings": {**settings, "parts": order},
                                                "part_keys": {label: keys[label] for label in order},
                                                "wall_time_s": seconds, "device": devices}, record)
     return table, seconds, devices, rows

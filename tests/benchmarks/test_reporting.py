@@ -86,6 +86,11 @@ def test_provenance_is_written_into_markdown_json_and_beside_csv(tmp_path):
     assert pd.read_csv(tmp_path / "r.csv")["x"].tolist() == [1, 2]
     assert json.loads((tmp_path / "r.provenance.json").read_text())["command"] == record["command"]
 
+    reporting.write_csv(pd.DataFrame({"x": [3, 4]}), tmp_path / "c.csv.xz", record)
+    assert (tmp_path / "c.csv.xz").read_bytes()[:6] == b"\xfd7zXZ\x00"  # compressed, as the name says
+    assert pd.read_csv(tmp_path / "c.csv.xz")["x"].tolist() == [3, 4]
+    assert json.loads((tmp_path / "c.provenance.json").read_text())["command"] == record["command"]
+
 
 def test_provenance_outside_a_checkout_takes_the_commit_from_the_environment(monkeypatch):
     import subprocess
