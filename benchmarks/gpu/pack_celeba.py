@@ -14,7 +14,7 @@ Output folder (default ``.gpu_data/`` at the repository root, which ``.git/info/
     celeba/identity_CelebA.txt.xz         (when present)
     celeba/images.webp.bin                every image as WebP, concatenated (no per-file padding, unlike tar)
     celeba/images.index.tsv.xz            "<file name>\\t<bytes>\\t<webp|raw>" per image, in the blob's order
-    adult.tar.xz                          each folder named by --also, as an xz-compressed tar
+    adult.tar.xz, bail.tar.xz             each folder named by --also, as an xz-compressed tar
     manifest.json                         image count, WebP quality, sizes and sha256 of images.webp.bin
 
 Usage::
@@ -32,6 +32,7 @@ import json
 import lzma
 import multiprocessing
 import os
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -51,8 +52,8 @@ def parse_args() -> argparse.Namespace:
                         help="the directory holding celeba/ (default $FAIRBINN_DATA)")
     parser.add_argument("--out", type=Path, default=REPO / ".gpu_data", help="output folder (default .gpu_data/)")
     parser.add_argument("--quality", type=int, default=25, help="WebP quality, 1-100 (default 25)")
-    parser.add_argument("--also", nargs="*", default=["adult"],
-                        help="other folders of the data directory to pack as <name>.tar.xz (default: adult)")
+    parser.add_argument("--also", nargs="*", default=["adult", "bail"],
+                        help="other folders of the data directory to pack as <name>.tar.xz (default: adult bail)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="encoding processes")
     args = parser.parse_args()
     if args.data_dir is None:
@@ -117,6 +118,21 @@ def pack(data_dir: Path, out: Path, quality: int, also: list[str], workers: int)
     return manifest
 
 
+TRANSFER_LIMIT = 64 * 2**20
+"""What the GPU machine receives at most: the working tree and the carried .gpu_data together."""
+
+
+def working_tree_bytes(repo: Path = REPO) -> int | None:
+    """Bytes of the files git tracks or would track (untracked, not ignored) in ``repo``; None outside git."""
+    try:
+        listed = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    paths = {repo / name for name in listed.decode().split("\0") if name}
+    return sum(path.stat().st_size for path in paths if path.is_file())
+
+
 def main() -> None:
     args = parse_args()
     start = time.perf_counter()
@@ -129,6 +145,12 @@ def main() -> None:
           f"{manifest['blob_bytes'] / manifest['images']:.0f} bytes each on average) and "
           f"{', '.join(manifest['folders']) or 'no other folder'} into {args.out}: "
           f"{total / 2**20:.2f} MiB in {len(files)} files, {time.perf_counter() - start:.0f} s")
+    tree = working_tree_bytes()
+    if tree is not None:
+        both = tree + total
+        print(f"with the repository's working tree ({tree / 2**20:.2f} MiB) the GPU machine receives "
+              f"{both / 2**20:.2f} MiB of its {TRANSFER_LIMIT / 2**20:.0f} MiB limit"
+              + ("" if both <= TRANSFER_LIMIT else ": too much; the call would be refused"))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,21 @@ def test_pack_names_the_missing_files(tmp_path):
         pack.pack(tmp_path, tmp_path / "packed", quality=25, also=[], workers=1)
 
 
+def test_the_working_tree_counts_what_would_travel(tmp_path):
+    import subprocess
+
+    run = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    run("init", "-q")
+    (tmp_path / "tracked.txt").write_bytes(b"x" * 100)
+    (tmp_path / ".gitignore").write_text("ignored/\n")
+    run("add", "tracked.txt", ".gitignore")
+    (tmp_path / "untracked.txt").write_bytes(b"y" * 30)
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "big.bin").write_bytes(b"z" * 5000)
+    assert pack.working_tree_bytes(tmp_path) == 100 + 30 + len("ignored/\n")
+    assert pack.working_tree_bytes(tmp_path / "ignored" / "nowhere") is None  # not a git checkout
+
+
 def _vision_args(**changes) -> argparse.Namespace:
     values = {"batch_size": 128, "device": "cpu", "paper_game": False, "follower_optimizer": None,
               "budget": None, "confidence": None}
