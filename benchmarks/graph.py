@@ -252,9 +252,12 @@ def main() -> None:
             for backbone in args.backbones:
                 if args.cost_steps and split_seed == args.split_seeds[0] and shard == 0:
                     cost = step_cost(data, backbone, args.cost_steps, dataset_base, sparse=args.sparse_adjacency)
+                    measured = provenance(Path(__file__).name)
                     costs.append({"dataset": name, "backbone": backbone, "device": args.device,
                                   "adjacency": "both" if args.sparse_adjacency else "edge_index",
-                                  "torch": torch.__version__, "steps": args.cost_steps, **cost})
+                                  "torch": torch.__version__, "threads": torch.get_num_threads(),
+                                  "commit": measured["commit"], "date": measured["date"],
+                                  "steps": args.cost_steps, **cost})
                     if args.budgets is not None:
                         cost_log.append(costs[-1])
                     print(f"{name} {backbone}: ERM {cost['erm_step_ms']:.2f} ms/step, bilevel "
@@ -429,6 +432,16 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
     print("\n".join(lines))
 
 
+def measured_with(cost: dict) -> str:
+    """How a step cost was measured, as far as its record says: torch, threads, commit and date."""
+    parts = [f"torch {cost['torch']}"]
+    if "threads" in cost:
+        parts.append(f"{cost['threads']} thread" + ("s" if cost["threads"] != 1 else ""))
+    if "commit" in cost:
+        parts.append(f"commit {cost['commit'][:7]}, {cost['date'][:10]}")
+    return ", ".join(parts)
+
+
 def write_selection_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, record: dict) -> None:
     """``graph_<report>.md`` / ``.json``: one table per selection, rows = backbone x configuration."""
     labels = {label for key, (label, *_) in zip(CONFIG_KEYS, CONFIGURATIONS) if key in args.configs}
@@ -493,7 +506,7 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
             for prefix, adjacency in (("", "edge_index"), ("sparse_", "sparse csr")):
                 if f"{prefix}erm_step_ms" in c:
                     lines.append(
-                        f"| {c['dataset']} | {c['backbone']} | {c['device']} (torch {c['torch']}) | {adjacency} | "
+                        f"| {c['dataset']} | {c['backbone']} | {c['device']} ({measured_with(c)}) | {adjacency} | "
                         f"{c['steps']} | {c[prefix + 'erm_step_ms']:.2f} | {c[prefix + 'bilevel_step_ms']:.2f} | "
                         f"{c[prefix + 'bilevel_over_erm']:.3f} | " + " | ".join(
                             f"{c[k]:.0f}" if k in c else "n/a"

@@ -61,6 +61,9 @@ PARTS=(
   # NBA split seeds 1-5 x 3 seeds (150 runs, 6575 s of training recorded: about 44 s each, one thread, beside one
   # other process)
   "graph_nba_splits|111|\$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 1 2 3 4 5 --seeds 3 --configs lagrangian default --surrogate rate --budgets 0.05 --report nba_splits --cost-steps 0 --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets nba --backbones gcn gat --split-seeds 1 2 3 4 5 --seeds 3 --configs erm lagrangian default --budgets 0.05 --report nba_splits --cost-steps 0 --out \$OUT_DIR"
+  # Bail's step costs, GCN/GAT/GraphSAGE on both adjacencies, 3 steps per block, 2 threads, alone on the machine
+  # (graph_bail's tables show the latest of each backbone and device; estimate)
+  "graph_bail_costs|4|\$PYTHON benchmarks/graph.py --datasets bail --backbones gcn gat sage --seeds 0 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 3 --threads 2 --out \$OUT_DIR"
   # Bail, GCN and GraphSAGE, sparse adjacency: the rate-surrogate and all-nodes rows, then the tables (estimate:
   # 80 runs at about 2.5 min each, one thread)
   "graph_bail|200|\$PYTHON benchmarks/graph.py --datasets bail --backbones gcn sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --configs lagrangian default --surrogate rate --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets bail --backbones gcn sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --configs lagrangian default --fairness-nodes all --out \$OUT_DIR && \$PYTHON benchmarks/graph.py --datasets bail --backbones gcn sage --seeds 5 --budgets 0.03 0.05 --report bail --sparse-adjacency --cost-steps 0 --out \$OUT_DIR"

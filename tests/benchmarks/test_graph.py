@@ -1,4 +1,5 @@
-"""benchmarks/graph.py: the TrainConfig listed for every row of a report, including rows other invocations trained."""
+"""benchmarks/graph.py: the TrainConfig listed for every row of a report, including rows other invocations trained;
+how a step cost was measured."""
 
 import sys
 from pathlib import Path
@@ -30,3 +31,11 @@ def test_row_configs_adds_each_logged_row_from_its_first_run():
     # split seed 1 before 2, then training seed 0 before 1: the run with epochs=7
     assert rows["nba, gcn: Lagrangian, eta 1000, rate surrogate"] == rate.replace(seed=0, epochs=7).to_dict()
     assert rows["nba, gcn: Lagrangian, eta 1000, rate surrogate"]["surrogate"] == "rate"
+
+
+def test_a_step_cost_says_how_it_was_measured_as_far_as_its_record_knows():
+    earlier = {"torch": "2.11.0+cu130"}
+    assert graph.measured_with(earlier) == "torch 2.11.0+cu130"
+    now = {"torch": "2.14.1+cu130", "threads": 2, "commit": "77386e2abcdef0123", "date": "2026-12-06T11:30:00+00:00"}
+    assert graph.measured_with(now) == "torch 2.14.1+cu130, 2 threads, commit 77386e2, 2026-12-06"
+    assert graph.measured_with({**now, "threads": 1}).startswith("torch 2.14.1+cu130, 1 thread, ")
