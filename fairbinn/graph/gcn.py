@@ -54,11 +54,13 @@ class _Normalised:
     weight_version: int
     num_nodes: int
     dtype: torch.dtype
+    settings: tuple
     adjacency: Tensor
     weight: Optional[Tensor]
     transposed: Optional[Tensor]
 
-    def made_from(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int, dtype: torch.dtype) -> bool:
+    def made_from(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int, dtype: torch.dtype,
+                  settings: tuple) -> bool:
         if self.edge_index() is not edge_index or edge_index._version != self.edge_version:
             return False
         if (self.edge_weight is None) != (edge_weight is None):
@@ -68,7 +70,7 @@ class _Normalised:
             return False
         if self.adjacency.is_inference() and not torch.is_inference_mode_enabled():
             return False  # made under torch.inference_mode, which autograd cannot save for a backward pass
-        return num_nodes == self.num_nodes and dtype == self.dtype
+        return num_nodes == self.num_nodes and dtype == self.dtype and settings == self.settings
 
 
 class ReusingGCNConv(GCNConv):
@@ -80,7 +82,8 @@ class ReusingGCNConv(GCNConv):
     graph is kept and reused while the layer is called with the same
     ``edge_index`` tensor (a ``(2, E)`` index or a torch sparse adjacency),
     not modified in place, the same ``edge_weight`` tensor (or none), the
-    same number of nodes and the same feature dtype; any other graph is
+    same number of nodes, the same feature dtype and the same ``improved``,
+    ``add_self_loops`` and ``flow`` settings; any other graph is
     normalised afresh and replaces it. Edge weights that need a gradient,
     tensors made under ``torch.inference_mode`` (which keep no version
     counter), ``torch_sparse.SparseTensor`` adjacencies and ``cached=True``
@@ -122,8 +125,8 @@ class ReusingGCNConv(GCNConv):
 
     def _normalise(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
                    dtype: torch.dtype) -> _Normalised:
-        kept = self._normalised
-        if kept is not None and kept.made_from(edge_index, edge_weight, num_nodes, dtype):
+        kept, settings = self._normalised, (self.improved, self.add_self_loops, self.flow)
+        if kept is not None and kept.made_from(edge_index, edge_weight, num_nodes, dtype, settings):
             return kept
         self._normalised = None  # the last graph's, no longer needed
         with torch.no_grad():
@@ -136,7 +139,7 @@ class ReusingGCNConv(GCNConv):
             weakref.ref(edge_index), edge_index._version,
             None if edge_weight is None else weakref.ref(edge_weight),
             0 if edge_weight is None else edge_weight._version,
-            num_nodes, dtype, adjacency, weight, transposed,
+            num_nodes, dtype, settings, adjacency, weight, transposed,
         )
         return self._normalised
 

@@ -70,6 +70,9 @@ def test_the_normalised_adjacency_is_kept_for_the_same_graph_only():
     # and so are new edge weights
     weights = torch.rand(other_edges.shape[1])
     torch.testing.assert_close(conv(other_x, other_edges, weights), reference(other_x, other_edges, weights))
+    # and a setting of the normalisation changed on the layer
+    conv.improved = reference.convs[0].improved = True
+    torch.testing.assert_close(conv(other_x, other_edges, weights), reference(other_x, other_edges, weights))
 
 
 def test_edge_weights_that_need_a_gradient_get_one():
