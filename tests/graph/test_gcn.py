@@ -140,3 +140,22 @@ def test_a_graph_made_under_inference_mode_is_normalised_at_each_call():
         made_here = edge_index.clone()  # no version counter: nothing to tell an in-place change by
         torch.testing.assert_close(ours(x, made_here), pyg(x, made_here))
         assert all(conv._normalised is None for conv in ours.convs)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_training_gives_the_parameters_and_records_of_pyg_gcn(sparse):
+    from fairbinn.graph import pokec_like_graph, run_graph
+
+    graph = pokec_like_graph(300, num_features=32, labelled_fraction=1.0, label_number=60, seed=0)
+    results = []
+    for body_class in (GCN, ReusingGCN):
+        torch.manual_seed(0)
+        body = body_class(32, 64, 2, dropout=0.5)
+        results.append(run_graph(graph, backbone=body, sparse_adjacency=sparse, strategy="bilevel", epochs=15,
+                                 progress=False, seed=0))
+    pyg, ours = results
+    for a, b in zip(pyg.model.state_dict().values(), ours.model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    for a, b in zip(pyg.history, ours.history):  # every epoch's losses and validation metrics
+        torch.testing.assert_close(b["train_bce"], a["train_bce"], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b["val_soft_dp"], a["val_soft_dp"], rtol=1e-5, atol=1e-6)
