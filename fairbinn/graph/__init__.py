@@ -17,6 +17,7 @@ from .backbones import (
     residual_gat,
 )
 from .dataset import FullGraph, GraphDataset, check_graph
+from .gat import ReusingGAT, ReusingGATConv
 from .gcn import ReusingGCN, ReusingGCNConv
 from .datasets import (
     GRAPH_DATASETS,
@@ -53,6 +54,8 @@ __all__ = [
     "residual_gat",
     "ReusingGCN",
     "ReusingGCNConv",
+    "ReusingGAT",
+    "ReusingGATConv",
     "register_gnn_body",
     "create_gnn_body",
     "list_gnn_bodies",

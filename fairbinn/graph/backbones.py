@@ -11,6 +11,7 @@ from ..core.fairness_layers import create_fairness_layer
 from ..core.model import FairModel
 from ..core.registry import Registry
 from ..core.saving import records_build
+from .gat import ReusingGAT
 from .gcn import ReusingGCN
 
 __all__ = [
@@ -28,7 +29,8 @@ GNNBodyFactory = Callable[..., nn.Module]
 def residual_gat(in_channels: int, hidden_channels: int, num_layers: int, *, dropout: float = 0.0,
                  residual: bool = True, **kwargs: Any) -> GAT:
     """``torch_geometric.nn.GAT`` whose attention layers add a linear projection of each node's own input
-    (``GATConv(residual=True)``): the registered "gat" body.
+    (``GATConv(residual=True)``): the registered "gat" body. Its layers aggregate with sparse matrix
+    products (:class:`~fairbinn.graph.gat.ReusingGAT`), with PyG's GAT's parameters and outputs.
 
     Without it, a GAT layer's output is a convex combination of neighbour
     messages; on a dense graph (NBA: 41 neighbours per node on average) the
@@ -37,7 +39,7 @@ def residual_gat(in_channels: int, hidden_channels: int, num_layers: int, *, dro
     into a constant classifier in 8 of 15 NBA runs (see docs/graphs.md).
     ``residual=False`` gives PyG's plain GAT.
     """
-    return GAT(in_channels, hidden_channels, num_layers, dropout=dropout, residual=residual, **kwargs)
+    return ReusingGAT(in_channels, hidden_channels, num_layers, dropout=dropout, residual=residual, **kwargs)
 
 
 _BODIES: Registry[GNNBodyFactory] = Registry("GNN body", {"gcn": ReusingGCN, "gat": residual_gat})
@@ -89,7 +91,9 @@ def create_gnn_body(
     convolutions, ReLU and dropout between them, no activation after the last
     (as FairGNN's bodies). GCN and GAT add self-loops themselves. ``"gcn"``
     is :class:`~fairbinn.graph.gcn.ReusingGCN`, PyG's GCN whose layers
-    normalise a graph's adjacency once while they are called with it. ``"gat"``'s
+    normalise a graph's adjacency once while they are called with it;
+    ``"gat"``'s layers aggregate with sparse products
+    (:class:`~fairbinn.graph.gat.ReusingGAT`). ``"gat"``'s
     attention layers have a residual projection of each node's own input
     (:func:`residual_gat`; ``residual=False`` for PyG's plain GAT), and its
     dropout applies to the attention coefficients too (PyG's GAT). ``kwargs``

@@ -16,7 +16,6 @@ pass multiplies by, which torch otherwise converts afresh on every backward.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -25,6 +24,8 @@ from torch import Tensor
 from torch_geometric.nn import GCN, GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import SparseTensor
+
+from .graph_cache import GraphKey, KeepsGraphWork, made_under_inference
 
 __all__ = ["ReusingGCNConv", "ReusingGCN"]
 
@@ -46,34 +47,18 @@ class _TransposedProduct(torch.autograd.Function):
 
 @dataclass
 class _Normalised:
-    """A graph's normalised adjacency and what identifies the graph it came from."""
+    """A graph's normalised adjacency (and edge weights, and the transposed adjacency of a sparse one)."""
 
-    edge_index: weakref.ref
-    edge_version: int
-    edge_weight: Optional[weakref.ref]
-    weight_version: int
-    num_nodes: int
-    dtype: torch.dtype
-    settings: tuple
+    key: GraphKey
     adjacency: Tensor
     weight: Optional[Tensor]
     transposed: Optional[Tensor]
 
-    def made_from(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int, dtype: torch.dtype,
-                  settings: tuple) -> bool:
-        if self.edge_index() is not edge_index or edge_index._version != self.edge_version:
-            return False
-        if (self.edge_weight is None) != (edge_weight is None):
-            return False
-        if edge_weight is not None and (self.edge_weight() is not edge_weight
-                                        or edge_weight._version != self.weight_version):
-            return False
-        if self.adjacency.is_inference() and not torch.is_inference_mode_enabled():
-            return False  # made under torch.inference_mode, which autograd cannot save for a backward pass
-        return num_nodes == self.num_nodes and dtype == self.dtype and settings == self.settings
+    def reusable(self) -> bool:
+        return not made_under_inference(self.adjacency)
 
 
-class ReusingGCNConv(GCNConv):
+class ReusingGCNConv(KeepsGraphWork, GCNConv):
     """``torch_geometric.nn.GCNConv`` that normalises each graph once while it is called with it.
 
     The same arguments, parameters, state dict and outputs as ``GCNConv``
@@ -92,23 +77,14 @@ class ReusingGCNConv(GCNConv):
     pickled.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._normalised: Optional[_Normalised] = None
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_normalised"] = None
-        return state
-
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        self._normalised = None
+        self._kept = None
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None) -> Tensor:
         if (not self.normalize or self.cached or isinstance(x, (tuple, list)) or not isinstance(edge_index, Tensor)
-                or isinstance(edge_index, SparseTensor) or edge_index.is_inference()
-                or (edge_weight is not None and (edge_weight.requires_grad or edge_weight.is_inference()))):
+                or isinstance(edge_index, SparseTensor) or not GraphKey.trackable(edge_index, edge_weight)
+                or (edge_weight is not None and edge_weight.requires_grad)):
             return super().forward(x, edge_index, edge_weight)
         normalised = self._normalise(edge_index, edge_weight, x.size(self.node_dim), x.dtype)
         x = self.lin(x)
@@ -118,30 +94,26 @@ class ReusingGCNConv(GCNConv):
         return out
 
     def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
-        normalised = self._normalised
+        normalised = self._kept
         if normalised is not None and normalised.transposed is not None and adj_t is normalised.adjacency:
             return _TransposedProduct.apply(x, adj_t, normalised.transposed)
         return super().message_and_aggregate(adj_t, x)
 
     def _normalise(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
                    dtype: torch.dtype) -> _Normalised:
-        kept, settings = self._normalised, (self.improved, self.add_self_loops, self.flow)
-        if kept is not None and kept.made_from(edge_index, edge_weight, num_nodes, dtype, settings):
+        settings = (self.improved, self.add_self_loops, self.flow)
+        kept = self.kept_for(edge_index, edge_weight, num_nodes, dtype, settings)
+        if kept is not None:
             return kept
-        self._normalised = None  # the last graph's, no longer needed
         with torch.no_grad():
             adjacency, weight = gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops,
                                          self.flow, dtype)
             transposed = None
             if adjacency.layout == torch.sparse_csr and self.aggr in ("add", "sum"):
                 transposed = adjacency.transpose(0, 1).to_sparse_csr()
-        self._normalised = _Normalised(
-            weakref.ref(edge_index), edge_index._version,
-            None if edge_weight is None else weakref.ref(edge_weight),
-            0 if edge_weight is None else edge_weight._version,
-            num_nodes, dtype, settings, adjacency, weight, transposed,
-        )
-        return self._normalised
+        self._kept = _Normalised(GraphKey.of(edge_index, edge_weight, num_nodes, dtype, settings), adjacency, weight,
+                                 transposed)
+        return self._kept
 
 
 class ReusingGCN(GCN):

@@ -51,19 +51,19 @@ def test_same_outputs_and_gradients_as_pyg_gcn_over_repeated_calls(layout):
                 p -= 0.1 * p.grad
 
 
-def test_the_normalised_adjacency_is_kept_for_the_same_graph_only():
+def test_the_kept_adjacency_is_kept_for_the_same_graph_only():
     x, edge_index = _graph()
     conv = ReusingGCNConv(5, 4)
     conv(x, edge_index)
-    kept = conv._normalised
+    kept = conv._kept
     conv(x, edge_index)
-    assert conv._normalised is kept
+    assert conv._kept is kept
     other_x, other_edges = _graph(seed=1, n=20, e=50)
     reference = GCN(5, 4, 1)
     reference.convs[0].load_state_dict(conv.state_dict())
     # another graph (what PyG's cached=True would get wrong) is normalised afresh
     torch.testing.assert_close(conv(other_x, other_edges), reference(other_x, other_edges))
-    assert conv._normalised is not kept
+    assert conv._kept is not kept
     # the same tensor changed in place is another graph too
     other_edges[1, :10] = torch.arange(10)
     torch.testing.assert_close(conv(other_x, other_edges), reference(other_x, other_edges))
@@ -83,7 +83,7 @@ def test_edge_weights_that_need_a_gradient_get_one():
         weights = torch.rand(edge_index.shape[1], generator=torch.Generator().manual_seed(3)).requires_grad_()
         model(x, edge_index, weights).sum().backward()
         grads.append(weights.grad)
-    assert ours.convs[0]._normalised is None  # PyG's own path
+    assert ours.convs[0]._kept is None  # PyG's own path
     torch.testing.assert_close(grads[1], grads[0])
 
 
@@ -123,7 +123,7 @@ def test_copies_and_pickles_keep_the_weights_and_drop_the_graph():
     torch.save(ours, buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=False)
-    assert all(conv._normalised is None for conv in loaded.convs)
+    assert all(conv._kept is None for conv in loaded.convs)
     torch.testing.assert_close(loaded(x, edge_index), expected)
 
 
@@ -133,13 +133,13 @@ def test_the_gcn_body_is_the_reusing_gcn():
     assert all(isinstance(conv, ReusingGCNConv) for conv in body.convs)
 
 
-def test_a_graph_made_under_inference_mode_is_normalised_at_each_call():
+def test_a_graph_made_under_inference_mode_is_kept_at_each_call():
     x, edge_index = _graph()
     pyg, ours = _pair()
     with torch.inference_mode():
         made_here = edge_index.clone()  # no version counter: nothing to tell an in-place change by
         torch.testing.assert_close(ours(x, made_here), pyg(x, made_here))
-        assert all(conv._normalised is None for conv in ours.convs)
+        assert all(conv._kept is None for conv in ours.convs)
 
 
 @pytest.mark.parametrize("sparse", [False, True])
