@@ -24,8 +24,9 @@
 #      (benchmarks/graph.py --shard), in GRAPH_WORK (/tmp/bail_gat); the runs they finish ->
 #      $OUT/graph_runs_bail_gat.jsonl, their output -> $OUT/bail_gat_shards.log.
 #      Append that file to benchmarks/results/graph_runs.jsonl, then `bash benchmarks/run_all.sh --only
-#      graph_bail_gat` writes the tables, training what is still missing. About 100 s per run with 10 sharing an
-#      H200: 40 runs in 3 rounds take about 7 minutes, too long beside steps 3-4 in one slot.
+#      graph_bail_gat` writes the tables, training what is still missing. Earlier Bail GAT runs (PyG's
+#      aggregation) took 87-109 s each with 8-15 sharing an H200: 40 runs in 3 rounds, about 7 minutes, too long
+#      beside steps 3-4 in one slot. On one CPU thread a run takes about 7 minutes.
 # Everything printed also goes to $OUT/run_gpu.log.
 #
 # Settings (environment variables): DEVICE (cuda), DATA (/tmp/data), CACHE (/tmp/fairbinn_cache), EPOCHS (10),
