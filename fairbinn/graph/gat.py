@@ -93,7 +93,10 @@ class _PatternDot(torch.autograd.Function):
         ctx.save_for_backward(a, b)
         ctx.pattern = pattern
         where = pattern.matrix(a.new_zeros(pattern.row.numel()))
-        return torch.sparse.sampled_addmm(where, a, b.t(), beta=0.0).values()
+        try:
+            return torch.sparse.sampled_addmm(where, a, b.t(), beta=0.0).values()
+        except (RuntimeError, NotImplementedError):  # a device or dtype without the kernel: gather both ends
+            return (a[pattern.row] * b[pattern.col]).sum(-1)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple:
