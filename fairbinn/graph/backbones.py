@@ -30,14 +30,15 @@ def residual_gat(in_channels: int, hidden_channels: int, num_layers: int, *, dro
                  residual: bool = True, **kwargs: Any) -> GAT:
     """``torch_geometric.nn.GAT`` whose attention layers add a linear projection of each node's own input
     (``GATConv(residual=True)``): the registered "gat" body. Its layers aggregate with sparse matrix
-    products (:class:`~fairbinn.graph.gat.ReusingGAT`), with PyG's GAT's parameters and outputs.
+    products (:class:`~fairbinn.graph.gat.ReusingGAT`): PyG's GAT's parameters and, up to float rounding,
+    outputs.
 
     Without it, a GAT layer's output is a convex combination of neighbour
     messages; on a dense graph (NBA: 41 neighbours per node on average) the
     node representations then differ by about 3% of their norm at
     initialisation (GCN's by 24%), and at the paper's lr 1e-2 training fell
     into a constant classifier in 8 of 15 NBA runs (see docs/graphs.md).
-    ``residual=False`` gives PyG's plain GAT.
+    ``residual=False`` gives the plain GAT (no residual projection).
     """
     return ReusingGAT(in_channels, hidden_channels, num_layers, dropout=dropout, residual=residual, **kwargs)
 
@@ -95,7 +96,7 @@ def create_gnn_body(
     ``"gat"``'s layers aggregate with sparse products
     (:class:`~fairbinn.graph.gat.ReusingGAT`). ``"gat"``'s
     attention layers have a residual projection of each node's own input
-    (:func:`residual_gat`; ``residual=False`` for PyG's plain GAT), and its
+    (:func:`residual_gat`; ``residual=False`` for the plain GAT), and its
     dropout applies to the attention coefficients too (PyG's GAT). ``kwargs``
     go to the factory (e.g. ``heads=2`` for GAT).
     """
