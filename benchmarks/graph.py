@@ -78,8 +78,8 @@ from fairbinn.graph import BAIL_SETTINGS, PAPER_GRAPH_SETTINGS, load_graph, pape
 from fairbinn.graph.datasets import GRAPH_DATASETS
 from fairbinn.graph.fairgnn_files import check_published
 from fairbinn.core.datadir import resolve_data_dir
-from reporting import (RunLog, config_dict, data_summary, interleaved_step_seconds, keyed_run_log, mean_std_tables,
-                       provenance, run_key, write_json, write_markdown)
+from reporting import (RunLog, commits_of, config_dict, data_summary, interleaved_step_seconds, keyed_run_log,
+                       made_at, mean_std_tables, provenance, run_key, write_json, write_markdown)
 from torch_geometric.nn import GraphSAGE
 
 register_gnn_body("sage", GraphSAGE, overwrite=True)  # any PyG model: here GraphSAGE (mean aggregation)
@@ -252,12 +252,10 @@ def main() -> None:
             for backbone in args.backbones:
                 if args.cost_steps and split_seed == args.split_seeds[0] and shard == 0:
                     cost = step_cost(data, backbone, args.cost_steps, dataset_base, sparse=args.sparse_adjacency)
-                    measured = provenance(Path(__file__).name)
                     costs.append({"dataset": name, "backbone": backbone, "device": args.device,
                                   "adjacency": "both" if args.sparse_adjacency else "edge_index",
                                   "torch": torch.__version__, "threads": torch.get_num_threads(),
-                                  "commit": measured["commit"], "date": measured["date"],
-                                  "steps": args.cost_steps, **cost})
+                                  **made_at(Path(__file__).name), "steps": args.cost_steps, **cost})
                     if args.budgets is not None:
                         cost_log.append(costs[-1])
                     print(f"{name} {backbone}: ERM {cost['erm_step_ms']:.2f} ms/step, bilevel "
@@ -359,7 +357,7 @@ def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, a
         "wall_time_s": result.extra["wall_time_s"], "device": args.device, "torch": torch.__version__,
         "adjacency": result.extra["adjacency"], "fairness_nodes": result.extra["fairness_nodes"],
         "split": {k: result.extra["dataset"][k]["nodes"] for k in ("train", "val", "test")},
-        "test": result.test, "val": result.val, "budget_met": result.budget_met,
+        "test": result.test, "val": result.val, "budget_met": result.budget_met, **made_at(Path(__file__).name),
     }
     if args.budgets is not None:
         record["selections"] = selections(result.history, args.budgets)
@@ -406,7 +404,8 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
         "DP: demographic parity difference; EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the true-positive-rate gap that FairGNN and FairBiNN call 'EO'); soft DP: gap of "
         "mean predicted probability.",
-        f"Device {args.device}, {args.threads} thread(s); the TrainConfig of each row (its first seed's) above.",
+        f"Device {args.device}, {args.threads} thread(s); the TrainConfig of each row (its first seed's) above. "
+        f"Runs trained at: {commits_of(records)}.",
         "",
     ]
     tables, summary = mean_std_tables(frame, section="section", row="label", metrics=METRICS,
@@ -476,7 +475,8 @@ def write_selection_tables(records: list[dict], costs: list[dict], args: argpars
         "DP: demographic parity difference (SP gap); EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the TPR gap that FairGNN, NIFTY and PyGDebias call 'EO'); soft DP: gap of mean predicted "
         "probability; F1 of the positive class.",
-        f"Devices (and the adjacency the body was given): {', '.join(devices)}. Rows ending in ', rate surrogate' "
+        f"Devices (and the adjacency the body was given): {', '.join(devices)}. Runs trained at: "
+        f"{commits_of(wanted)}. Rows ending in ', rate surrogate' "
         "or ', DP on all nodes' are runs of the same log trained with `--configs lagrangian default --surrogate "
         "rate` / `--fairness-nodes all` (the command above writes the tables; the TrainConfigs above are every "
         "row's, each its first run's); the step costs come from `graph_costs.jsonl`, measured with "

@@ -66,7 +66,7 @@ import sys
 import time
 from pathlib import Path
 
-from reporting import keyed_run_log, provenance, run_key, write_json, write_markdown
+from reporting import commits_of, keyed_run_log, made_at, provenance, run_key, write_json, write_markdown
 
 MODES = ("full", "mini")
 BAIL_NODES = 18_876
@@ -298,8 +298,7 @@ def main() -> None:
             record = {"status": "not run", "reason": "no neighbour-sampling backend (pyg-lib or torch-sparse)"}
         else:
             print(f"{size} nodes, {mode}: running ...", flush=True)
-            timed = provenance(Path(__file__).name)
-            record = {**run_one(settings, args.timeout), "commit": timed["commit"], "date": timed["date"]}
+            record = {**run_one(settings, args.timeout), **made_at(Path(__file__).name)}
         record = {"run_key": key, "size": size, "mode": mode, "settings": settings,
                   "config": train_config(settings).to_dict(), **record}
         if record["status"] == "ok":
@@ -325,17 +324,6 @@ def _fmt(value, digits: int = 2) -> str:
 
 def _count(value) -> str:
     return "–" if value is None else f"{value:,}"
-
-
-def timed_at(records: list[dict]) -> str:
-    """The commits and dates the timed rows of ``records`` were measured at, with how many rows each."""
-    counts: dict[str, int] = {}
-    for r in records:
-        if r["status"] == "ok":
-            when = (f"commit {r['commit'][:7]}, {r['date'][:10]}" if "commit" in r
-                    else "an earlier commit (not recorded)")
-            counts[when] = counts.get(when, 0) + 1
-    return "; ".join(f"{when} ({n} row{'s' if n != 1 else ''})" for when, n in counts.items()) or "no row timed"
 
 
 def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> None:
@@ -377,7 +365,7 @@ def write_report(records: list[dict], info: dict, args: argparse.Namespace) -> N
         lines.append(f"| {r['size']:,} | {_count(graph.get('undirected_edges'))} | {_count(graph.get('train_nodes'))} | "
                      f"{r['settings'].get('backbone', 'gcn')} | {r['settings']['strategy']} | {r['mode']} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "Timed at: " + timed_at(records) + " (a row whose configuration the run log already holds is "
+    lines += ["", "Timed at: " + commits_of(records) + " (a row whose configuration the run log already holds is "
               "reused, not timed again; the load average above is this invocation's)."]
     generation = {r["size"]: r for r in records if r["status"] == "ok"}
     if generation and args.graph == "pokec_like":

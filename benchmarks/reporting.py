@@ -177,6 +177,25 @@ def swept(config: Any, etas: Any) -> dict[str, Any]:
     return values
 
 
+def commits_of(records: list[dict], done: str = "ok") -> str:
+    """The commits and dates that ``records`` (run-log records that keep ``commit`` and ``date`` when they were
+    made; those with a ``status`` other than ``done`` are left out) were made at, with how many each."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("status", done) != done:
+            continue
+        when = (f"commit {r['commit'][:7]}, {r['date'][:10]}" if "commit" in r
+                else "an earlier commit (not recorded)")
+        counts[when] = counts.get(when, 0) + 1
+    return "; ".join(f"{when} ({n} run{'s' if n != 1 else ''})" for when, n in counts.items()) or "none"
+
+
+def made_at(script: str) -> dict[str, str]:
+    """The ``commit`` and ``date`` to keep in a run-log record made now (see :func:`commits_of`)."""
+    record = provenance(script)
+    return {"commit": record["commit"], "date": record["date"]}
+
+
 def keyed_run_log(path: Path, keep: Callable[[dict], bool] = lambda record: True) -> RunLog:
     """A :class:`RunLog` whose records are identified by their ``"run_key"`` (:func:`run_key`); lines written
     without one (by older versions of the scripts) are ignored, and their runs trained again."""
