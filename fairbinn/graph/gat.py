@@ -116,7 +116,7 @@ class _Edges:
     target: Tensor
     ptr: Optional[Tensor]  # the targets' CSR pointers when the graph came as a sparse adjacency (GATConv uses them)
     to_pattern: Optional[Tensor]  # the edges in the pattern's order (None: already in it)
-    pattern: _Pattern
+    pattern: Optional[_Pattern]  # None: repeated edges, which GATConv attends to one by one (its own path)
 
     def reusable(self) -> bool:
         return not made_under_inference(self.source, self.target)
@@ -150,7 +150,7 @@ class ReusingGATConv(KeepsGraphWork, GATConv):
                 or self.lin is None or not GraphKey.trackable(edge_index)):
             return super().forward(x, edge_index, edge_attr, size, return_attention_weights)
         edges = self._edges(edge_index, x.size(0), x.dtype)
-        if edges is None:
+        if edges is None or edges.pattern is None:
             return super().forward(x, edge_index, edge_attr, size, return_attention_weights)
         heads, channels = self.heads, self.out_channels
         res = self.res(x) if self.res is not None else None
@@ -192,10 +192,9 @@ class ReusingGATConv(KeepsGraphWork, GATConv):
                 source, target = edges[0], edges[1]
             order = torch.argsort(target * num_nodes + source, stable=True)
             row, col = target[order], source[order]
-            if bool(((row[1:] == row[:-1]) & (col[1:] == col[:-1])).any()):
-                return None  # repeated edges: GATConv attends to each copy
+            repeated = bool(((row[1:] == row[:-1]) & (col[1:] == col[:-1])).any())
             in_order = bool(torch.equal(order, torch.arange(order.numel(), device=order.device)))
-            pattern = _Pattern(row, col, num_nodes)
+            pattern = None if repeated else _Pattern(row, col, num_nodes)
         self._kept = _Edges(GraphKey.of(edge_index, None, num_nodes, dtype, settings), source, target, ptr,
                             None if in_order else order, pattern)
         return self._kept
