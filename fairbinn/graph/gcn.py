@@ -10,8 +10,9 @@ every pass). :class:`ReusingGCNConv` keeps the normalised adjacency while it is
 called with the same adjacency tensor, unchanged (the same object at the same
 version counter, and the same edge weights), and normalises again when it is
 given another graph, so a trained model stays correct on any graph. With a
-sparse CSR adjacency it also keeps the transposed matrix that the backward
-pass multiplies by, which torch otherwise converts afresh on every backward.
+sparse CSR adjacency it also keeps the adjacency's sparsity pattern, so that
+the backward pass multiplies by the transpose without converting it afresh
+(:mod:`~fairbinn.graph.sparse_products`).
 """
 
 from __future__ import annotations
@@ -26,33 +27,19 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import SparseTensor
 
 from .graph_cache import GraphKey, KeepsGraphWork, made_under_inference
+from .sparse_products import Pattern, pattern_matmul
 
 __all__ = ["ReusingGCNConv", "ReusingGCN"]
 
 
-class _TransposedProduct(torch.autograd.Function):
-    """``adj @ x`` for a constant sparse CSR ``adj`` whose transpose is given, so the backward need not build it."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, adj: Tensor, adj_transposed: Tensor) -> Tensor:
-        ctx.save_for_backward(adj_transposed)
-        return torch.sparse.mm(adj, x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
-        (adj_transposed,) = ctx.saved_tensors
-        # a differentiable product, so that a second derivative (Hessian-vector products) goes through it too
-        return torch.sparse.mm(adj_transposed, grad), None, None
-
-
 @dataclass
 class _Normalised:
-    """A graph's normalised adjacency (and edge weights, and the transposed adjacency of a sparse one)."""
+    """A graph's normalised adjacency (and edge weights; and the sparsity pattern of a sparse one)."""
 
     key: GraphKey
     adjacency: Tensor
     weight: Optional[Tensor]
-    transposed: Optional[Tensor]
+    pattern: Optional[Pattern]
 
     def reusable(self) -> bool:
         return not made_under_inference(self.adjacency)
@@ -95,8 +82,8 @@ class ReusingGCNConv(KeepsGraphWork, GCNConv):
 
     def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
         normalised = self._kept
-        if normalised is not None and normalised.transposed is not None and adj_t is normalised.adjacency:
-            return _TransposedProduct.apply(x, adj_t, normalised.transposed)
+        if normalised is not None and normalised.pattern is not None and adj_t is normalised.adjacency:
+            return pattern_matmul(normalised.pattern, adj_t.values(), x)
         return super().message_and_aggregate(adj_t, x)
 
     def _normalise(self, edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int,
@@ -108,11 +95,13 @@ class ReusingGCNConv(KeepsGraphWork, GCNConv):
         with torch.no_grad():
             adjacency, weight = gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops,
                                          self.flow, dtype)
-            transposed = None
+            pattern = None
             if adjacency.layout == torch.sparse_csr and self.aggr in ("add", "sum"):
-                transposed = adjacency.transpose(0, 1).to_sparse_csr()
+                crow = adjacency.crow_indices()
+                rows = torch.repeat_interleave(torch.arange(num_nodes, device=crow.device), crow.diff())
+                pattern = Pattern(rows, adjacency.col_indices(), num_nodes)
         self._kept = _Normalised(GraphKey.of(edge_index, edge_weight, num_nodes, dtype, settings), adjacency, weight,
-                                 transposed)
+                                 pattern)
         return self._kept
 
 

@@ -146,18 +146,3 @@ def test_training_gives_the_parameters_and_records_of_pyg_gat(sparse):
         torch.testing.assert_close(b["train_bce"], a["train_bce"], **TOL)
         torch.testing.assert_close(b["val_soft_dp"], a["val_soft_dp"], **TOL)
 
-
-def test_the_pattern_dot_gathers_where_sampled_addmm_is_missing(monkeypatch):
-    from fairbinn.graph import gat
-
-    x, edge_index = _simple_graph()
-    pattern = gat._Pattern(edge_index[0], edge_index[1], 30)  # coalesce sorts by row, then column
-    a, b = torch.randn(30, 4), torch.randn(30, 4)
-    expected = (a[edge_index[0]] * b[edge_index[1]]).sum(-1)
-    torch.testing.assert_close(gat.pattern_dot(pattern, a, b), expected)
-
-    def missing(*args, **kwargs):
-        raise NotImplementedError("no sampled_addmm here")
-
-    monkeypatch.setattr(torch.sparse, "sampled_addmm", missing)
-    torch.testing.assert_close(gat.pattern_dot(pattern, a, b), expected)
