@@ -1,14 +1,11 @@
-import copy
-import io
-
 import pytest
 import torch
 from torch_geometric.nn import GAT
 from torch_geometric.utils import coalesce
 
-from fairbinn.graph import ReusingGAT, ReusingGATConv, create_gnn_body, pokec_like_graph, run_graph
+from fairbinn.graph import ReusingGAT, ReusingGATConv, create_gnn_body
 
-from test_gcn import _adjacencies, _grads, _graph
+from test_gcn import _adjacencies, _grads, _graph, check_copies_and_pickles, train_both
 
 TOL = dict(rtol=1e-4, atol=1e-5)
 
@@ -110,15 +107,7 @@ def test_second_derivatives_match_pyg_gat(layout):
 
 def test_copies_and_pickles_keep_the_weights_and_drop_the_graph():
     x, edge_index = _simple_graph()
-    _, ours = _pair(dropout=0.0)
-    expected = ours(x, edge_index)
-    torch.testing.assert_close(copy.deepcopy(ours)(x, edge_index), expected)
-    buffer = io.BytesIO()
-    torch.save(ours, buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, weights_only=False)
-    assert all(conv._kept is None for conv in loaded.convs)
-    torch.testing.assert_close(loaded(x, edge_index), expected)
+    check_copies_and_pickles(_pair(dropout=0.0)[1], x, edge_index)
 
 
 def test_the_gat_body_is_the_reusing_gat():
@@ -129,14 +118,7 @@ def test_the_gat_body_is_the_reusing_gat():
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_training_gives_the_parameters_and_records_of_pyg_gat(sparse):
-    graph = pokec_like_graph(300, num_features=32, labelled_fraction=1.0, label_number=60, seed=0)
-    results = []
-    for body_class in (GAT, ReusingGAT):
-        torch.manual_seed(0)
-        body = body_class(32, 64, 2, dropout=0.5, residual=True)
-        results.append(run_graph(graph, backbone=body, sparse_adjacency=sparse, strategy="bilevel", epochs=15,
-                                 progress=False, seed=0))
-    pyg, ours = results
+    pyg, ours = train_both(GAT, ReusingGAT, sparse, residual=True)
     # Adam's first steps are about lr * sign(gradient) wherever a gradient is near zero, so there the rounding of
     # the sums' order moves a weight by up to lr: compare each tensor as a whole
     for name, a in pyg.model.state_dict().items():
