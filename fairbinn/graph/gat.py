@@ -65,10 +65,6 @@ class ReusingGATConv(KeepsGraphWork, GATConv):
     ``GATConv``'s own path.
     """
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self._kept = None
-
     def forward(self, x: Any, edge_index: Any, edge_attr: Optional[Tensor] = None, size: Any = None,
                 return_attention_weights: Optional[bool] = None) -> Any:
         if (not isinstance(x, Tensor) or not isinstance(edge_index, Tensor) or isinstance(edge_index, SparseTensor)

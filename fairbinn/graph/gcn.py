@@ -64,10 +64,6 @@ class ReusingGCNConv(KeepsGraphWork, GCNConv):
     pickled.
     """
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self._kept = None
-
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None) -> Tensor:
         if (not self.normalize or self.cached or isinstance(x, (tuple, list)) or not isinstance(edge_index, Tensor)
                 or isinstance(edge_index, SparseTensor) or not GraphKey.trackable(edge_index, edge_weight)

@@ -79,6 +79,10 @@ class KeepsGraphWork:
         self._kept = None  # another graph's, no longer needed
         return None
 
+    def reset_parameters(self) -> None:
+        super().reset_parameters()  # type: ignore[misc]
+        self._kept = None
+
     def __getstate__(self) -> dict:
         state = super().__getstate__()  # type: ignore[misc]
         state["_kept"] = None
