@@ -1,5 +1,5 @@
 """benchmarks/graph.py: the TrainConfig listed for every row of a report, including rows other invocations trained;
-how a step cost was measured."""
+how a step cost was measured; the network learning rate a report states."""
 
 import sys
 from pathlib import Path
@@ -39,3 +39,12 @@ def test_a_step_cost_says_how_it_was_measured_as_far_as_its_record_knows():
     now = {"torch": "2.14.1+cu130", "threads": 2, "commit": "77386e2abcdef0123", "date": "2026-12-06T11:30:00+00:00"}
     assert graph.measured_with(now) == "torch 2.14.1+cu130, 2 threads, commit 77386e2, 2026-12-06"
     assert graph.measured_with({**now, "threads": 1}).startswith("torch 2.14.1+cu130, 1 thread, ")
+
+
+def test_a_report_states_bails_own_learning_rate_unless_lr_is_given():
+    assert graph.network_lr(["bail"], 0.01, ["graph.py", "--datasets", "bail"]) == "0.001 (bail)"
+    assert graph.network_lr(["nba", "bail"], 0.01, ["graph.py"]) == "0.001 (bail), 0.01 (nba)"
+    assert graph.network_lr(["bail"], 0.01, ["graph.py", "--lr", "0.01"]) == "0.01"
+    assert graph.network_lr(["bail"], 0.005, ["graph.py", "--lr=0.005"]) == "0.005"
+    assert graph.network_lr(["nba"], 0.01, ["graph.py"]) == "0.01"
+    assert graph.lr_given(["graph.py", "--lr=1e-3"]) and not graph.lr_given(["graph.py", "--lr-decay", "0.9"])
