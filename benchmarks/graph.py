@@ -104,7 +104,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backbones", nargs="+", default=["gcn", "gat"])
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0 .. N-1")
     parser.add_argument("--epochs", type=int, default=PAPER_GRAPH_SETTINGS["epochs"])
-    parser.add_argument("--lr", type=float, default=PAPER_GRAPH_SETTINGS["lr"],
+    parser.add_argument("--lr", type=float, default=None,
                         help="network learning rate (default the paper's 1e-2; Bail: BAIL_SETTINGS' 1e-3 unless given)")
     parser.add_argument("--nba-split", choices=["disjoint", "published"], default="disjoint")
     parser.add_argument("--budget", type=float, help="choose each run's epoch under this validation DP budget")
@@ -220,11 +220,11 @@ def main() -> None:
     if args.confidence is not None and args.budget is None:
         raise SystemExit("--confidence sets how --budget is certified; give --budget too (--budgets selects from "
                          "each run's records by the point-estimate rule)")
-    protocol = f"nba-{args.nba_split}" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}") \
+    protocol = f"nba-{args.nba_split}" + ("" if args.lr in (None, PAPER_GRAPH_SETTINGS["lr"]) else f"-lr{args.lr:g}") \
         + ("" if args.budget is None else f"-budget{args.budget:g}") \
         + ("" if args.budget is None or args.confidence is None else f"-conf{args.confidence:g}")
     if args.budgets is not None:
-        protocol = "selections" + ("" if args.lr == PAPER_GRAPH_SETTINGS["lr"] else f"-lr{args.lr:g}")
+        protocol = "selections" + ("" if args.lr in (None, PAPER_GRAPH_SETTINGS["lr"]) else f"-lr{args.lr:g}")
     log = keyed_run_log(args.out / "graph_runs.jsonl",
                         keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
                         and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
@@ -232,16 +232,14 @@ def main() -> None:
     cost_log = RunLog(args.out / "graph_costs.jsonl",
                       key=lambda c: (c["dataset"], c["backbone"], c["device"]),
                       keep=lambda c: True)
-    base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs, "lr": args.lr}, device=args.device,
+    base = TrainConfig(**{**PAPER_GRAPH_SETTINGS, "epochs": args.epochs}, device=args.device,
                        progress=False)
     costs, todo, graphs, wanted, configs = [], [], {}, [], {}
     for name in args.datasets:
         if not available(name, args.data_dir):
             continue
         published = name != "nba" or args.nba_split == "published"
-        dataset_base = base
-        if name == "bail" and not lr_given(sys.argv):
-            dataset_base = base.replace(lr=BAIL_SETTINGS["lr"])
+        dataset_base = base.replace(lr=dataset_lr(name, args.lr))
         for split_seed in args.split_seeds:
             data = graphs[name, split_seed] = load_graph(name, args.data_dir, split_seed=split_seed,
                                                          **({} if published else {"test_as_val": False}))
@@ -366,18 +364,21 @@ def train_one(name: str, data, config: TrainConfig, backbone: str, label: str, a
     return record
 
 
-def lr_given(argv: list[str]) -> bool:
-    """Whether the command line sets ``--lr`` (Bail then trains at it rather than at BAIL_SETTINGS' rate)."""
-    return any(arg == "--lr" or arg.startswith("--lr=") for arg in argv)
+def dataset_lr(name: str, lr: float | None) -> float:
+    """The network learning rate of ``name``'s runs: ``--lr`` when given, else Bail's BAIL_SETTINGS rate (1e-3) or
+    the paper's (1e-2)."""
+    if lr is not None:
+        return lr
+    return BAIL_SETTINGS["lr"] if name == "bail" else PAPER_GRAPH_SETTINGS["lr"]
 
 
-def network_lr(datasets: list[str], lr: float, argv: list[str]) -> str:
+def network_lr(datasets: list[str], lr: float | None) -> str:
     """The network learning rate of the runs, as a report states it: ``"0.01"``, or ``"0.001 (bail), 0.01 (nba)"``
-    when Bail is among the datasets and ``--lr`` is not given."""
-    if "bail" not in datasets or lr_given(argv):
-        return f"{lr:g}"
-    others = [name for name in datasets if name != "bail"]
-    return f"{BAIL_SETTINGS['lr']:g} (bail)" + (f", {lr:g} ({' '.join(others)})" if others else "")
+    when the datasets' rates differ."""
+    rates = {name: f"{dataset_lr(name, lr):g}" for name in datasets}
+    if len(set(rates.values())) == 1:
+        return next(iter(rates.values()))
+    return ", ".join(f"{rate} ({name})" for name, rate in sorted(rates.items()))
 
 
 def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespace, protocol: str,
@@ -385,7 +386,7 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
     record = provenance(Path(__file__).name, {
         "datasets": " ".join(args.datasets), "backbones": " ".join(args.backbones), "seeds": args.seeds,
         "split seeds": " ".join(map(str, args.split_seeds)), "epochs": args.epochs,
-        "lr": network_lr(args.datasets, args.lr, sys.argv),
+        "lr": network_lr(args.datasets, args.lr),
         "nba split": args.nba_split, "budget": args.budget, "budgets": args.budgets, "configs": " ".join(args.configs),
         "surrogate": args.surrogate, "fairness nodes": args.fairness_nodes, "sparse adjacency": args.sparse_adjacency,
         "cost steps": args.cost_steps, "device": args.device, "threads": args.threads}, configs=configs)
@@ -415,7 +416,8 @@ def write_tables(records: list[dict], costs: list[dict], args: argparse.Namespac
             + " (every backbone's runs together); test nodes read once"
     lines = [
         f"Test metrics in percent, mean ± std over training seeds (n in the last column); {args.epochs} "
-        f"full-batch epochs, network lr {network_lr(args.datasets, args.lr, sys.argv)}, epoch chosen by {selection}. {split_text} (split seed 20).",
+        f"full-batch epochs, network lr {record['settings']['lr']}, epoch chosen by {selection}. {split_text} "
+        "(split seed 20).",
         "DP: demographic parity difference; EO: equalized odds difference; EOpp: equal opportunity "
         "difference (the true-positive-rate gap that FairGNN and FairBiNN call 'EO'); soft DP: gap of "
         "mean predicted probability.",

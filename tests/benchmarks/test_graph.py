@@ -41,10 +41,10 @@ def test_a_step_cost_says_how_it_was_measured_as_far_as_its_record_knows():
     assert graph.measured_with({**now, "threads": 1}).startswith("torch 2.14.1+cu130, 1 thread, ")
 
 
-def test_a_report_states_bails_own_learning_rate_unless_lr_is_given():
-    assert graph.network_lr(["bail"], 0.01, ["graph.py", "--datasets", "bail"]) == "0.001 (bail)"
-    assert graph.network_lr(["nba", "bail"], 0.01, ["graph.py"]) == "0.001 (bail), 0.01 (nba)"
-    assert graph.network_lr(["bail"], 0.01, ["graph.py", "--lr", "0.01"]) == "0.01"
-    assert graph.network_lr(["bail"], 0.005, ["graph.py", "--lr=0.005"]) == "0.005"
-    assert graph.network_lr(["nba"], 0.01, ["graph.py"]) == "0.01"
-    assert graph.lr_given(["graph.py", "--lr=1e-3"]) and not graph.lr_given(["graph.py", "--lr-decay", "0.9"])
+def test_a_report_states_each_datasets_learning_rate_unless_lr_is_given():
+    assert graph.dataset_lr("bail", None) == 0.001 and graph.dataset_lr("nba", None) == 0.01
+    assert graph.dataset_lr("bail", 0.005) == 0.005
+    assert graph.network_lr(["bail"], None) == "0.001"
+    assert graph.network_lr(["nba", "bail"], None) == "0.001 (bail), 0.01 (nba)"
+    assert graph.network_lr(["nba", "bail"], 0.005) == "0.005"
+    assert graph.network_lr(["nba"], None) == "0.01"
