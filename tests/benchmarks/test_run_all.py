@@ -1,7 +1,12 @@
-"""benchmarks/run_all.sh: its parts, their expected times and the commands it would run."""
+"""benchmarks/run_all.sh: its parts, their expected times, the commands it would run, and that each command's
+arguments are accepted by its script."""
 
+import argparse
+import importlib.util
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +51,48 @@ def test_only_selects_parts_and_names_an_unknown_one():
     assert one.stdout.count("\n# ") == 0  # one part
     unknown = _run_all("--only", "no_such_part")
     assert unknown.returncode == 2 and "unknown part 'no_such_part'" in unknown.stderr
+
+
+class _Parsed(Exception):
+    """Raised in place of training once a script has parsed its command line."""
+
+
+def _script_commands() -> list[tuple[str, str, list[str]]]:
+    """(part, script path, arguments) for every script invocation of every part's command."""
+    dry = _run_all("--dry-run")
+    lines = dry.stdout.strip().splitlines()
+    invocations = []
+    for header, command in zip(lines[0::2], lines[1::2]):
+        part = header[2:].split(" (expected")[0]
+        for segment in command.split("&&"):
+            words = shlex.split(segment)
+            words = [w for w in words if not re.fullmatch(r"[A-Z_]+=\S*", w)]  # environment assignments
+            assert words[0] == "python" and words[1].endswith(".py"), (part, segment)
+            invocations.append((part, words[1], words[2:]))
+    return invocations
+
+
+_INVOCATIONS = _script_commands()
+
+
+@pytest.mark.parametrize("part, script, argv", _INVOCATIONS,
+                         ids=[f"{part}-{Path(script).stem}-{i}" for i, (part, script, _) in enumerate(_INVOCATIONS)])
+def test_every_command_line_is_accepted_by_its_script(part, script, argv, monkeypatch):
+    """Each part's arguments parse with the script's own parser (stopped before any data is read)."""
+    parsed = {}
+
+    def parse_and_stop(parser, args=None, namespace=None):
+        parsed["args"] = original(parser, args, namespace)
+        raise _Parsed
+
+    original = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    monkeypatch.syspath_prepend(str(REPO / Path(script).parent))
+    spec = importlib.util.spec_from_file_location(f"run_all_{Path(script).stem}", REPO / script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    with pytest.raises(_Parsed):
+        module.main()
+    assert str(parsed["args"].out).startswith("benchmarks/results"), part
