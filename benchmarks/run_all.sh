@@ -14,6 +14,12 @@
 # machine, threads and every row's TrainConfig; the run logs (*_runs.jsonl) and model caches (runs/) make an
 # interrupted part resume, and a part whose settings are unchanged reuse its finished runs.
 #
+# Each committed file's header gives the exact command that wrote it. Most were made with OMP_NUM_THREADS=1, two
+# processes side by side, and the long training parts (graph, sweep) as several processes each training a share of
+# the runs into the same run log, the tables then written by the part's command with --no-train (sweep_report.py:
+# --gather). torch's thread count changes the order of float sums, so a rerun with another thread count can give
+# slightly different figures.
+#
 # Expected wall times are for the 2-core x86_64 CPU machine that made the committed files, from the times they
 # record (run logs, "wall time" lines); "estimate" marks a guess (no recorded time, or rows added since).
 set -euo pipefail
@@ -91,7 +97,7 @@ PARTS=(
 )
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
   echo "Options: --list, --dry-run, --only NAME (repeatable), --gpu, -h/--help"
 }
 

@@ -45,6 +45,16 @@ def test_every_command_runs_a_script_of_the_repository_with_the_out_dir():
         assert "--out benchmarks/results" in command, header
 
 
+def test_help_prints_the_whole_header_and_the_options():
+    shown = _run_all("--help")
+    assert shown.returncode == 0
+    script = (REPO / "benchmarks/run_all.sh").read_text().splitlines()
+    header = [line[2:] for line in script[1:script.index("set -euo pipefail")] if line.startswith("# ")]
+    assert header and all(line in shown.stdout for line in header)
+    assert "set -euo" not in shown.stdout
+    assert shown.stdout.rstrip().endswith("--gpu, -h/--help")
+
+
 def test_only_selects_parts_and_names_an_unknown_one():
     one = _run_all("--dry-run", "--only", "graph_bail_costs")
     assert one.returncode == 0 and one.stdout.startswith("# graph_bail_costs (expected ")
