@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -220,11 +219,11 @@ def main() -> None:
     if args.confidence is not None and args.budget is None:
         raise SystemExit("--confidence sets how --budget is certified; give --budget too (--budgets selects from "
                          "each run's records by the point-estimate rule)")
-    protocol = f"nba-{args.nba_split}" + ("" if args.lr in (None, PAPER_GRAPH_SETTINGS["lr"]) else f"-lr{args.lr:g}") \
-        + ("" if args.budget is None else f"-budget{args.budget:g}") \
+    lr_tag = "" if args.lr in (None, PAPER_GRAPH_SETTINGS["lr"]) else f"-lr{args.lr:g}"
+    protocol = f"nba-{args.nba_split}{lr_tag}" + ("" if args.budget is None else f"-budget{args.budget:g}") \
         + ("" if args.budget is None or args.confidence is None else f"-conf{args.confidence:g}")
     if args.budgets is not None:
-        protocol = "selections" + ("" if args.lr in (None, PAPER_GRAPH_SETTINGS["lr"]) else f"-lr{args.lr:g}")
+        protocol = f"selections{lr_tag}"
     log = keyed_run_log(args.out / "graph_runs.jsonl",
                         keep=lambda r: r["epochs"] == args.epochs and r["protocol"] == protocol
                         and (args.budgets is None or all(f"dp<={b:g}" in r["selections"] for b in args.budgets)))
